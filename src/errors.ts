@@ -1,0 +1,138 @@
+// The error classes. Every error the user can see carries an exit code and, where it applies,
+// which side (source/target), registry, repository and step it concerns.
+
+export const EXIT_OK = 0;
+/** Drift, or partial failure: some images failed, others were done. */
+export const EXIT_PARTIAL = 1;
+/** Usage, config or auth error before any work was done. */
+export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
+
+export type Side = 'source' | 'target';
+
+export interface ErrorContext {
+  side?: Side;
+  registry?: string;
+  repository?: string;
+  /** What was being done: "manifest GET", "blob upload", "token request"... */
+  step?: string;
+  digest?: string;
+}
+
+export class RegmirrorError extends Error {
+  readonly exitCode: number = EXIT_PARTIAL;
+  readonly context: ErrorContext;
+  /** One line saying what the user can do about it. */
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: { context?: ErrorContext; hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.context = options.context ?? {};
+    this.hint = options.hint;
+  }
+}
+
+/** Bad command-line usage or an unparsable argument. */
+export class UsageError extends RegmirrorError {
+  override readonly exitCode = EXIT_USAGE;
+}
+
+/** A string that is not a valid image reference. */
+export class InvalidReferenceError extends RegmirrorError {
+  override readonly exitCode = EXIT_USAGE;
+}
+
+/** Malformed or invalid configuration. */
+export class ConfigError extends RegmirrorError {
+  override readonly exitCode = EXIT_USAGE;
+}
+
+/** Credentials missing, rejected, or a credential source failing. */
+export class AuthError extends RegmirrorError {
+  override readonly exitCode = EXIT_USAGE;
+}
+
+/** The registry understood the request and refused it (403, or an error code such as DENIED). */
+export class PermissionError extends RegmirrorError {
+  override readonly exitCode = EXIT_USAGE;
+}
+
+/** Something the registry said does not exist (404 / MANIFEST_UNKNOWN / NAME_UNKNOWN / BLOB_UNKNOWN). */
+export class NotFoundError extends RegmirrorError {}
+
+/** A registry answered with an error we could not recover from (4xx other than the above, 5xx after retries). */
+export class RegistryError extends RegmirrorError {
+  readonly status: number | undefined;
+  /** The registry's own error codes, e.g. ["TAG_INVALID"]. */
+  readonly codes: string[];
+  constructor(
+    message: string,
+    options: { context?: ErrorContext; hint?: string; cause?: unknown; status?: number; codes?: string[] } = {},
+  ) {
+    super(message, options);
+    this.status = options.status;
+    this.codes = options.codes ?? [];
+  }
+}
+
+/** Could not reach the registry at all: DNS, refused connection, TLS failure, timeout. */
+export class NetworkError extends RegmirrorError {}
+
+/** Content whose bytes do not match the digest that names them. */
+export class DigestMismatchError extends RegmirrorError {
+  readonly expected: string;
+  readonly actual: string;
+  constructor(expected: string, actual: string, options: { context?: ErrorContext; cause?: unknown } = {}) {
+    super(`content does not match its digest: expected ${expected}, got ${actual}`, {
+      ...options,
+      context: { ...options.context, digest: expected },
+      hint: 'the source registry served corrupt content; nothing that refers to it was pushed',
+    });
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** The run was interrupted (SIGINT/SIGTERM). */
+export class AbortedError extends RegmirrorError {
+  override readonly exitCode = EXIT_INTERRUPTED;
+  constructor(message = 'interrupted') {
+    super(message);
+  }
+}
+
+export function isAbort(err: unknown): boolean {
+  return (
+    err instanceof AbortedError ||
+    (err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR'))
+  );
+}
+
+/** "source registry quay.io, repository org/app, manifest GET" */
+export function describeContext(ctx: ErrorContext): string {
+  const parts: string[] = [];
+  if (ctx.registry) parts.push(`${ctx.side ? `${ctx.side} ` : ''}registry ${ctx.registry}`);
+  else if (ctx.side) parts.push(ctx.side);
+  if (ctx.repository) parts.push(`repository ${ctx.repository}`);
+  if (ctx.step) parts.push(ctx.step);
+  return parts.join(', ');
+}
+
+/** The one-line text shown to a user for any error. */
+export function formatError(err: unknown): string {
+  if (err instanceof RegmirrorError) {
+    const where = describeContext(err.context);
+    let text = where ? `${where}: ${err.message}` : err.message;
+    if (err.hint) text += ` (${err.hint})`;
+    return text;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof RegmirrorError) return err.exitCode;
+  if (isAbort(err)) return EXIT_INTERRUPTED;
+  return EXIT_PARTIAL;
+}
