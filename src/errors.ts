@@ -68,7 +68,13 @@ export class RegistryError extends RegmirrorError {
   readonly codes: string[];
   constructor(
     message: string,
-    options: { context?: ErrorContext; hint?: string; cause?: unknown; status?: number; codes?: string[] } = {},
+    options: {
+      context?: ErrorContext;
+      hint?: string;
+      cause?: unknown;
+      status?: number;
+      codes?: string[];
+    } = {},
   ) {
     super(message, options);
     this.status = options.status;

@@ -1,0 +1,239 @@
+// Registry authentication: WWW-Authenticate challenges, Bearer tokens (GET with Basic credentials, or
+// the OAuth2 POST form with an identity/refresh token), Basic, and anonymous access. Tokens are cached
+// per scope set and renewed before they expire.
+
+import { z } from 'zod';
+import { AuthError } from '../errors.js';
+import type { FoundCredential } from './credentials/types.js';
+import { type Transport, readAll, readCapped } from './transport.js';
+
+export interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parse `Bearer realm="...",service="...",scope="..."` (and several challenges in one header). */
+export function parseChallenges(header: string | undefined): Challenge[] {
+  if (!header) return [];
+  const out: Challenge[] = [];
+  // A token followed by "=" is a parameter of the current challenge; a bare token starts a new challenge.
+  const re = /([A-Za-z][\w-]*)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?/g;
+  let current: Challenge | undefined;
+  for (const m of header.matchAll(re)) {
+    const name = m[1]!;
+    const value = m[2];
+    if (value === undefined) {
+      current = { scheme: name.toLowerCase(), params: {} };
+      out.push(current);
+    } else if (current) {
+      current.params[name.toLowerCase()] = value.startsWith('"')
+        ? value.slice(1, -1).replace(/\\(.)/g, '$1')
+        : value;
+    }
+  }
+  return out;
+}
+
+const tokenResponseSchema = z.looseObject({
+  token: z.string().optional(),
+  access_token: z.string().optional(),
+  expires_in: z.number().optional(),
+  issued_at: z.string().optional(),
+  refresh_token: z.string().optional(),
+});
+
+/** Docker's default when a token response omits expires_in (Quay does). */
+const DEFAULT_TOKEN_LIFETIME_S = 60;
+
+interface CachedToken {
+  scopes: Set<string>;
+  token: string;
+  /** Renew at this time (ms), a margin before the real expiry. */
+  renewAt: number;
+}
+
+export type CredentialLookup = () => Promise<FoundCredential | undefined>;
+
+export function repositoryScope(path: string, actions: 'pull' | 'pull,push'): string {
+  return `repository:${path}:${actions}`;
+}
+
+/** Authentication state for one registry host. */
+export class Authenticator {
+  private challenge: Challenge | undefined;
+  private tokens: CachedToken[] = [];
+  private readonly pending = new Map<string, Promise<CachedToken>>();
+  private credential: Promise<FoundCredential | undefined> | undefined;
+  /** Token requests made, for tests and the report. */
+  tokenRequests = 0;
+
+  constructor(
+    readonly host: string,
+    private readonly transport: Transport,
+    private readonly lookup: CredentialLookup,
+  ) {}
+
+  private found(): Promise<FoundCredential | undefined> {
+    this.credential ??= this.lookup();
+    return this.credential;
+  }
+
+  /** The identity used (username), for the audit log; never a secret. */
+  async identity(): Promise<string | undefined> {
+    const c = (await this.found())?.credential;
+    if (!c) return undefined;
+    return c.username;
+  }
+
+  /** Authorization header value for a request needing `scopes`, or undefined when no challenge is known yet. */
+  async authorize(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    if (ch.scheme === 'basic') {
+      const found = await this.found();
+      if (found?.credential.kind === 'basic') {
+        const { username, password } = found.credential;
+        return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+      }
+      return undefined;
+    }
+    if (ch.scheme === 'bearer') {
+      const token = await this.token(scopes, signal);
+      return `Bearer ${token.token}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Learn from a 401. Returns true when a retry with fresh authorization may succeed (a new or changed
+   * challenge, or a cached token the registry no longer accepts), false when retrying is pointless.
+   */
+  unauthorized(wwwAuthenticate: string | undefined, sentAuthorization: string | undefined): boolean {
+    const challenges = parseChallenges(wwwAuthenticate);
+    const next =
+      challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
+    if (!next) return false;
+    const changed = !this.challenge || JSON.stringify(this.challenge) !== JSON.stringify(next);
+    this.challenge = next;
+    if (sentAuthorization?.startsWith('Bearer ')) {
+      const sent = sentAuthorization.slice(7);
+      const before = this.tokens.length;
+      this.tokens = this.tokens.filter((t) => t.token !== sent);
+      return changed || this.tokens.length < before;
+    }
+    return changed || sentAuthorization === undefined;
+  }
+
+  /** Forget cached tokens (e.g. after an expiry the registry reported). */
+  invalidate(): void {
+    this.tokens = [];
+  }
+
+  async describeCredentialSource(): Promise<string> {
+    const found = await this.found();
+    return found ? found.source : 'no credentials found';
+  }
+
+  async hasCredential(): Promise<boolean> {
+    return (await this.found()) !== undefined;
+  }
+
+  private async token(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+    const now = Date.now();
+    this.tokens = this.tokens.filter((t) => t.renewAt > now);
+    const hit = this.tokens.find((t) => scopes.every((s) => t.scopes.has(s)));
+    if (hit) return hit;
+    const key = [...scopes].sort().join(' ');
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.fetchToken(scopes, signal).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async fetchToken(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+    const ch = this.challenge!;
+    const realm = ch.params.realm;
+    if (!realm) throw new AuthError(`registry ${this.host} sent a Bearer challenge without a realm`);
+    let realmUrl: URL;
+    try {
+      realmUrl = new URL(realm);
+    } catch {
+      throw new AuthError(`registry ${this.host} sent an invalid token realm "${realm}"`);
+    }
+    const found = await this.found();
+    const cred = found?.credential;
+    const service = ch.params.service;
+    this.tokenRequests++;
+    let res: Awaited<ReturnType<Transport['send']>>;
+    if (cred?.kind === 'identity-token') {
+      const form = new URLSearchParams();
+      form.set('grant_type', 'refresh_token');
+      form.set('refresh_token', cred.token);
+      form.set('client_id', 'regmirror');
+      if (service) form.set('service', service);
+      if (scopes.length) form.set('scope', scopes.join(' '));
+      res = await this.transport.send({
+        method: 'POST',
+        url: realmUrl,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+        signal,
+        followRedirects: false,
+      });
+    } else {
+      const url = new URL(realmUrl);
+      if (service) url.searchParams.set('service', service);
+      for (const s of scopes) url.searchParams.append('scope', s);
+      const headers: Record<string, string> = {};
+      if (cred?.kind === 'basic') {
+        headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
+      }
+      // Not followed: a redirect would carry the Basic credentials to a host that did not ask for them.
+      res = await this.transport.send({ method: 'GET', url, headers, signal, followRedirects: false });
+    }
+    if (res.status === 401 || res.status === 403) {
+      await readCapped(res.body);
+      throw new AuthError(
+        found
+          ? `authentication failed: the token server ${realmUrl.host} rejected the credentials for ${this.host}`
+          : `authentication required: ${this.host} gives no anonymous access`,
+        {
+          context: { registry: this.host, step: 'token request' },
+          hint: found
+            ? `check the username and password from ${found.source}`
+            : 'log in (docker login) or configure credentials for this registry',
+        },
+      );
+    }
+    if (res.status !== 200) {
+      const text = await readCapped(res.body, 512);
+      throw new AuthError(`token server ${realmUrl.host} answered HTTP ${res.status}`, {
+        context: { registry: this.host, step: 'token request' },
+        hint: text.trim().slice(0, 200) || undefined,
+      });
+    }
+    let body: z.infer<typeof tokenResponseSchema>;
+    try {
+      body = tokenResponseSchema.parse(JSON.parse((await readAll(res.body, 1 << 20)).toString('utf8')));
+    } catch {
+      throw new AuthError(`token server ${realmUrl.host} sent an unreadable token response`, {
+        context: { registry: this.host, step: 'token request' },
+      });
+    }
+    const token = body.token ?? body.access_token;
+    if (!token) {
+      throw new AuthError(`token server ${realmUrl.host} sent no token`, {
+        context: { registry: this.host, step: 'token request' },
+      });
+    }
+    const lifetimeMs =
+      (body.expires_in && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S) * 1000;
+    // Renew a little early so a request never leaves with a token that expires on the way.
+    const margin = Math.min(10_000, lifetimeMs / 5);
+    const cached: CachedToken = { scopes: new Set(scopes), token, renewAt: Date.now() + lifetimeMs - margin };
+    this.tokens.push(cached);
+    return cached;
+  }
+}
