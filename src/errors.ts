@@ -142,3 +142,38 @@ export function exitCodeOf(err: unknown): number {
   if (isAbort(err)) return EXIT_INTERRUPTED;
   return EXIT_PARTIAL;
 }
+
+export type ErrorKind =
+  | 'usage'
+  | 'config'
+  | 'reference'
+  | 'auth'
+  | 'permission'
+  | 'not-found'
+  | 'digest-mismatch'
+  | 'network'
+  | 'registry'
+  | 'interrupted'
+  | 'internal';
+
+/** A stable, machine-readable kind for reports. */
+export function errorKind(err: unknown): ErrorKind {
+  if (err instanceof UsageError) return 'usage';
+  if (err instanceof ConfigError) return 'config';
+  if (err instanceof InvalidReferenceError) return 'reference';
+  if (err instanceof AuthError) return 'auth';
+  if (err instanceof PermissionError) return 'permission';
+  if (err instanceof NotFoundError) return 'not-found';
+  if (err instanceof DigestMismatchError) return 'digest-mismatch';
+  if (err instanceof NetworkError) return 'network';
+  if (isAbort(err)) return 'interrupted';
+  if (err instanceof RegmirrorError) return 'registry';
+  return 'internal';
+}
+
+/** Kinds that mean "could not start": bad input or credentials, exit 2 when nothing else was done. */
+export function isSetupKind(kind: ErrorKind | undefined): boolean {
+  return (
+    kind === 'usage' || kind === 'config' || kind === 'reference' || kind === 'auth' || kind === 'permission'
+  );
+}

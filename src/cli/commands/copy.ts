@@ -1,0 +1,115 @@
+// regmirror copy SRC DST [DST...]: the release fan-out. One source read once, many targets.
+
+import { copyImage } from '../../copy/copy-image.js';
+import { BlobKnowledge } from '../../copy/knowledge.js';
+import type { CopyEvent } from '../../copy/events.js';
+import type { ImageResult } from '../../copy/result.js';
+import { EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError, isSetupKind } from '../../errors.js';
+import { createLimiter } from '../../registry/limiter.js';
+import { type Reference, formatReference, withDigest, withTag } from '../../reference/reference.js';
+import { formatBytes, formatDuration } from '../format.js';
+import type { Output } from '../output.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { parseRef } from '../parse.js';
+
+export interface CopyFlags {
+  json?: boolean;
+  chunkSize: number;
+  concurrency: number;
+}
+
+/** Target references: a target without a tag takes the source's tag (or its digest). */
+export function resolveTargets(source: Reference, dsts: string[]): Reference[] {
+  return dsts.map((d) => {
+    const ref = parseRef(d, 'target', null);
+    if (ref.digest !== undefined) {
+      throw new UsageError(
+        `target "${d}" names a digest: give a repository or repository:tag (the digest is the source's)`,
+      );
+    }
+    if (ref.tag !== undefined) return ref;
+    return source.tag !== undefined ? withTag(ref, source.tag) : withDigest(ref, source.digest!);
+  });
+}
+
+/** 0 when every target is in place; 2 when nothing could start for setup reasons (auth, usage); else 1. */
+export function exitCodeFor(results: ImageResult[]): number {
+  const targets = results.flatMap((r) => r.targets);
+  const failed = targets.filter((t) => t.status === 'failed');
+  if (failed.length === 0 && results.every((r) => !r.error)) return EXIT_OK;
+  const anyDone = targets.some((t) => t.status !== 'failed');
+  const kinds = [...results.map((r) => r.errorKind), ...failed.map((t) => t.errorKind)].filter(Boolean);
+  if (!anyDone && kinds.length > 0 && kinds.every(isSetupKind)) return EXIT_USAGE;
+  return EXIT_PARTIAL;
+}
+
+export function describeTarget(t: ImageResult['targets'][number]): string {
+  switch (t.status) {
+    case 'up-to-date':
+      return `= ${t.target} already up to date`;
+    case 'failed':
+      return `✗ ${t.target}: ${t.error}`;
+    case 'copied': {
+      const parts = [`${t.blobsUploaded} blobs uploaded (${formatBytes(t.bytesUploaded)})`];
+      if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted`);
+      if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
+      parts.push(`${t.manifestsPushed} manifests`);
+      const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
+      return `✓ ${t.target} ${parts.join(', ')}${moved}`;
+    }
+  }
+}
+
+export async function runCopy(
+  src: string,
+  dsts: string[],
+  flags: CopyFlags,
+  client: RegistryClient,
+  out: Output,
+): Promise<number> {
+  const source = parseRef(src, 'source');
+  const targets = resolveTargets(source, dsts);
+  let bytes = 0;
+  let blobs = 0;
+  const onEvent = (e: CopyEvent) => {
+    if (e.type === 'blob-progress') bytes += e.bytes;
+    if (e.type === 'blob-done') blobs++;
+    if (e.type === 'blob-progress' || e.type === 'blob-done') {
+      out.status(
+        `copying ${formatReference(source)} → ${targets.length} targets: ${blobs} blobs, ${formatBytes(bytes)} read`,
+      );
+    }
+  };
+  out.status(`copying ${formatReference(source)}`);
+  const result = await copyImage(source, targets, {
+    store: client,
+    knowledge: new BlobKnowledge(),
+    chunkSize: () => flags.chunkSize,
+    transfers: createLimiter(flags.concurrency),
+    onEvent,
+  });
+  out.stop();
+  const code = exitCodeFor([result]);
+  if (result.error) out.warn(`✗ ${result.source}: ${result.error}`);
+  else out.info(`${result.source} (${result.digest})`);
+  for (const t of result.targets) (t.status === 'failed' ? out.warn : out.info)(`  ${describeTarget(t)}`);
+  out.info(
+    `done in ${formatDuration(result.durationMs)}, ${client.transport.stats.requests} requests, ${client.transport.stats.retries} retries`,
+  );
+  if (flags.json) {
+    out.result(
+      JSON.stringify(
+        {
+          command: 'copy',
+          exitCode: code,
+          ...result,
+          requests: client.transport.stats.requests,
+          retries: client.transport.stats.retries,
+        },
+        null,
+        2,
+      ),
+    );
+  }
+  return code;
+}

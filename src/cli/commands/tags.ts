@@ -1,0 +1,20 @@
+// regmirror tags REPO: the tags a repository holds (paged tag list followed to the end).
+
+import type { RegistryClient } from '../../registry/client.js';
+import type { Output } from '../output.js';
+import { parseRepo } from '../parse.js';
+import { formatRepository } from '../../reference/reference.js';
+
+export async function runTags(
+  repoText: string,
+  flags: { json?: boolean },
+  client: RegistryClient,
+  out: Output,
+): Promise<number> {
+  const repo = parseRepo(repoText, 'repository');
+  const tags = await client.tagList(repo);
+  if (flags.json) out.result(JSON.stringify({ repository: formatRepository(repo), tags }, null, 2));
+  else if (tags.length > 0) out.result(tags.join('\n'));
+  out.info(`${tags.length} tags in ${formatRepository(repo)}`);
+  return 0;
+}

@@ -1,0 +1,41 @@
+// Small text helpers for human output.
+
+import { UsageError } from '../errors.js';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function formatBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+/** "8MiB", "5MB", "1048576" → bytes. */
+export function parseSize(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$/i.exec(text);
+  if (!m) throw new UsageError(`${what}: "${text}" is not a size (examples: 8MiB, 16MB, 1048576)`);
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const base = unit.includes('i') || unit.length === 1 ? 1024 : 1000;
+  const power = unit.startsWith('k') ? 1 : unit.startsWith('m') ? 2 : unit.startsWith('g') ? 3 : 0;
+  const bytes = Math.round(Number(m[1]) * base ** power);
+  if (bytes < 1) throw new UsageError(`${what}: must be at least 1 byte`);
+  return bytes;
+}
+
+export function parsePositiveInt(text: string, what: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
+    throw new UsageError(`${what}: "${text}" is not a positive whole number`);
+  }
+  return Number(text);
+}

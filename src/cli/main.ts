@@ -1,0 +1,159 @@
+// The commander program. The only module that decides exit codes; bin/regmirror.js sets them.
+
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort } from '../errors.js';
+import { runCopy } from './commands/copy.js';
+import { runInspect } from './commands/inspect.js';
+import { runTags } from './commands/tags.js';
+import { parsePositiveInt, parseSize } from './format.js';
+import { type Output, createOutput } from './output.js';
+import { type ClientFlags, createClient } from './runtime.js';
+import type { RegistryClient } from '../registry/client.js';
+
+export const VERSION = '0.1.0';
+const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
+
+interface CommonFlags extends ClientFlags {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Options every command that talks to registries accepts. */
+function withClientOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print one machine-readable JSON result on stdout')
+    .option('-q, --quiet', 'no progress or summary on stderr (errors still shown)')
+    .option(
+      '--plain-http <host>',
+      'talk plain HTTP to this registry host (repeatable; loopback hosts default to it)',
+      collect,
+    )
+    .option('--insecure <host>', 'HTTPS without certificate verification for this host (repeatable)', collect)
+    .option('--ca-file <host=file>', 'trust this CA file for a registry host (repeatable)', collect)
+    .addOption(
+      new Option('--host-concurrency <n>', 'requests in flight per registry host').argParser((v) =>
+        parsePositiveInt(v, '--host-concurrency'),
+      ),
+    )
+    .option('--debug', 'trace every HTTP request on stderr (credentials and signed URLs redacted)');
+}
+
+interface Session {
+  signal: AbortSignal;
+  out: Output;
+}
+
+async function withClient<T>(
+  flags: CommonFlags,
+  session: Session,
+  fn: (client: RegistryClient) => Promise<T>,
+): Promise<T> {
+  const client = createClient({
+    flags,
+    signal: session.signal,
+    trace: flags.debug
+      ? (t) => session.out.warn(`[debug] ${t.method} ${t.url} → ${t.status ?? t.error ?? '?'} (${t.ms} ms)`)
+      : undefined,
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+export function buildProgram(session: Session, setCode: (code: number) => void): Command {
+  const program = new Command('regmirror')
+    .description('Mirror container images and OCI artifacts from source registries to many targets')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  withClientOptions(
+    program
+      .command('copy')
+      .description('copy one image (index, children, blobs) to one or more targets; the source is read once')
+      .argument('<source>', 'source reference, e.g. quay.io/org/app:1.2 or ubuntu@sha256:...')
+      .argument('<targets...>', 'target repositories or repository:tag (default tag: the source tag)')
+      .addOption(
+        new Option('--chunk-size <size>', 'upload chunk size; blobs up to this size go in one request')
+          .default(DEFAULT_CHUNK_SIZE, '8MiB')
+          .argParser((v) => parseSize(v, '--chunk-size')),
+      )
+      .addOption(
+        new Option('-c, --concurrency <n>', 'blob transfers in flight')
+          .default(4)
+          .argParser((v) => parsePositiveInt(v, '--concurrency')),
+      ),
+  ).action(
+    async (src: string, dsts: string[], flags: CommonFlags & { chunkSize: number; concurrency: number }) => {
+      setCode(await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out)));
+    },
+  );
+
+  withClientOptions(
+    program
+      .command('inspect')
+      .description('show the manifest tree of a reference: digests, media types, platforms, sizes')
+      .argument('<reference>', 'image reference'),
+  ).action(async (ref: string, flags: CommonFlags) => {
+    setCode(await withClient(flags, session, (client) => runInspect(ref, flags, client, session.out)));
+  });
+
+  withClientOptions(
+    program
+      .command('tags')
+      .description('list the tags of a repository')
+      .argument('<repository>', 'repository, e.g. quay.io/org/app'),
+  ).action(async (repo: string, flags: CommonFlags) => {
+    setCode(await withClient(flags, session, (client) => runTags(repo, flags, client, session.out)));
+  });
+
+  return program;
+}
+
+/** Run the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT_INTERRUPTED);
+    process.stderr.write(`\n${signal}: stopping (press Ctrl-C again to quit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const wantsQuiet = argv.includes('-q') || argv.includes('--quiet');
+  const out = createOutput({ quiet: wantsQuiet });
+  let code = 0;
+  const program = buildProgram({ signal: controller.signal, out }, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv);
+    return controller.signal.aborted ? EXIT_INTERRUPTED : code;
+  } catch (err) {
+    out.stop();
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)
+        return 0;
+      return EXIT_USAGE;
+    }
+    if (controller.signal.aborted || isAbort(err)) {
+      out.warn('interrupted');
+      return EXIT_INTERRUPTED;
+    }
+    out.warn(`error: ${formatError(err)}`);
+    if (process.env.REGMIRROR_STACK) out.warn(String((err as Error).stack));
+    return exitCodeOf(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

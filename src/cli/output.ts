@@ -1,0 +1,61 @@
+// Output channels. Results go to stdout (JSON or plain data); everything for people goes to stderr:
+// an ora spinner on a terminal, plain lines (no escape codes) elsewhere, nothing with --quiet.
+
+import ora, { type Ora } from 'ora';
+
+export interface Output {
+  /** A line for people (stderr). */
+  info(line: string): void;
+  /** A warning for people (stderr), shown even with --quiet. */
+  warn(line: string): void;
+  /** Live status on a terminal (no-op elsewhere). */
+  status(text: string): void;
+  /** Machine-readable result (stdout). */
+  result(text: string): void;
+  /** Stop any live display. */
+  stop(): void;
+  readonly interactive: boolean;
+}
+
+export interface OutputOptions {
+  quiet?: boolean;
+  json?: boolean;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WriteStream | NodeJS.WritableStream;
+}
+
+export function createOutput(options: OutputOptions = {}): Output {
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = (options.stderr ?? process.stderr) as NodeJS.WriteStream;
+  const interactive = Boolean(stderr.isTTY) && !process.env.CI && !options.quiet;
+  let spinner: Ora | undefined;
+  const withSpinnerPaused = (fn: () => void) => {
+    if (spinner?.isSpinning) {
+      spinner.clear();
+      fn();
+      spinner.render();
+    } else fn();
+  };
+  return {
+    interactive,
+    info(line) {
+      if (options.quiet) return;
+      withSpinnerPaused(() => stderr.write(`${line}\n`));
+    },
+    warn(line) {
+      withSpinnerPaused(() => stderr.write(`${line}\n`));
+    },
+    status(text) {
+      if (!interactive) return;
+      if (!spinner) spinner = ora({ text, stream: stderr, discardStdin: false }).start();
+      else spinner.text = text;
+    },
+    result(text) {
+      stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    },
+    stop() {
+      spinner?.stop();
+      spinner = undefined;
+    },
+  };
+}

@@ -1,0 +1,359 @@
+// Copy one image (a source reference) to any number of targets: the graph walk of DESIGN.md.
+//
+//  1. HEAD the source and every target; a target whose tag already has the source digest is done.
+//  2. Fetch the source graph once (index → children), exact bytes.
+//  3. Per target: HEAD each manifest by digest; a manifest the target has is a subtree to skip. The blobs
+//     below the rest are checked (known from this run, else HEAD).
+//  4. Per blob: targets that lack it mount it from another repository of the same registry when this run
+//     knows one, else join one fan-out upload fed by a single streamed source GET.
+//  5. Per target, once its blobs are in: manifests children first, the tag last.
+
+import { RegmirrorError, errorKind, formatError, isAbort } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import { type Descriptor, type Manifest, childrenOf } from '../oci/manifest.js';
+import { type Reference, formatReference, referenceSelector, withDigest } from '../reference/reference.js';
+import type { EventSink } from './events.js';
+import { type ManifestGraph, blobsBelow, loadGraph } from './graph.js';
+import type { BlobKnowledge } from './knowledge.js';
+import { type ImageResult, type TargetResult, newTargetResult } from './result.js';
+import type { RegistryStore, UploadSink } from './store.js';
+import { type SinkSpec, fanOut } from './transfer.js';
+
+export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
+
+export interface CopyContext {
+  store: RegistryStore;
+  knowledge: BlobKnowledge;
+  /** Chunk size for uploads to a registry. */
+  chunkSize: (registry: string) => number;
+  /** Bounds blob streams in flight across the whole run (memory is ~2 × chunk × targets per stream). */
+  transfers: Limiter;
+  onEvent?: EventSink;
+}
+
+/** Give an error the side it happened on, unless it already says. */
+function onSide<T>(err: T, side: 'source' | 'target'): T {
+  if (err instanceof RegmirrorError && err.context.side === undefined) err.context.side = side;
+  return err;
+}
+
+interface TargetWork {
+  index: number;
+  ref: Reference;
+  result: TargetResult;
+  /** Manifests to push, children first (those the target does not have). */
+  manifests: Manifest[];
+  /** Blobs the target lacks (after HEAD), with a promise each that settles when it is there. */
+  needs: Map<Digest, Descriptor>;
+  done: Map<Digest, Promise<void>>;
+  failed?: unknown;
+}
+
+export async function copyImage(
+  source: Reference,
+  targets: Reference[],
+  ctx: CopyContext,
+): Promise<ImageResult> {
+  const started = Date.now();
+  const sourceName = formatReference(source);
+  const results = targets.map((t) => newTargetResult(formatReference(t)));
+  const image: ImageResult = { source: sourceName, targets: results, durationMs: 0 };
+  ctx.onEvent?.({ type: 'image-start', source: sourceName, targets: results.map((r) => r.target) });
+  const finish = (): ImageResult => {
+    image.durationMs = Date.now() - started;
+    ctx.onEvent?.({ type: 'image-done', result: image });
+    return image;
+  };
+  const failTarget = (r: TargetResult, err: unknown) => {
+    r.status = 'failed';
+    r.error ??= formatError(onSide(err, 'target'));
+    r.errorKind ??= errorKind(err);
+  };
+
+  let graph: ManifestGraph;
+  let work: TargetWork[];
+  try {
+    // 1. Cheapest check first: HEADs on both sides.
+    const [src, ...heads] = await Promise.all([
+      ctx.store.manifestHead(source).catch((err) => {
+        throw onSide(err, 'source');
+      }),
+      ...targets.map((t, i) =>
+        ctx.store.manifestHead(t).catch((err) => {
+          if (isAbort(err)) throw err;
+          failTarget(results[i]!, err);
+          return undefined;
+        }),
+      ),
+    ]);
+    if (!src) {
+      throw new RegmirrorError(`${referenceSelector(source)} not found`, {
+        context: {
+          side: 'source',
+          registry: source.registry,
+          repository: source.path,
+          step: 'manifest HEAD',
+        },
+      });
+    }
+    image.digest = src.digest;
+    image.mediaType = src.mediaType;
+    const pending: number[] = [];
+    heads.forEach((head, i) => {
+      const r = results[i]!;
+      if (r.status === 'failed') return;
+      if (head?.digest === src.digest) {
+        r.status = 'up-to-date';
+        r.digest = src.digest;
+        ctx.onEvent?.({
+          type: 'target-up-to-date',
+          source: sourceName,
+          target: r.target,
+          digest: src.digest,
+        });
+      } else {
+        if (head) r.previousDigest = head.digest;
+        pending.push(i);
+      }
+    });
+    if (pending.length === 0) return finish();
+
+    // 2. The source graph, fetched once whatever the number of targets.
+    const sourceRoot = withDigest(source, src.digest);
+    graph = await loadGraph(ctx.store, sourceRoot).catch((err) => {
+      throw onSide(err, 'source');
+    });
+    image.mediaType = graph.root.mediaType;
+    // The source repository holds every blob: a target on the same registry can mount from it.
+    for (const b of blobsBelow(graph.order).keys())
+      ctx.knowledge.markPresent(source.registry, source.path, b);
+
+    // 3. What each target lacks.
+    work = await Promise.all(
+      pending.map(async (i) => {
+        const w: TargetWork = {
+          index: i,
+          ref: targets[i]!,
+          result: results[i]!,
+          manifests: [],
+          needs: new Map(),
+          done: new Map(),
+        };
+        try {
+          await surveyTarget(w, graph, ctx);
+        } catch (err) {
+          if (isAbort(err)) throw err;
+          w.failed = err;
+          failTarget(w.result, err);
+        }
+        return w;
+      }),
+    );
+  } catch (err) {
+    if (isAbort(err)) throw err;
+    image.error = formatError(onSide(err, 'source'));
+    image.errorKind = errorKind(err);
+    for (const r of results) if (r.status !== 'up-to-date' && r.status !== 'failed') failTarget(r, err);
+    return finish();
+  }
+
+  // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
+  const live = work.filter((w) => !w.failed);
+  transferBlobs(source, live, ctx);
+  await Promise.all(live.map((w) => pushManifests(w, graph, ctx)));
+  return finish();
+}
+
+/** HEAD the target's manifests (skip what it has, subtree and all) and the blobs below the rest. */
+async function surveyTarget(w: TargetWork, graph: ManifestGraph, ctx: CopyContext): Promise<void> {
+  const { store, knowledge } = ctx;
+  const missing = new Set<Digest>();
+  const check = async (m: Manifest, isRoot: boolean): Promise<void> => {
+    const head = await store.manifestHead(withDigest(w.ref, m.digest));
+    if (head && !isRoot) return; // The target has this subtree.
+    if (!head) missing.add(m.digest);
+    if (head) return; // Root present by digest: only the tag is missing.
+    await Promise.all(childrenOf(m).map((c) => check(graph.manifests.get(c.digest)!, false)));
+  };
+  await check(graph.root, true);
+  w.manifests = graph.order.filter((m) => missing.has(m.digest) || m === graph.root);
+  const blobs = blobsBelow(w.manifests.filter((m) => missing.has(m.digest)));
+  await Promise.all(
+    [...blobs.values()].map(async (b) => {
+      if (knowledge.isPresent(w.ref.registry, w.ref.path, b.digest)) {
+        w.result.blobsExisting++;
+        return;
+      }
+      const size = await store.blobHead(w.ref, b.digest);
+      if (size !== undefined) {
+        knowledge.markPresent(w.ref.registry, w.ref.path, b.digest);
+        w.result.blobsExisting++;
+        ctx.onEvent?.({
+          type: 'blob-done',
+          target: w.result.target,
+          digest: b.digest,
+          size: b.size,
+          action: 'exists',
+        });
+        return;
+      }
+      w.needs.set(b.digest, b);
+    }),
+  );
+}
+
+/** Start, for every blob some target needs, its mount-or-upload; fills each target's `done` map. */
+function transferBlobs(source: Reference, work: TargetWork[], ctx: CopyContext): void {
+  const byDigest = new Map<Digest, { desc: Descriptor; targets: TargetWork[] }>();
+  for (const w of work) {
+    for (const [digest, desc] of w.needs) {
+      let entry = byDigest.get(digest);
+      if (!entry) {
+        entry = { desc, targets: [] };
+        byDigest.set(digest, entry);
+      }
+      entry.targets.push(w);
+    }
+  }
+  for (const [digest, { desc, targets }] of byDigest) {
+    const all = transferBlob(source, desc, targets, ctx);
+    targets.forEach((w, i) => {
+      const p = all.then((outcomes) => {
+        if (outcomes[i] !== undefined) throw outcomes[i];
+      });
+      p.catch(() => {});
+      w.done.set(digest, p);
+    });
+  }
+}
+
+/**
+ * Bring one blob to every target in `targets`. Resolves with one outcome per target (undefined = there);
+ * rejects only for a failure that concerns every target (the source, a digest mismatch).
+ */
+async function transferBlob(
+  source: Reference,
+  desc: Descriptor,
+  targets: TargetWork[],
+  ctx: CopyContext,
+): Promise<unknown[]> {
+  const { store, knowledge } = ctx;
+  const outcomes: unknown[] = targets.map(() => undefined);
+  const sessions: { i: number; session: UploadSink }[] = [];
+
+  // Another image of this run may be sending the same digest to the same registry: wait for it, then
+  // the blob is either in the very repository or mountable from the one it went to.
+  await Promise.all(
+    targets.map(async (w, i) => {
+      try {
+        const inflight = knowledge.pending(w.ref.registry, desc.digest);
+        if (inflight) await inflight.catch(() => {});
+        if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) {
+          w.result.blobsExisting++;
+          return;
+        }
+        const from = knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest);
+        const opened = from
+          ? // A refused mount (Harbor answers 401 when the other project is not readable) is not a
+            // failure: upload instead.
+            await store.uploadStart(w.ref, { digest: desc.digest, from }).catch((err) => {
+              if (isAbort(err)) throw err;
+              return store.uploadStart(w.ref);
+            })
+          : await store.uploadStart(w.ref);
+        if (opened.mounted) {
+          knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
+          w.result.blobsMounted++;
+          ctx.onEvent?.({
+            type: 'blob-done',
+            target: w.result.target,
+            digest: desc.digest,
+            size: desc.size,
+            action: 'mount',
+          });
+          return;
+        }
+        sessions.push({ i, session: opened.session });
+      } catch (err) {
+        outcomes[i] = err;
+      }
+    }),
+  );
+  if (sessions.length === 0) return outcomes;
+
+  const transfer = ctx.transfers(async () => {
+    ctx.onEvent?.({
+      type: 'blob-start',
+      source: formatReference(source),
+      digest: desc.digest,
+      size: desc.size,
+      uploads: sessions.length,
+    });
+    let body: Awaited<ReturnType<RegistryStore['blobGet']>>;
+    try {
+      body = await store.blobGet(source, desc.digest);
+    } catch (err) {
+      await Promise.all(sessions.map((s) => s.session.cancel().catch(() => {})));
+      throw onSide(err, 'source');
+    }
+    const sinks: SinkSpec[] = sessions.map((s) => ({
+      session: s.session,
+      chunkSize: ctx.chunkSize(targets[s.i]!.ref.registry),
+    }));
+    const { outcomes: sent } = await fanOut(body, desc.digest, desc.size, sinks, (bytes) =>
+      ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
+    );
+    sent.forEach((err, k) => {
+      const w = targets[sessions[k]!.i]!;
+      if (err !== undefined) {
+        outcomes[sessions[k]!.i] = err;
+        return;
+      }
+      knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
+      w.result.blobsUploaded++;
+      w.result.bytesUploaded += desc.size;
+      ctx.onEvent?.({
+        type: 'blob-done',
+        target: w.result.target,
+        digest: desc.digest,
+        size: desc.size,
+        action: 'upload',
+      });
+    });
+  });
+  for (const { i } of sessions) {
+    const w = targets[i]!;
+    knowledge.track(w.ref.registry, desc.digest, transfer);
+  }
+  await transfer;
+  return outcomes;
+}
+
+/** Once a target's blobs are in: its manifests, children first, then the root under the tag. */
+async function pushManifests(w: TargetWork, graph: ManifestGraph, ctx: CopyContext): Promise<void> {
+  try {
+    // allSettled first, so every transfer has finished before this target is judged.
+    const settled = await Promise.allSettled(w.done.values());
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    for (const m of w.manifests) {
+      const isRoot = m === graph.root;
+      const selector = isRoot ? (w.ref.tag ?? m.digest) : m.digest;
+      const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+      if (pushed !== m.digest) {
+        throw new RegmirrorError(`pushed manifest has digest ${pushed}, expected ${m.digest}`, {
+          context: { registry: w.ref.registry, repository: w.ref.path, step: `manifest PUT ${selector}` },
+        });
+      }
+      w.result.manifestsPushed++;
+      ctx.onEvent?.({ type: 'manifest-pushed', target: w.result.target, digest: m.digest, selector });
+    }
+    w.result.status = 'copied';
+    w.result.digest = graph.root.digest;
+  } catch (err) {
+    if (isAbort(err)) throw err;
+    w.result.status = 'failed';
+    w.result.error = formatError(onSide(err, 'target'));
+    w.result.errorKind = errorKind(err);
+  }
+}

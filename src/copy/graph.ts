@@ -1,0 +1,65 @@
+// The source side of a copy: a manifest and everything below it, fetched once per image, ordered
+// children before parents.
+
+import type { Digest } from '../oci/digest.js';
+import { type Descriptor, type Manifest, blobsOf, childrenOf } from '../oci/manifest.js';
+import { type Reference, withDigest } from '../reference/reference.js';
+import type { RegistryStore } from './store.js';
+
+export interface ManifestGraph {
+  root: Manifest;
+  /** Every manifest by digest. */
+  manifests: Map<Digest, Manifest>;
+  /** Manifests in push order: every child before the index that names it; the root last. */
+  order: Manifest[];
+}
+
+/** Fetch a manifest and, for an index, every child manifest below it (by digest, verified). */
+export async function loadGraph(store: RegistryStore, root: Reference): Promise<ManifestGraph> {
+  const manifests = new Map<Digest, Manifest>();
+  const order: Manifest[] = [];
+  const loading = new Map<Digest, Promise<Manifest>>();
+
+  const visit = async (ref: Reference, depth: number): Promise<Manifest> => {
+    if (depth > 8) throw new Error(`index nesting deeper than 8 levels at ${ref.digest}`);
+    const m = await store.manifestGet(ref);
+    manifests.set(m.digest, m);
+    await Promise.all(
+      childrenOf(m).map((child) => {
+        let p = loading.get(child.digest);
+        if (!p) {
+          p = visit(withDigest(ref, child.digest), depth + 1);
+          loading.set(child.digest, p);
+        }
+        return p;
+      }),
+    );
+    return m;
+  };
+  const rootManifest = await visit(root, 0);
+
+  // Post-order walk from the root gives children first, with each digest once.
+  const placed = new Set<Digest>();
+  const place = (m: Manifest): void => {
+    if (placed.has(m.digest)) return;
+    placed.add(m.digest);
+    for (const child of childrenOf(m)) place(manifests.get(child.digest)!);
+    order.push(m);
+  };
+  place(rootManifest);
+  return { root: rootManifest, manifests, order };
+}
+
+/** Blobs below a set of manifests, each digest once. */
+export function blobsBelow(manifests: Iterable<Manifest>): Map<Digest, Descriptor> {
+  const out = new Map<Digest, Descriptor>();
+  for (const m of manifests) for (const b of blobsOf(m)) if (!out.has(b.digest)) out.set(b.digest, b);
+  return out;
+}
+
+/** Total bytes of a set of blobs. */
+export function totalSize(blobs: Iterable<Descriptor>): number {
+  let n = 0;
+  for (const b of blobs) n += b.size;
+  return n;
+}

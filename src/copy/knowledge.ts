@@ -1,0 +1,51 @@
+// What this run has learned about blobs on registries: where each digest is known to be present (so a
+// blob is handled once per target, and a second repository on the same registry mounts it), and which
+// transfers are under way (so two images sharing a layer do not upload it twice at the same time).
+
+import type { Digest } from '../oci/digest.js';
+
+export class BlobKnowledge {
+  private readonly present = new Map<string, Set<string>>();
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  private static key(registry: string, digest: Digest): string {
+    return `${registry} ${digest}`;
+  }
+
+  markPresent(registry: string, repository: string, digest: Digest): void {
+    const key = BlobKnowledge.key(registry, digest);
+    let repos = this.present.get(key);
+    if (!repos) {
+      repos = new Set();
+      this.present.set(key, repos);
+    }
+    repos.add(repository);
+  }
+
+  isPresent(registry: string, repository: string, digest: Digest): boolean {
+    return this.present.get(BlobKnowledge.key(registry, digest))?.has(repository) ?? false;
+  }
+
+  /** Another repository on the same registry that holds the digest: a mount source. */
+  mountSource(registry: string, repository: string, digest: Digest): string | undefined {
+    for (const repo of this.present.get(BlobKnowledge.key(registry, digest)) ?? []) {
+      if (repo !== repository) return repo;
+    }
+    return undefined;
+  }
+
+  /** The transfer of this digest to this registry that is under way, if any. */
+  pending(registry: string, digest: Digest): Promise<void> | undefined {
+    return this.inflight.get(BlobKnowledge.key(registry, digest));
+  }
+
+  /** Register a transfer; it is forgotten when it settles. */
+  track(registry: string, digest: Digest, work: Promise<void>): void {
+    const key = BlobKnowledge.key(registry, digest);
+    const tracked = work.finally(() => {
+      if (this.inflight.get(key) === tracked) this.inflight.delete(key);
+    });
+    tracked.catch(() => {});
+    this.inflight.set(key, tracked);
+  }
+}

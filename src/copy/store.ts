@@ -1,0 +1,33 @@
+// The small interface the copy engine works against. The registry client satisfies it; tests may use
+// in-memory stores. Nothing here knows about HTTP.
+
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import type { Manifest } from '../oci/manifest.js';
+import type { Reference, Repository } from '../reference/reference.js';
+
+export interface ManifestInfo {
+  digest: Digest;
+  mediaType: string | undefined;
+  size: number | undefined;
+}
+
+export interface UploadSink {
+  /** Bytes the registry has accepted so far. */
+  readonly offset: number;
+  patch(chunk: Uint8Array): Promise<void>;
+  finish(digest: Digest, last?: Uint8Array): Promise<void>;
+  cancel(): Promise<void>;
+}
+
+export interface RegistryStore {
+  manifestHead(ref: Reference): Promise<ManifestInfo | undefined>;
+  manifestGet(ref: Reference): Promise<Manifest>;
+  manifestPut(repo: Repository, selector: string, bytes: Uint8Array, mediaType: string): Promise<Digest>;
+  blobHead(repo: Repository, digest: Digest): Promise<number | undefined>;
+  blobGet(repo: Repository, digest: Digest): Promise<Readable>;
+  uploadStart(
+    repo: Repository,
+    mount?: { digest: Digest; from: string },
+  ): Promise<{ mounted: true } | { mounted: false; session: UploadSink }>;
+}
