@@ -1,5 +1,6 @@
 // The commander program. The only module that decides exit codes; bin/regmirror.js sets them.
 
+import { setMaxListeners } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort } from '../errors.js';
 import { runCopy } from './commands/copy.js';
@@ -120,6 +121,8 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
 /** Run the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
+  // Every request listens on this one signal: many at once is expected, not a leak.
+  setMaxListeners(0, controller.signal);
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;

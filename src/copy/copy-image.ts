@@ -230,19 +230,48 @@ function transferBlobs(source: Reference, work: TargetWork[], ctx: CopyContext):
 /**
  * Bring one blob to every target in `targets`. Resolves with one outcome per target (undefined = there);
  * rejects only for a failure that concerns every target (the source, a digest mismatch).
+ *
+ * Cheapest first: a target that this run knows has the blob is done; one whose registry holds it in
+ * another repository mounts it. Of the rest, one target per registry (the leader) joins a single
+ * fan-out upload fed by one source GET; the others on that registry mount from the leader afterwards.
  */
 async function transferBlob(
   source: Reference,
   desc: Descriptor,
   targets: TargetWork[],
   ctx: CopyContext,
+  allowMount = true,
 ): Promise<unknown[]> {
   const { store, knowledge } = ctx;
   const outcomes: unknown[] = targets.map(() => undefined);
-  const sessions: { i: number; session: UploadSink }[] = [];
+  const emit = (w: TargetWork, action: 'mount' | 'upload' | 'exists') =>
+    ctx.onEvent?.({
+      type: 'blob-done',
+      target: w.result.target,
+      digest: desc.digest,
+      size: desc.size,
+      action,
+    });
+  const mounted = (w: TargetWork) => {
+    knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
+    w.result.blobsMounted++;
+    emit(w, 'mount');
+  };
+  /** Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure. */
+  const tryMount = async (w: TargetWork, from: string): Promise<boolean> => {
+    try {
+      const opened = await store.uploadStart(w.ref, { digest: desc.digest, from });
+      if (opened.mounted) return true;
+      await opened.session.cancel();
+    } catch (err) {
+      if (isAbort(err)) throw err;
+    }
+    return false;
+  };
 
   // Another image of this run may be sending the same digest to the same registry: wait for it, then
   // the blob is either in the very repository or mountable from the one it went to.
+  const toUpload: number[] = [];
   await Promise.all(
     targets.map(async (w, i) => {
       try {
@@ -250,38 +279,47 @@ async function transferBlob(
         if (inflight) await inflight.catch(() => {});
         if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) {
           w.result.blobsExisting++;
+          emit(w, 'exists');
           return;
         }
-        const from = knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest);
-        const opened = from
-          ? // A refused mount (Harbor answers 401 when the other project is not readable) is not a
-            // failure: upload instead.
-            await store.uploadStart(w.ref, { digest: desc.digest, from }).catch((err) => {
-              if (isAbort(err)) throw err;
-              return store.uploadStart(w.ref);
-            })
-          : await store.uploadStart(w.ref);
-        if (opened.mounted) {
-          knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
-          w.result.blobsMounted++;
-          ctx.onEvent?.({
-            type: 'blob-done',
-            target: w.result.target,
-            digest: desc.digest,
-            size: desc.size,
-            action: 'mount',
-          });
-          return;
-        }
+        const from = allowMount ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest) : undefined;
+        if (from && (await tryMount(w, from))) return mounted(w);
+        toUpload.push(i);
+      } catch (err) {
+        outcomes[i] = err;
+      }
+    }),
+  );
+  if (toUpload.length === 0) return outcomes;
+
+  // One leader per registry uploads; the others mount from it once it is done. Without mounts (a retry
+  // after a refused mount), every target uploads.
+  const leaderOf = new Map<string, number>();
+  const leaders: number[] = [];
+  const followers: number[] = [];
+  for (const i of toUpload) {
+    const registry = targets[i]!.ref.registry;
+    if (allowMount && leaderOf.has(registry)) followers.push(i);
+    else {
+      leaderOf.set(registry, i);
+      leaders.push(i);
+    }
+  }
+  const sessions: { i: number; session: UploadSink }[] = [];
+  await Promise.all(
+    leaders.map(async (i) => {
+      try {
+        const opened = await store.uploadStart(targets[i]!.ref);
+        if (opened.mounted) return mounted(targets[i]!);
         sessions.push({ i, session: opened.session });
       } catch (err) {
         outcomes[i] = err;
       }
     }),
   );
-  if (sessions.length === 0) return outcomes;
 
   const transfer = ctx.transfers(async () => {
+    if (sessions.length === 0) return;
     ctx.onEvent?.({
       type: 'blob-start',
       source: formatReference(source),
@@ -304,28 +342,48 @@ async function transferBlob(
       ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
     );
     sent.forEach((err, k) => {
-      const w = targets[sessions[k]!.i]!;
+      const i = sessions[k]!.i;
+      const w = targets[i]!;
       if (err !== undefined) {
-        outcomes[sessions[k]!.i] = err;
+        outcomes[i] = err;
         return;
       }
       knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
       w.result.blobsUploaded++;
       w.result.bytesUploaded += desc.size;
-      ctx.onEvent?.({
-        type: 'blob-done',
-        target: w.result.target,
-        digest: desc.digest,
-        size: desc.size,
-        action: 'upload',
-      });
+      emit(w, 'upload');
     });
   });
-  for (const { i } of sessions) {
-    const w = targets[i]!;
-    knowledge.track(w.ref.registry, desc.digest, transfer);
-  }
+  for (const i of leaders) knowledge.track(targets[i]!.ref.registry, desc.digest, transfer);
   await transfer;
+
+  // Followers: mount from their registry's leader; where that is refused, a plain upload of their own.
+  const retry: number[] = [];
+  await Promise.all(
+    followers.map(async (i) => {
+      const w = targets[i]!;
+      const leader = leaderOf.get(w.ref.registry)!;
+      const leaderOk = outcomes[leader] === undefined;
+      try {
+        if (leaderOk && (await tryMount(w, targets[leader]!.ref.path))) return mounted(w);
+        retry.push(i);
+      } catch (err) {
+        outcomes[i] = err;
+      }
+    }),
+  );
+  if (retry.length > 0) {
+    const again = await transferBlob(
+      source,
+      desc,
+      retry.map((i) => targets[i]!),
+      ctx,
+      false,
+    );
+    again.forEach((err, k) => {
+      outcomes[retry[k]!] = err;
+    });
+  }
   return outcomes;
 }
 
