@@ -1,0 +1,62 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCommand } from './run-command.js';
+import { makeTempDir, removeDir } from './temp-dir.js';
+
+/**
+ * skopeo as an independent witness: after a copy, what does another client see? Every call runs
+ * isolated from the developer's own configuration (empty auth file, HOME in a temp dir), so a
+ * `docker login` on the machine can never make a test pass.
+ */
+
+export interface SkopeoOptions {
+  /** `user:password`; without it skopeo goes anonymous (--no-creds). */
+  creds?: string;
+}
+
+async function runSkopeo(
+  subcommand: string,
+  ref: string,
+  opts: SkopeoOptions,
+  extra: string[] = [],
+): Promise<Buffer> {
+  const dir = await makeTempDir('skopeo');
+  try {
+    const authfile = join(dir, 'auth.json');
+    await writeFile(authfile, '{"auths":{}}\n');
+    const auth = opts.creds !== undefined ? ['--creds', opts.creds] : ['--no-creds'];
+    const args = [
+      subcommand,
+      ...extra,
+      '--tls-verify=false',
+      '--authfile',
+      authfile,
+      ...auth,
+      `docker://${ref}`,
+    ];
+    const { stdout } = await runCommand('skopeo', args, {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: dir,
+        XDG_RUNTIME_DIR: dir,
+        XDG_CONFIG_HOME: dir,
+      },
+      cwd: dir,
+    });
+    return stdout;
+  } finally {
+    await removeDir(dir);
+  }
+}
+
+/** The manifest exactly as the registry serves it; `ref` is `host:port/repo:tag` or `...@sha256:...`. */
+export function skopeoInspectRaw(ref: string, opts: SkopeoOptions = {}): Promise<Buffer> {
+  return runSkopeo('inspect', ref, opts, ['--raw']);
+}
+
+/** Tags of `host:port/repo`. */
+export async function skopeoListTags(repoRef: string, opts: SkopeoOptions = {}): Promise<string[]> {
+  const out = await runSkopeo('list-tags', repoRef, opts);
+  const parsed = JSON.parse(out.toString('utf8')) as { Tags?: string[] | null };
+  return parsed.Tags ?? [];
+}
