@@ -3,13 +3,13 @@
 import { setMaxListeners } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort } from '../errors.js';
+import type { RegistryClient } from '../registry/client.js';
 import { runCopy } from './commands/copy.js';
 import { runInspect } from './commands/inspect.js';
 import { runTags } from './commands/tags.js';
 import { parsePositiveInt, parseSize } from './format.js';
-import { type Output, createOutput } from './output.js';
+import { createOutput, type Output } from './output.js';
 import { type ClientFlags, createClient } from './runtime.js';
-import type { RegistryClient } from '../registry/client.js';
 
 export const VERSION = '0.1.0';
 const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;

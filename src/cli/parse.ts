@@ -2,11 +2,11 @@
 
 import { InvalidReferenceError } from '../errors.js';
 import {
+  parseReference,
+  parseRepository,
   type Reference,
   ReferenceSyntaxError,
   type Repository,
-  parseReference,
-  parseRepository,
 } from '../reference/reference.js';
 
 export function parseRef(text: string, what: string, defaultTag: string | null = 'latest'): Reference {

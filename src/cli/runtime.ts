@@ -2,12 +2,12 @@
 // credentials), the abort signal, and the output channels.
 
 import { UsageError } from '../errors.js';
+import { apiHost, normaliseRegistry } from '../reference/reference.js';
+import { RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain, findCredential } from '../registry/credentials/chain.js';
 import type { CredentialSource, FoundCredential } from '../registry/credentials/types.js';
-import { RegistryClient } from '../registry/client.js';
 import type { TlsMode } from '../registry/tls.js';
 import { type HostSettings, isLoopbackHost, type TraceFn } from '../registry/transport.js';
-import { apiHost, normaliseRegistry } from '../reference/reference.js';
 
 export interface ClientFlags {
   plainHttp?: string[];

@@ -8,16 +8,16 @@
 //     knows one, else join one fan-out upload fed by a single streamed source GET.
 //  5. Per target, once its blobs are in: manifests children first, the tag last.
 
-import { RegmirrorError, errorKind, formatError, isAbort } from '../errors.js';
+import { errorKind, formatError, isAbort, RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { type Descriptor, type Manifest, childrenOf } from '../oci/manifest.js';
-import { type Reference, formatReference, referenceSelector, withDigest } from '../reference/reference.js';
+import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
+import { formatReference, type Reference, referenceSelector, withDigest } from '../reference/reference.js';
 import type { EventSink } from './events.js';
-import { type ManifestGraph, blobsBelow, loadGraph } from './graph.js';
+import { blobsBelow, loadGraph, type ManifestGraph } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
-import { type ImageResult, type TargetResult, newTargetResult } from './result.js';
+import { type ImageResult, newTargetResult, type TargetResult } from './result.js';
 import type { RegistryStore, UploadSink } from './store.js';
-import { type SinkSpec, fanOut } from './transfer.js';
+import { fanOut, type SinkSpec } from './transfer.js';
 
 export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -153,7 +153,12 @@ export async function copyImage(
     if (isAbort(err)) throw err;
     image.error = formatError(onSide(err, 'source'));
     image.errorKind = errorKind(err);
-    for (const r of results) if (r.status !== 'up-to-date' && r.status !== 'failed') failTarget(r, err);
+    for (const r of results) {
+      if (r.status === 'up-to-date' || r.status === 'failed') continue;
+      r.status = 'failed';
+      r.error = 'not copied: the source failed';
+      r.errorKind = image.errorKind;
+    }
     return finish();
   }
 

@@ -2,7 +2,7 @@
 // children before parents.
 
 import type { Digest } from '../oci/digest.js';
-import { type Descriptor, type Manifest, blobsOf, childrenOf } from '../oci/manifest.js';
+import { blobsOf, childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { type Reference, withDigest } from '../reference/reference.js';
 import type { RegistryStore } from './store.js';
 

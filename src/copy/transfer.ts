@@ -5,8 +5,8 @@
 // memory stays at about 2 × chunk size × targets whatever the blob size.
 
 import type { Readable } from 'node:stream';
-import { DigestMismatchError, RegmirrorError, isAbort } from '../errors.js';
-import { Digester, algorithmOf, type Digest } from '../oci/digest.js';
+import { DigestMismatchError, isAbort, RegmirrorError } from '../errors.js';
+import { algorithmOf, type Digest, Digester } from '../oci/digest.js';
 import type { UploadSink } from './store.js';
 
 export interface SinkSpec {

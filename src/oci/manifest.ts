@@ -6,10 +6,10 @@ import { z } from 'zod';
 import { type Digest, digestOf, isDigest } from './digest.js';
 import {
   DOCKER_MANIFEST_V1_SIGNED,
-  OCI_INDEX,
-  OCI_MANIFEST,
   isImageManifestType,
   isIndexType,
+  OCI_INDEX,
+  OCI_MANIFEST,
 } from './media-types.js';
 import { type Platform, platformSchema } from './platform.js';
 

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { AuthError } from '../errors.js';
 import type { FoundCredential } from './credentials/types.js';
-import { type Transport, readAll, readCapped } from './transport.js';
+import { readAll, readCapped, type Transport } from './transport.js';
 
 export interface Challenge {
   scheme: string;

@@ -13,23 +13,23 @@ import {
 } from '../errors.js';
 import { algorithmOf, type Digest, digestOf, isDigest } from '../oci/digest.js';
 import { type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
-import { MANIFEST_ACCEPT, baseMediaType } from '../oci/media-types.js';
-import { type Reference, type Repository, apiHost, referenceSelector } from '../reference/reference.js';
+import { baseMediaType, MANIFEST_ACCEPT } from '../oci/media-types.js';
+import { apiHost, type Reference, type Repository, referenceSelector } from '../reference/reference.js';
 import { Authenticator, repositoryScope } from './auth.js';
 import type { FoundCredential } from './credentials/types.js';
+import type { RetryPolicy } from './retry.js';
 import {
+  drain,
   type Headers,
   type HostSettings,
+  header,
+  readAll,
+  readCapped,
   type TraceFn,
   Transport,
   type TransportRequest,
   type TransportResponse,
-  drain,
-  header,
-  readAll,
-  readCapped,
 } from './transport.js';
-import type { RetryPolicy } from './retry.js';
 
 /** Manifests larger than this are refused on read (the spec's must-accept size is 4 MiB). */
 const MANIFEST_READ_LIMIT = 16 * 1024 * 1024;

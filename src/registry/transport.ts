@@ -8,9 +8,9 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
 import { AbortedError, NetworkError, RegistryError } from '../errors.js';
-import { type Limiter, createLimiter } from './limiter.js';
-import { type RetryPolicy, defaultRetryPolicy, retryDelay, sleep } from './retry.js';
-import { type TlsMode, connectOptions } from './tls.js';
+import { createLimiter, type Limiter } from './limiter.js';
+import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { connectOptions, type TlsMode } from './tls.js';
 
 export type Headers = Record<string, string>;
 export type ResponseHeaders = Record<string, string | string[] | undefined>;

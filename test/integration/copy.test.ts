@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Endpoint, type World, startWorld } from '../harness/fixture.js';
+import { type Endpoint, startWorld, type World } from '../harness/fixture.js';
 import { type SeededImage, seedImage } from '../harness/seed.js';
 import { skopeoInspectRaw } from '../harness/skopeo.js';
 
@@ -21,7 +21,12 @@ after(async () => {
 });
 
 /** Every target ends up with the exact bytes of the index and of every child, as skopeo sees them. */
-async function assertIdentical(image: SeededImage, target: Endpoint, repo: string, tag: string): Promise<void> {
+async function assertIdentical(
+  image: SeededImage,
+  target: Endpoint,
+  repo: string,
+  tag: string,
+): Promise<void> {
   const opts = target.skopeoCreds ? { creds: target.skopeoCreds } : {};
   const top = await skopeoInspectRaw(`${target.host}/${repo}:${tag}`, opts);
   assert.ok(top.equals(image.bytes), `${target.host}/${repo}:${tag} differs from the source index`);
@@ -145,14 +150,20 @@ test('a redirected blob GET reaches the storage host without Authorization', asy
   resetCounts();
   world.source.proxy.settings.redirectBlobGets = true;
   try {
-    const res = await world.runCli(['copy', `${world.source.host}/${repo}:v1`, `${world.open.host}/${repo}`], { env });
+    const res = await world.runCli(
+      ['copy', `${world.source.host}/${repo}:v1`, `${world.open.host}/${repo}`],
+      { env },
+    );
     assert.equal(res.code, 0, res.stderr);
   } finally {
     world.source.proxy.settings.redirectBlobGets = false;
   }
   const storage = world.source.proxy.storageRequests;
   assert.equal(storage.length, image.blobs.length);
-  assert.ok(storage.every((r) => !r.hasAuthorization), 'Authorization leaked to the storage host');
+  assert.ok(
+    storage.every((r) => !r.hasAuthorization),
+    'Authorization leaked to the storage host',
+  );
   // The registry itself did see authorized blob GETs (the ones that were redirected).
   assert.ok(world.source.proxy.requests.some((r) => r.kind === 'blob' && r.hasAuthorization));
   const copied = await skopeoInspectRaw(`${world.open.host}/${repo}:v1`);
@@ -166,12 +177,22 @@ test('a corrupt source blob fails the image, names the digest, pushes no manifes
   resetCounts();
   world.source.proxy.settings.fault = (req) =>
     req.method === 'GET' && req.kind === 'blob' && req.path.endsWith(layer.digest)
-      ? { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: 'x'.repeat(layer.bytes.length) }
+      ? {
+          status: 200,
+          headers: { 'content-type': 'application/octet-stream' },
+          body: 'x'.repeat(layer.bytes.length),
+        }
       : undefined;
   let res: Awaited<ReturnType<World['runCli']>>;
   try {
     res = await world.runCli(
-      ['copy', `${world.source.host}/${repo}:v1`, `${world.open.host}/${repo}`, `${world.basic.host}/${repo}`, '--json'],
+      [
+        'copy',
+        `${world.source.host}/${repo}:v1`,
+        `${world.open.host}/${repo}`,
+        `${world.basic.host}/${repo}`,
+        '--json',
+      ],
       { env },
     );
   } finally {
@@ -223,9 +244,16 @@ esac
       join(dir, 'config', 'config.json'),
       JSON.stringify({ credHelpers: { [world.source.host]: 'regtest', [world.basic.host]: 'regtest' } }),
     );
-    const res = await world.runCli(['copy', `${world.source.host}/${repo}:v1`, `${world.basic.host}/helper/app`], {
-      env: { DOCKER_CONFIG: join(dir, 'config'), HOME: world.homeDir, PATH: `${join(dir, 'bin')}:${process.env.PATH}` },
-    });
+    const res = await world.runCli(
+      ['copy', `${world.source.host}/${repo}:v1`, `${world.basic.host}/helper/app`],
+      {
+        env: {
+          DOCKER_CONFIG: join(dir, 'config'),
+          HOME: world.homeDir,
+          PATH: `${join(dir, 'bin')}:${process.env.PATH}`,
+        },
+      },
+    );
     assert.equal(res.code, 0, res.stderr);
     await skopeoInspectRaw(`${world.basic.host}/helper/app:v1`, { creds: world.basic.skopeoCreds });
   });
@@ -251,7 +279,11 @@ esac
       assert.match(res.stderr, new RegExp(`${ep.host}`));
       assert.match(res.stderr, /authentication failed/);
       const all = res.stdout + res.stderr;
-      for (const secret of [bad, Buffer.from(`${ep.creds!.username}:${bad}`).toString('base64'), 'alice-secret-pw']) {
+      for (const secret of [
+        bad,
+        Buffer.from(`${ep.creds!.username}:${bad}`).toString('base64'),
+        'alice-secret-pw',
+      ]) {
         assert.ok(!all.includes(secret), `output contains a secret: ${secret}`);
       }
     });

@@ -1,15 +1,15 @@
 // regmirror copy SRC DST [DST...]: the release fan-out. One source read once, many targets.
 
 import { copyImage } from '../../copy/copy-image.js';
-import { BlobKnowledge } from '../../copy/knowledge.js';
 import type { CopyEvent } from '../../copy/events.js';
+import { BlobKnowledge } from '../../copy/knowledge.js';
 import type { ImageResult } from '../../copy/result.js';
-import { EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError, isSetupKind } from '../../errors.js';
+import { EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, isSetupKind, UsageError } from '../../errors.js';
+import { formatReference, type Reference, withDigest, withTag } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
-import { type Reference, formatReference, withDigest, withTag } from '../../reference/reference.js';
 import { formatBytes, formatDuration } from '../format.js';
 import type { Output } from '../output.js';
-import type { RegistryClient } from '../../registry/client.js';
 import { parseRef } from '../parse.js';
 
 export interface CopyFlags {
@@ -53,7 +53,7 @@ export function describeTarget(t: ImageResult['targets'][number]): string {
       const parts = [`${t.blobsUploaded} blobs uploaded (${formatBytes(t.bytesUploaded)})`];
       if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted`);
       if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
-      parts.push(`${t.manifestsPushed} manifests`);
+      parts.push(`${t.manifestsPushed} manifest${t.manifestsPushed === 1 ? '' : 's'}`);
       const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
       return `✓ ${t.target} ${parts.join(', ')}${moved}`;
     }

@@ -1,11 +1,11 @@
 // regmirror inspect REF: the manifest tree: digests, media types, platforms, sizes.
 
 import { loadGraph, totalSize } from '../../copy/graph.js';
-import { type Descriptor, type Manifest, childrenOf, isAttestation } from '../../oci/manifest.js';
-import { formatPlatform } from '../../oci/platform.js';
-import type { RegistryClient } from '../../registry/client.js';
 import { NotFoundError } from '../../errors.js';
+import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
+import { formatPlatform } from '../../oci/platform.js';
 import { formatReference, referenceSelector, withDigest } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
 import { formatBytes } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';

@@ -1,9 +1,9 @@
 // regmirror tags REPO: the tags a repository holds (paged tag list followed to the end).
 
+import { formatRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import type { Output } from '../output.js';
 import { parseRepo } from '../parse.js';
-import { formatRepository } from '../../reference/reference.js';
 
 export async function runTags(
   repoText: string,

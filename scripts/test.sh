@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need, then runs lint, type checks, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npx biome check src test bin bench scripts
+npx tsc -p tsconfig.test.json
+node scripts/run-tests.mjs
