@@ -131,7 +131,6 @@ export class RegistryClient {
   private async startUpload(repo: string): Promise<string> {
     const res = await this.request('POST', `/v2/${repo}/blobs/uploads/`, {
       repo,
-      headers: { 'content-length': '0' },
     });
     if (res.status !== 202) await fail(res, `start upload in ${repo}`);
     await res.arrayBuffer();
@@ -150,7 +149,7 @@ export class RegistryClient {
     url.searchParams.set('digest', digest);
     const res = await this.request('PUT', url.toString(), {
       repo,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
+      headers: { 'content-type': 'application/octet-stream' },
       body,
     });
     if (res.status !== 201) await fail(res, `finish upload of ${digest}`);
@@ -182,7 +181,6 @@ export class RegistryClient {
         headers: {
           'content-type': 'application/octet-stream',
           'content-range': `${offset}-${offset + chunk.length - 1}`,
-          'content-length': String(chunk.length),
         },
         body: chunk,
       });
@@ -198,7 +196,7 @@ export class RegistryClient {
   async pushManifest(repo: string, reference: string, manifest: Content): Promise<void> {
     const res = await this.request('PUT', `/v2/${repo}/manifests/${reference}`, {
       repo,
-      headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
+      headers: { 'content-type': manifest.mediaType },
       body: manifest.bytes,
     });
     if (res.status !== 201) await fail(res, `PUT manifest ${repo}:${reference}`);
