@@ -8,9 +8,11 @@
 //     knows one, else join one fan-out upload fed by a single streamed source GET.
 //  5. Per target, once its blobs are in: manifests children first, the tag last.
 
-import { errorKind, formatError, isAbort, RegmirrorError } from '../errors.js';
+import { errorKind, formatError, isAbort, NotFoundError, RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
+import { isIndexType } from '../oci/media-types.js';
+import { formatPlatform, type Platform } from '../oci/platform.js';
 import { formatReference, type Reference, referenceSelector, withDigest } from '../reference/reference.js';
 import type { EventSink } from './events.js';
 import { blobsBelow, loadGraph, type ManifestGraph } from './graph.js';
@@ -49,10 +51,22 @@ interface TargetWork {
   failed?: unknown;
 }
 
+export type OverwritePolicy = 'changed' | 'never' | 'always';
+
+export interface ImageOptions {
+  /** What to do with a target tag that points at another digest (default "changed": move it). */
+  overwrite?: OverwritePolicy;
+  /** Keep only these platforms of an index (a new index, with its own digest). Undefined = all. */
+  platforms?: Platform[];
+  /** Plan only: find out what would be uploaded, mounted and pushed; write nothing. */
+  dryRun?: boolean;
+}
+
 export async function copyImage(
   source: Reference,
   targets: Reference[],
   ctx: CopyContext,
+  options: ImageOptions = {},
 ): Promise<ImageResult> {
   const started = Date.now();
   const sourceName = formatReference(source);
@@ -69,6 +83,7 @@ export async function copyImage(
     r.error ??= formatError(onSide(err, 'target'));
     r.errorKind ??= errorKind(err);
   };
+  const overwrite = options.overwrite ?? 'changed';
 
   let graph: ManifestGraph;
   let work: TargetWork[];
@@ -87,7 +102,7 @@ export async function copyImage(
       ),
     ]);
     if (!src) {
-      throw new RegmirrorError(`${referenceSelector(source)} not found`, {
+      throw new NotFoundError(`${referenceSelector(source)} not found`, {
         context: {
           side: 'source',
           registry: source.registry,
@@ -98,31 +113,55 @@ export async function copyImage(
     }
     image.digest = src.digest;
     image.mediaType = src.mediaType;
+
+    // A platform filter makes a new index: its digest, not the source's, is what targets should hold.
+    // That needs the source index itself (one GET), so filtered mirrors load the graph first.
+    let wanted = src.digest;
+    let preloaded: ManifestGraph | undefined;
+    if (options.platforms && (src.mediaType === undefined || isIndexType(src.mediaType))) {
+      preloaded = await loadGraph(ctx.store, withDigest(source, src.digest), options.platforms).catch(
+        (err) => {
+          throw onSide(err, 'source');
+        },
+      );
+      if (preloaded.root.digest !== src.digest) {
+        wanted = preloaded.root.digest;
+        image.filteredDigest = wanted;
+        image.platforms = options.platforms.map(formatPlatform);
+      }
+    }
+
     const pending: number[] = [];
     heads.forEach((head, i) => {
       const r = results[i]!;
       if (r.status === 'failed') return;
-      if (head?.digest === src.digest) {
+      if (head) r.previousDigest = head.digest;
+      if (head?.digest === wanted && overwrite !== 'always') {
         r.status = 'up-to-date';
-        r.digest = src.digest;
-        ctx.onEvent?.({
-          type: 'target-up-to-date',
-          source: sourceName,
-          target: r.target,
-          digest: src.digest,
-        });
-      } else {
-        if (head) r.previousDigest = head.digest;
-        pending.push(i);
+        r.tagAction = 'none';
+        r.digest = wanted;
+        delete r.previousDigest;
+        ctx.onEvent?.({ type: 'target-up-to-date', source: sourceName, target: r.target, digest: wanted });
+        return;
       }
+      if (head && head.digest !== wanted && overwrite === 'never') {
+        // Immutable releases: a tag that points elsewhere is left alone, and said so.
+        r.status = 'kept';
+        r.tagAction = 'keep';
+        r.digest = head.digest;
+        return;
+      }
+      r.tagAction = !head ? 'create' : head.digest === wanted ? 'none' : 'move';
+      pending.push(i);
     });
     if (pending.length === 0) return finish();
 
     // 2. The source graph, fetched once whatever the number of targets.
-    const sourceRoot = withDigest(source, src.digest);
-    graph = await loadGraph(ctx.store, sourceRoot).catch((err) => {
-      throw onSide(err, 'source');
-    });
+    graph =
+      preloaded ??
+      (await loadGraph(ctx.store, withDigest(source, src.digest)).catch((err) => {
+        throw onSide(err, 'source');
+      }));
     image.mediaType = graph.root.mediaType;
     // The source repository holds every blob: a target on the same registry can mount from it.
     for (const b of blobsBelow(graph.order).keys())
@@ -154,7 +193,7 @@ export async function copyImage(
     image.error = formatError(onSide(err, 'source'));
     image.errorKind = errorKind(err);
     for (const r of results) {
-      if (r.status === 'up-to-date' || r.status === 'failed') continue;
+      if (r.status === 'up-to-date' || r.status === 'failed' || r.status === 'kept') continue;
       r.status = 'failed';
       r.error = 'not copied: the source failed';
       r.errorKind = image.errorKind;
@@ -162,11 +201,39 @@ export async function copyImage(
     return finish();
   }
 
-  // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
   const live = work.filter((w) => !w.failed);
+  if (options.dryRun) {
+    planTransfers(live, graph, ctx);
+    return finish();
+  }
+  // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
   transferBlobs(source, live, ctx);
   await Promise.all(live.map((w) => pushManifests(w, graph, ctx)));
   return finish();
+}
+
+/**
+ * Dry run of steps 4 and 5: count what would be mounted or uploaded, with the same rules, and let the
+ * run's knowledge believe it happened so later images of the plan count their mounts right.
+ */
+function planTransfers(work: TargetWork[], graph: ManifestGraph, ctx: CopyContext): void {
+  const uploadedTo = new Set<string>();
+  for (const w of work) {
+    for (const [digest, desc] of w.needs) {
+      const registryKey = `${w.ref.registry} ${digest}`;
+      if (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) || uploadedTo.has(registryKey)) {
+        w.result.blobsMounted++;
+      } else {
+        w.result.blobsUploaded++;
+        w.result.bytesUploaded += desc.size;
+        uploadedTo.add(registryKey);
+      }
+      ctx.knowledge.markPresent(w.ref.registry, w.ref.path, digest);
+    }
+    w.result.manifestsPushed = w.manifests.length;
+    w.result.status = 'planned';
+    w.result.digest = graph.root.digest;
+  }
 }
 
 /** HEAD the target's manifests (skip what it has, subtree and all) and the blobs below the rest. */

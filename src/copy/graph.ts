@@ -1,8 +1,10 @@
 // The source side of a copy: a manifest and everything below it, fetched once per image, ordered
 // children before parents.
 
+import { RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { blobsOf, childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
+import { blobsOf, childrenOf, type Descriptor, filterIndex, type Manifest } from '../oci/manifest.js';
+import { formatPlatform, type Platform, platformMatches } from '../oci/platform.js';
 import { type Reference, withDigest } from '../reference/reference.js';
 import type { RegistryStore } from './store.js';
 
@@ -14,15 +16,32 @@ export interface ManifestGraph {
   order: Manifest[];
 }
 
-/** Fetch a manifest and, for an index, every child manifest below it (by digest, verified). */
-export async function loadGraph(store: RegistryStore, root: Reference): Promise<ManifestGraph> {
+/**
+ * Fetch a manifest and, for an index, every child manifest below it (by digest, verified). With
+ * `platforms`, a top-level index is replaced by one holding only those platforms (and their
+ * attestations); the children themselves are untouched.
+ */
+export async function loadGraph(
+  store: RegistryStore,
+  root: Reference,
+  platforms?: Platform[],
+): Promise<ManifestGraph> {
   const manifests = new Map<Digest, Manifest>();
   const order: Manifest[] = [];
   const loading = new Map<Digest, Promise<Manifest>>();
 
   const visit = async (ref: Reference, depth: number): Promise<Manifest> => {
     if (depth > 8) throw new Error(`index nesting deeper than 8 levels at ${ref.digest}`);
-    const m = await store.manifestGet(ref);
+    let m = await store.manifestGet(ref);
+    if (depth === 0 && platforms && m.kind === 'index') {
+      m = filterIndex(m, (p) => platforms.some((want) => platformMatches(p, want)));
+      if (m.manifests.length === 0) {
+        throw new RegmirrorError(
+          `none of the platforms ${platforms.map(formatPlatform).join(', ')} is in ${ref.digest}`,
+          { context: { registry: ref.registry, repository: ref.path, step: 'platform filter' } },
+        );
+      }
+    }
     manifests.set(m.digest, m);
     await Promise.all(
       childrenOf(m).map((child) => {

@@ -3,15 +3,24 @@
 import type { ErrorKind } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 
-export type TargetStatus = 'copied' | 'up-to-date' | 'failed';
+/**
+ * copied: done in this run; up-to-date: the tag already had the digest; kept: the tag points elsewhere
+ * and overwrite "never" left it; planned: a dry run found work to do; failed: see error.
+ */
+export type TargetStatus = 'copied' | 'up-to-date' | 'kept' | 'planned' | 'failed';
+
+/** What happens to the target tag: created, moved from previousDigest, kept as it is, or nothing to do. */
+export type TagAction = 'create' | 'move' | 'keep' | 'none';
 
 export interface TargetResult {
   target: string;
   status: TargetStatus;
   /** Digest the target tag points at after the copy. */
   digest?: Digest;
-  /** Digest the target tag pointed at before, when it moved. */
+  /** Digest the target tag pointed at before, when it moved (or would move). */
   previousDigest?: Digest;
+  tagAction?: TagAction;
+  /** In a plan: what would be uploaded / mounted / pushed. */
   blobsUploaded: number;
   blobsMounted: number;
   blobsExisting: number;
@@ -25,6 +34,9 @@ export interface ImageResult {
   source: string;
   digest?: Digest;
   mediaType?: string;
+  /** With a platform filter: the digest of the filtered index the targets get (differs from `digest`). */
+  filteredDigest?: Digest;
+  platforms?: string[];
   targets: TargetResult[];
   /** A failure before any target could be worked on (source unreadable...). */
   error?: string;

@@ -21,6 +21,7 @@ export interface UploadSink {
 }
 
 export interface RegistryStore {
+  tagList(repo: Repository): Promise<string[]>;
   manifestHead(ref: Reference): Promise<ManifestInfo | undefined>;
   manifestGet(ref: Reference): Promise<Manifest>;
   manifestPut(repo: Repository, selector: string, bytes: Uint8Array, mediaType: string): Promise<Digest>;

@@ -45,6 +45,10 @@ export function exitCodeFor(results: ImageResult[]): number {
 
 export function describeTarget(t: ImageResult['targets'][number]): string {
   switch (t.status) {
+    case 'kept':
+      return `~ ${t.target} kept: the tag points at ${t.digest} (overwrite "never")`;
+    case 'planned':
+      return `+ ${t.target} would ${t.tagAction === 'move' ? `move the tag from ${t.previousDigest}` : 'create the tag'}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests`;
     case 'up-to-date':
       return `= ${t.target} already up to date`;
     case 'failed':
