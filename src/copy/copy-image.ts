@@ -71,7 +71,12 @@ export async function copyImage(
   const started = Date.now();
   const sourceName = formatReference(source);
   const results = targets.map((t) => newTargetResult(formatReference(t)));
-  const image: ImageResult = { source: sourceName, targets: results, durationMs: 0 };
+  const image: ImageResult = {
+    source: sourceName,
+    targets: results,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+  };
   ctx.onEvent?.({ type: 'image-start', source: sourceName, targets: results.map((r) => r.target) });
   const finish = (): ImageResult => {
     image.durationMs = Date.now() - started;

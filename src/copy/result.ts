@@ -41,6 +41,8 @@ export interface ImageResult {
   /** A failure before any target could be worked on (source unreadable...). */
   error?: string;
   errorKind?: ErrorKind;
+  /** ISO time the image was started. */
+  startedAt?: string;
   durationMs: number;
 }
 

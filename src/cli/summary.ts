@@ -1,0 +1,93 @@
+// The end-of-run table: one row per mirror and target.
+
+import type { MirrorResult } from '../copy/run.js';
+import { formatBytes, formatDuration } from './format.js';
+
+interface Row {
+  mirror: string;
+  target: string;
+  copied: number;
+  upToDate: number;
+  kept: number;
+  planned: number;
+  failed: number;
+  mounted: number;
+  bytes: number;
+  timeMs: number;
+}
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export function summaryRows(mirrors: MirrorResult[]): Row[] {
+  const rows: Row[] = [];
+  for (const m of mirrors) {
+    const byTarget = new Map<string, Row>();
+    for (const [i, target] of m.targets.entries()) {
+      byTarget.set(String(i), {
+        mirror: m.name,
+        target,
+        copied: 0,
+        upToDate: 0,
+        kept: 0,
+        planned: 0,
+        failed: m.error ? 1 : 0,
+        mounted: 0,
+        bytes: 0,
+        timeMs: 0,
+      });
+    }
+    for (const img of m.images) {
+      img.targets.forEach((t, i) => {
+        const row = byTarget.get(String(i));
+        if (!row) return;
+        if (t.status === 'copied') row.copied++;
+        else if (t.status === 'up-to-date') row.upToDate++;
+        else if (t.status === 'kept') row.kept++;
+        else if (t.status === 'planned') row.planned++;
+        else row.failed++;
+        row.mounted += t.blobsMounted;
+        row.bytes += t.bytesUploaded;
+      });
+    }
+    // Wall time of the mirror: images run in parallel, so their durations do not add up.
+    const spans = m.images
+      .filter((img) => img.startedAt)
+      .map((img) => [Date.parse(img.startedAt!), Date.parse(img.startedAt!) + img.durationMs] as const);
+    const wall = spans.length ? Math.max(...spans.map((x) => x[1])) - Math.min(...spans.map((x) => x[0])) : 0;
+    for (const row of byTarget.values()) row.timeMs = wall;
+    rows.push(...byTarget.values());
+  }
+  return rows;
+}
+
+export function renderSummary(mirrors: MirrorResult[], dryRun: boolean): string {
+  const rows = summaryRows(mirrors);
+  const headers = dryRun
+    ? ['mirror', 'target', 'to copy', 'up-to-date', 'kept', 'failed', 'mounts', 'bytes']
+    : ['mirror', 'target', 'copied', 'up-to-date', 'kept', 'failed', 'mounted', 'bytes', 'time'];
+  return table(
+    headers,
+    rows.map((r) => {
+      const cells = [
+        r.mirror,
+        r.target,
+        String(dryRun ? r.planned : r.copied),
+        String(r.upToDate),
+        String(r.kept),
+        String(r.failed),
+        String(r.mounted),
+        formatBytes(r.bytes),
+      ];
+      if (!dryRun) cells.push(formatDuration(r.timeMs));
+      return cells;
+    }),
+  );
+}
