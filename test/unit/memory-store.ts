@@ -1,0 +1,282 @@
+// An in-memory RegistryStore for the copy engine's unit tests. It behaves like a small registry (a
+// manifest PUT is refused while a blob or child it names is missing; a finished upload is refused when
+// its bytes do not match the digest) and counts every call per operation and per registry, so tests can
+// assert exact request numbers the way oras-go's tests do.
+
+import { Readable } from 'node:stream';
+import { setImmediate as tick } from 'node:timers/promises';
+import type { ManifestInfo, RegistryStore, UploadSink } from '../../src/copy/store.js';
+import { NotFoundError } from '../../src/errors.js';
+import { type Digest, digestOf, isDigest } from '../../src/oci/digest.js';
+import { type Manifest, parseManifest } from '../../src/oci/manifest.js';
+import type { Reference, Repository } from '../../src/reference/reference.js';
+
+/**
+ * `uploadStart` with a mount request is counted as 'mount' (whatever the answer), without one as
+ * 'uploadStart'. 'patch', 'finish' and 'cancel' are calls on upload sessions.
+ */
+export type Op =
+  | 'tagList'
+  | 'manifestHead'
+  | 'manifestGet'
+  | 'manifestPut'
+  | 'blobHead'
+  | 'blobGet'
+  | 'uploadStart'
+  | 'mount'
+  | 'patch'
+  | 'finish'
+  | 'cancel';
+
+export interface Call {
+  op: Op;
+  registry: string;
+  repository: string;
+  /** Digest, tag or Content-Range, depending on the operation. */
+  detail: string;
+}
+
+interface StoredManifest {
+  bytes: Uint8Array;
+  mediaType: string;
+}
+
+class Repo {
+  readonly manifests = new Map<Digest, StoredManifest>();
+  readonly tags = new Map<string, Digest>();
+  readonly blobs = new Map<Digest, Uint8Array>();
+}
+
+export class MemoryStore implements RegistryStore {
+  /** Every call, in the order it was made. */
+  readonly calls: Call[] = [];
+  /** blobGet streams are served in pieces of this many bytes (Infinity: one piece). */
+  blobPieceSize = Number.POSITIVE_INFINITY;
+  /** Fault injection: return an error to make that call fail (after it is counted). */
+  fault: ((call: Call) => unknown) | undefined;
+  /** blobGet streams currently open, and the most that were open at once. */
+  openStreams = 0;
+  maxOpenStreams = 0;
+  /** Every session opened, for inspecting PATCH ranges. */
+  readonly sessions: MemorySession[] = [];
+  private readonly repos = new Map<string, Repo>();
+
+  // ---- seeding and inspection -------------------------------------------------------------------
+
+  repo(r: Repository): Repo {
+    const key = `${r.registry}/${r.path}`;
+    let repo = this.repos.get(key);
+    if (!repo) {
+      repo = new Repo();
+      this.repos.set(key, repo);
+    }
+    return repo;
+  }
+
+  /** Store a blob under its digest. */
+  putBlob(r: Repository, bytes: Uint8Array): Digest {
+    const digest = digestOf(bytes);
+    this.repo(r).blobs.set(digest, bytes);
+    return digest;
+  }
+
+  /** Store bytes under a digest of your choice: a corrupt source. */
+  putCorruptBlob(r: Repository, digest: Digest, bytes: Uint8Array): void {
+    this.repo(r).blobs.set(digest, bytes);
+  }
+
+  /** Store a manifest (no checks) and optionally tag it. */
+  putManifest(r: Repository, bytes: Uint8Array, mediaType: string, tag?: string): Digest {
+    const digest = digestOf(bytes);
+    const repo = this.repo(r);
+    repo.manifests.set(digest, { bytes, mediaType });
+    if (tag !== undefined) repo.tags.set(tag, digest);
+    return digest;
+  }
+
+  blob(r: Repository, digest: Digest): Uint8Array | undefined {
+    return this.repos.get(`${r.registry}/${r.path}`)?.blobs.get(digest);
+  }
+
+  manifestBytes(r: Repository, selector: string): Uint8Array | undefined {
+    const repo = this.repos.get(`${r.registry}/${r.path}`);
+    const digest = isDigest(selector) ? selector : repo?.tags.get(selector);
+    return digest === undefined ? undefined : repo?.manifests.get(digest)?.bytes;
+  }
+
+  /** Calls of one operation, optionally on one registry only. */
+  count(op: Op, registry?: string): number {
+    return this.calls.filter((c) => c.op === op && (registry === undefined || c.registry === registry))
+      .length;
+  }
+
+  /** The calls of some operations, in order, optionally on one registry only. */
+  log(ops: Op[], registry?: string): Call[] {
+    return this.calls.filter(
+      (c) => ops.includes(c.op) && (registry === undefined || c.registry === registry),
+    );
+  }
+
+  resetCalls(): void {
+    this.calls.length = 0;
+    this.sessions.length = 0;
+  }
+
+  /** Count a call; yield once so concurrent callers interleave as they would over a network. */
+  async record(op: Op, r: Repository, detail: string): Promise<void> {
+    const call: Call = { op, registry: r.registry, repository: r.path, detail };
+    this.calls.push(call);
+    await tick();
+    const err = this.fault?.(call);
+    if (err !== undefined) throw err;
+  }
+
+  // ---- RegistryStore ----------------------------------------------------------------------------
+
+  async tagList(r: Repository): Promise<string[]> {
+    await this.record('tagList', r, '');
+    return [...this.repo(r).tags.keys()].sort();
+  }
+
+  async manifestHead(ref: Reference): Promise<ManifestInfo | undefined> {
+    const selector = ref.digest ?? ref.tag ?? '';
+    await this.record('manifestHead', ref, selector);
+    const repo = this.repo(ref);
+    const digest = ref.digest ?? repo.tags.get(selector);
+    const m = digest === undefined ? undefined : repo.manifests.get(digest);
+    if (!m || digest === undefined) return undefined;
+    return { digest, mediaType: m.mediaType, size: m.bytes.byteLength };
+  }
+
+  async manifestGet(ref: Reference): Promise<Manifest> {
+    const selector = ref.digest ?? ref.tag ?? '';
+    await this.record('manifestGet', ref, selector);
+    const repo = this.repo(ref);
+    const digest = ref.digest ?? repo.tags.get(selector);
+    const m = digest === undefined ? undefined : repo.manifests.get(digest);
+    if (!m) {
+      throw new NotFoundError(`manifest ${selector} not found`, {
+        context: { registry: ref.registry, repository: ref.path, step: 'manifest GET' },
+      });
+    }
+    return parseManifest(m.bytes, m.mediaType);
+  }
+
+  async manifestPut(r: Repository, selector: string, bytes: Uint8Array, mediaType: string): Promise<Digest> {
+    await this.record('manifestPut', r, selector);
+    const repo = this.repo(r);
+    const digest = digestOf(bytes);
+    if (isDigest(selector) && selector !== digest) throw new Error(`DIGEST_INVALID: ${selector} ≠ ${digest}`);
+    // Like a registry: everything the manifest names must already be in the repository.
+    const m = parseManifest(bytes, mediaType);
+    const blobs = m.kind === 'image' ? [m.config, ...m.layers] : [];
+    for (const b of blobs) {
+      if (!repo.blobs.has(b.digest)) throw new Error(`MANIFEST_BLOB_UNKNOWN: ${b.digest} in ${r.path}`);
+    }
+    const children = m.kind === 'index' ? m.manifests : [];
+    for (const c of children) {
+      if (!repo.manifests.has(c.digest)) throw new Error(`MANIFEST_UNKNOWN: child ${c.digest} in ${r.path}`);
+    }
+    repo.manifests.set(digest, { bytes: Uint8Array.from(bytes), mediaType });
+    if (!isDigest(selector)) repo.tags.set(selector, digest);
+    return digest;
+  }
+
+  async blobHead(r: Repository, digest: Digest): Promise<number | undefined> {
+    await this.record('blobHead', r, digest);
+    return this.repo(r).blobs.get(digest)?.byteLength;
+  }
+
+  async blobGet(r: Repository, digest: Digest): Promise<Readable> {
+    await this.record('blobGet', r, digest);
+    const bytes = this.repo(r).blobs.get(digest);
+    if (!bytes) {
+      throw new NotFoundError(`blob ${digest} not found`, {
+        context: { registry: r.registry, repository: r.path, step: 'blob GET' },
+      });
+    }
+    const pieces: Buffer[] = [];
+    const step = Math.max(1, Math.min(this.blobPieceSize, bytes.byteLength));
+    for (let i = 0; i < bytes.byteLength; i += step) pieces.push(Buffer.from(bytes.subarray(i, i + step)));
+    const stream = Readable.from(pieces, { objectMode: false });
+    this.openStreams++;
+    this.maxOpenStreams = Math.max(this.maxOpenStreams, this.openStreams);
+    stream.once('close', () => this.openStreams--);
+    return stream;
+  }
+
+  async uploadStart(
+    r: Repository,
+    mount?: { digest: Digest; from: string },
+  ): Promise<{ mounted: true } | { mounted: false; session: UploadSink }> {
+    await this.record(mount ? 'mount' : 'uploadStart', r, mount ? `${mount.digest} from ${mount.from}` : '');
+    if (mount) {
+      const bytes = this.repo({ registry: r.registry, path: mount.from }).blobs.get(mount.digest);
+      if (bytes) {
+        this.repo(r).blobs.set(mount.digest, bytes);
+        return { mounted: true };
+      }
+    }
+    const session = new MemorySession(this, r);
+    this.sessions.push(session);
+    return { mounted: false, session };
+  }
+}
+
+/** An upload session: PATCHes append (one at a time, contiguous); finish verifies and commits. */
+export class MemorySession implements UploadSink {
+  offset = 0;
+  /** Content-Range of every PATCH, "start-end" inclusive, in arrival order. */
+  readonly ranges: string[] = [];
+  /** Bytes sent with the closing PUT. */
+  lastBytes = 0;
+  state: 'open' | 'committed' | 'cancelled' = 'open';
+  /** The digest the session was committed under. */
+  committed: Digest | undefined;
+  private readonly parts: Uint8Array[] = [];
+  private busy = false;
+
+  constructor(
+    private readonly store: MemoryStore,
+    readonly repository: Repository,
+  ) {}
+
+  async patch(chunk: Uint8Array): Promise<void> {
+    const start = this.offset;
+    const range = `${start}-${start + chunk.byteLength - 1}`;
+    // A second PATCH before the first is answered would reach a registry out of order (416).
+    if (this.busy) throw new Error(`416: PATCH ${range} sent while another PATCH is in flight`);
+    if (this.state !== 'open') throw new Error(`PATCH on a ${this.state} session`);
+    if (chunk.byteLength === 0) throw new Error('empty PATCH');
+    this.busy = true;
+    try {
+      await this.store.record('patch', this.repository, range);
+    } finally {
+      this.busy = false;
+    }
+    if (this.offset !== start) throw new Error(`416: range ${range} does not start at ${this.offset}`);
+    this.parts.push(Uint8Array.from(chunk));
+    this.ranges.push(range);
+    this.offset += chunk.byteLength;
+  }
+
+  async finish(digest: Digest, last?: Uint8Array): Promise<void> {
+    if (this.busy) throw new Error('PUT sent while a PATCH is in flight');
+    if (this.state !== 'open') throw new Error(`PUT on a ${this.state} session`);
+    await this.store.record('finish', this.repository, digest);
+    if (last) this.parts.push(Uint8Array.from(last));
+    this.lastBytes = last?.byteLength ?? 0;
+    const bytes = Buffer.concat(this.parts);
+    const actual = digestOf(bytes);
+    if (actual !== digest) throw new Error(`DIGEST_INVALID: uploaded ${actual}, PUT says ${digest}`);
+    this.offset = bytes.byteLength;
+    this.state = 'committed';
+    this.committed = digest;
+    this.store.repo(this.repository).blobs.set(digest, bytes);
+  }
+
+  async cancel(): Promise<void> {
+    await this.store.record('cancel', this.repository, '');
+    if (this.state === 'open') this.state = 'cancelled';
+  }
+}
