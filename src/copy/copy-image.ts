@@ -15,7 +15,7 @@ import { isIndexType } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import { formatReference, type Reference, referenceSelector, withDigest } from '../reference/reference.js';
 import type { EventSink } from './events.js';
-import { blobsBelow, loadGraph, type ManifestGraph } from './graph.js';
+import { blobsBelow, filterRoot, loadGraph, type ManifestGraph } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
 import { type ImageResult, newTargetResult, type TargetResult } from './result.js';
 import type { RegistryStore, UploadSink } from './store.js';
@@ -120,17 +120,16 @@ export async function copyImage(
     image.mediaType = src.mediaType;
 
     // A platform filter makes a new index: its digest, not the source's, is what targets should hold.
-    // That needs the source index itself (one GET), so filtered mirrors load the graph first.
+    // That needs the source index itself: one GET; its children only once a target needs work.
     let wanted = src.digest;
-    let preloaded: ManifestGraph | undefined;
+    let root: Manifest | undefined;
     if (options.platforms && (src.mediaType === undefined || isIndexType(src.mediaType))) {
-      preloaded = await loadGraph(ctx.store, withDigest(source, src.digest), options.platforms).catch(
-        (err) => {
-          throw onSide(err, 'source');
-        },
-      );
-      if (preloaded.root.digest !== src.digest) {
-        wanted = preloaded.root.digest;
+      const sourceRoot = await ctx.store.manifestGet(withDigest(source, src.digest)).catch((err) => {
+        throw onSide(err, 'source');
+      });
+      root = filterRoot(sourceRoot, options.platforms, source);
+      if (root.digest !== src.digest) {
+        wanted = root.digest;
         image.filteredDigest = wanted;
         image.platforms = options.platforms.map(formatPlatform);
       }
@@ -162,11 +161,9 @@ export async function copyImage(
     if (pending.length === 0) return finish();
 
     // 2. The source graph, fetched once whatever the number of targets.
-    graph =
-      preloaded ??
-      (await loadGraph(ctx.store, withDigest(source, src.digest)).catch((err) => {
-        throw onSide(err, 'source');
-      }));
+    graph = await loadGraph(ctx.store, withDigest(source, src.digest), root).catch((err) => {
+      throw onSide(err, 'source');
+    });
     image.mediaType = graph.root.mediaType;
     // The source repository holds every blob: a target on the same registry can mount from it.
     for (const b of blobsBelow(graph.order).keys())
@@ -317,22 +314,45 @@ async function transferBlob(
   desc: Descriptor,
   targets: TargetWork[],
   ctx: CopyContext,
-  allowMount = true,
+): Promise<unknown[]> {
+  // Claim the registries nobody is sending this digest to yet, before the first await: JavaScript runs
+  // one thing at a time, so no other image can slip in between the check and the claim.
+  const { knowledge } = ctx;
+  const foreign = targets.map((w) => knowledge.pending(w.ref.registry, desc.digest));
+  let release!: () => void;
+  const claim = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  for (const w of targets) {
+    if (!knowledge.pending(w.ref.registry, desc.digest)) knowledge.track(w.ref.registry, desc.digest, claim);
+  }
+  try {
+    return await transferClaimed(source, desc, targets, ctx, true, foreign);
+  } finally {
+    release();
+  }
+}
+
+async function transferClaimed(
+  source: Reference,
+  desc: Descriptor,
+  targets: TargetWork[],
+  ctx: CopyContext,
+  allowMount: boolean,
+  foreign: (Promise<void> | undefined)[],
 ): Promise<unknown[]> {
   const { store, knowledge } = ctx;
   const outcomes: unknown[] = targets.map(() => undefined);
   const emit = (w: TargetWork, action: 'mount' | 'upload' | 'exists') =>
-    ctx.onEvent?.({
-      type: 'blob-done',
-      target: w.result.target,
-      digest: desc.digest,
-      size: desc.size,
-      action,
-    });
+    ctx.onEvent?.({ type: 'blob-done', target: w.result.target, digest: desc.digest, size: desc.size, action });
   const mounted = (w: TargetWork) => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;
     emit(w, 'mount');
+  };
+  const existing = (w: TargetWork) => {
+    w.result.blobsExisting++;
+    emit(w, 'exists');
   };
   /** Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure. */
   const tryMount = async (w: TargetWork, from: string): Promise<boolean> => {
@@ -346,19 +366,13 @@ async function transferBlob(
     return false;
   };
 
-  // Another image of this run may be sending the same digest to the same registry: wait for it, then
-  // the blob is either in the very repository or mountable from the one it went to.
   const toUpload: number[] = [];
   await Promise.all(
     targets.map(async (w, i) => {
       try {
-        const inflight = knowledge.pending(w.ref.registry, desc.digest);
+        const inflight = foreign[i];
         if (inflight) await inflight.catch(() => {});
-        if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) {
-          w.result.blobsExisting++;
-          emit(w, 'exists');
-          return;
-        }
+        if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
         const from = allowMount ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest) : undefined;
         if (from && (await tryMount(w, from))) return mounted(w);
         toUpload.push(i);
@@ -431,7 +445,6 @@ async function transferBlob(
       emit(w, 'upload');
     });
   });
-  for (const i of leaders) knowledge.track(targets[i]!.ref.registry, desc.digest, transfer);
   await transfer;
 
   // Followers: mount from their registry's leader; where that is refused, a plain upload of their own.
@@ -442,6 +455,7 @@ async function transferBlob(
       const leader = leaderOf.get(w.ref.registry)!;
       const leaderOk = outcomes[leader] === undefined;
       try {
+        if (leaderOk && knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
         if (leaderOk && (await tryMount(w, targets[leader]!.ref.path))) return mounted(w);
         retry.push(i);
       } catch (err) {
@@ -450,12 +464,14 @@ async function transferBlob(
     }),
   );
   if (retry.length > 0) {
-    const again = await transferBlob(
+    // Still under this call's claim: no waiting on in-flight transfers (that would be waiting on itself).
+    const again = await transferClaimed(
       source,
       desc,
       retry.map((i) => targets[i]!),
       ctx,
       false,
+      retry.map(() => undefined),
     );
     again.forEach((err, k) => {
       outcomes[retry[k]!] = err;

@@ -16,38 +16,36 @@ export interface ManifestGraph {
   order: Manifest[];
 }
 
+/** The index a platform filter makes of `root`: only those platforms and their attestations. */
+export function filterRoot(root: Manifest, platforms: Platform[], ref: Reference): Manifest {
+  if (root.kind !== 'index') return root;
+  const filtered = filterIndex(root, (p) => platforms.some((want) => platformMatches(p, want)));
+  if (filtered.manifests.length === 0) {
+    throw new RegmirrorError(`none of the platforms ${platforms.map(formatPlatform).join(', ')} is in ${root.digest}`, {
+      context: { registry: ref.registry, repository: ref.path, step: 'platform filter' },
+    });
+  }
+  return filtered;
+}
+
 /**
- * Fetch a manifest and, for an index, every child manifest below it (by digest, verified). With
- * `platforms`, a top-level index is replaced by one holding only those platforms (and their
- * attestations); the children themselves are untouched.
+ * Fetch a manifest and, for an index, every child manifest below it (by digest, verified). `root`, when
+ * given, is the top manifest already in hand (e.g. a platform-filtered index) and is not fetched again.
  */
-export async function loadGraph(
-  store: RegistryStore,
-  root: Reference,
-  platforms?: Platform[],
-): Promise<ManifestGraph> {
+export async function loadGraph(store: RegistryStore, ref: Reference, root?: Manifest): Promise<ManifestGraph> {
   const manifests = new Map<Digest, Manifest>();
   const order: Manifest[] = [];
   const loading = new Map<Digest, Promise<Manifest>>();
 
-  const visit = async (ref: Reference, depth: number): Promise<Manifest> => {
-    if (depth > 8) throw new Error(`index nesting deeper than 8 levels at ${ref.digest}`);
-    let m = await store.manifestGet(ref);
-    if (depth === 0 && platforms && m.kind === 'index') {
-      m = filterIndex(m, (p) => platforms.some((want) => platformMatches(p, want)));
-      if (m.manifests.length === 0) {
-        throw new RegmirrorError(
-          `none of the platforms ${platforms.map(formatPlatform).join(', ')} is in ${ref.digest}`,
-          { context: { registry: ref.registry, repository: ref.path, step: 'platform filter' } },
-        );
-      }
-    }
+  const visit = async (at: Reference, depth: number, given?: Manifest): Promise<Manifest> => {
+    if (depth > 8) throw new Error(`index nesting deeper than 8 levels at ${at.digest}`);
+    const m = given ?? (await store.manifestGet(at));
     manifests.set(m.digest, m);
     await Promise.all(
       childrenOf(m).map((child) => {
         let p = loading.get(child.digest);
         if (!p) {
-          p = visit(withDigest(ref, child.digest), depth + 1);
+          p = visit(withDigest(at, child.digest), depth + 1);
           loading.set(child.digest, p);
         }
         return p;
@@ -55,7 +53,7 @@ export async function loadGraph(
     );
     return m;
   };
-  const rootManifest = await visit(root, 0);
+  const rootManifest = await visit(ref, 0, root);
 
   // Post-order walk from the root gives children first, with each digest once.
   const placed = new Set<Digest>();

@@ -445,6 +445,26 @@ export class RegistryClient {
     return this.errorFor(res, { repo, step });
   }
 
+  /** Whether pull is granted: the first page of the tag list (reads nothing else). */
+  async checkPull(repo: Repository): Promise<void> {
+    const o = {
+      repo,
+      scopes: [repositoryScope(repo.path, 'pull')],
+      step: 'pull check',
+      method: 'GET' as const,
+      url: 'tags/list?n=1',
+    };
+    const res = await this.call(o);
+    if (res.status !== 200) throw await this.errorFor(res, o, `repository ${repo.path} not found`);
+    drain(res.body);
+  }
+
+  /** Whether push is granted: opens an upload session and cancels it at once; nothing is stored. */
+  async checkPush(repo: Repository): Promise<void> {
+    const opened = await this.uploadStart(repo);
+    if (!opened.mounted) await opened.session.cancel();
+  }
+
   async close(): Promise<void> {
     await this.transport.close();
   }
@@ -520,12 +540,15 @@ export class UploadSession {
   }
 }
 
-/** The `Link: <...>; rel="next"` target, resolved against the response URL. */
+/** The `Link: <...>; rel="next"` target, resolved against the response URL (RFC 8288: rel is a token list). */
 export function nextLink(link: string | undefined, base: URL): URL | undefined {
   if (!link) return undefined;
   for (const part of link.split(',')) {
-    const m = /<([^>]*)>\s*;(.*)/.exec(part.trim());
-    if (m && /rel="?next"?/.test(m[2]!)) return new URL(m[1]!, base);
+    const m = /<([^>]*)>(.*)/.exec(part.trim());
+    if (!m) continue;
+    const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^\s;]+))/i.exec(m[2]!);
+    const tokens = (rel?.[1] ?? rel?.[2] ?? '').toLowerCase().split(/\s+/);
+    if (tokens.includes('next')) return new URL(m[1]!, base);
   }
   return undefined;
 }

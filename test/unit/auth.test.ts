@@ -125,9 +125,7 @@ describe('nextLink', () => {
     assert.equal(nextLink('</x?last=a>; rel="prev"', base), undefined);
   });
 
-  it('matches the rel type "next" as a whole token of a space-separated list (RFC 8288)', {
-    todo: 'nextLink tests /rel="?next"?/: rel="prev next" is missed and rel="nextpage" is taken for next',
-  }, () => {
+  it('matches the rel type "next" as a whole token of a space-separated list (RFC 8288)', () => {
     assert.equal(nextLink('</x?last=c>; rel="prev next"', base)?.searchParams.get('last'), 'c');
     assert.equal(nextLink('</x?last=a>; rel="nextpage"', base), undefined);
   });
@@ -155,9 +153,7 @@ describe('Retry-After and backoff', () => {
     assert.equal(parseRetryAfter('5s', now), undefined);
   });
 
-  it('does not read garbage that the lenient Date.parse accepts as "retry now"', {
-    todo: 'parseRetryAfter("-1" | "1.5" | "1 2") returns 0 via Date.parse instead of undefined',
-  }, () => {
+  it('does not read garbage that the lenient Date.parse accepts as "retry now"', () => {
     assert.equal(parseRetryAfter('-1', now), undefined);
     assert.equal(parseRetryAfter('1.5', now), undefined);
     assert.equal(parseRetryAfter('1 2', now), undefined);
