@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import type { MirrorResult } from '../copy/run.js';
-import { EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, type ErrorKind, isSetupKind } from '../errors.js';
+import { type ErrorKind, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, isSetupKind } from '../errors.js';
 
 const errorKindSchema = z.enum([
   'usage',
