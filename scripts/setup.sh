@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what regmirror's demo and tests need on a Debian/Ubuntu machine: the distribution registry,
-# skopeo (the independent witness), htpasswd and openssl (test auth), and the npm packages.
+# skopeo (the independent witness), htpasswd and openssl (test auth), GNU time (the benchmark), and the
+# npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# GNU time (not the shell keyword): the benchmark reads peak RSS from /usr/bin/time -v.
+[ -x /usr/bin/time ] || need+=(time)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
