@@ -2,10 +2,13 @@
 
 import { setMaxListeners } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort } from '../errors.js';
+import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort, UsageError } from '../errors.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { TraceFn } from '../registry/transport.js';
+import { runAuthCheck } from './commands/auth-check.js';
 import { runCopy } from './commands/copy.js';
 import { runInspect } from './commands/inspect.js';
+import { runSync, type SyncFlags, type SyncSession } from './commands/sync.js';
 import { runTags } from './commands/tags.js';
 import { parsePositiveInt, parseSize } from './format.js';
 import { createOutput, type Output } from './output.js';
@@ -41,6 +44,11 @@ function withClientOptions(cmd: Command): Command {
       ),
     )
     .option('--debug', 'trace every HTTP request on stderr (credentials and signed URLs redacted)');
+}
+
+/** --debug: one line per HTTP request; the transport has already redacted the URL. */
+function debugTrace(out: Output): TraceFn {
+  return (t) => out.warn(`[debug] ${t.method} ${t.url} → ${t.status ?? t.error ?? '?'} (${t.ms} ms)`);
 }
 
 interface Session {
@@ -115,7 +123,84 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     setCode(await withClient(flags, session, (client) => runTags(repo, flags, client, session.out)));
   });
 
+  const configOptions = (cmd: Command) =>
+    withClientOptions(cmd)
+      .option(
+        '--config <file>',
+        'config file (default: mirror.config.json, .mirrorrc*, package.json "mirror")',
+      )
+      .option(
+        '--only <pattern>',
+        'only mirrors whose name or source matches this glob (repeatable)',
+        collect,
+      );
+  const runOptions = (cmd: Command) =>
+    configOptions(cmd)
+      .addOption(
+        new Option(
+          '-c, --concurrency <n>',
+          "images in flight (default: the config's defaults.concurrency)",
+        ).argParser((v) => parsePositiveInt(v, '--concurrency')),
+      )
+      .addOption(
+        new Option('--chunk-size <size>', 'upload chunk size where the config sets none')
+          .default(DEFAULT_CHUNK_SIZE, '8MiB')
+          .argParser((v) => parseSize(v, '--chunk-size')),
+      )
+      .addOption(
+        new Option('--shard <i/n>', 'only shard i of n (1-based), split by source repository').argParser(
+          parseShard,
+        ),
+      );
+
+  runOptions(
+    program
+      .command('sync')
+      .description('mirror everything the config selects; skip what is already identical')
+      .option('--dry-run', 'plan only: the same walk, nothing written (same as `regmirror plan`)'),
+  ).action(async (flags: CommonFlags & SyncFlags) => {
+    setCode(await runSync('sync', flags, syncSession(session, flags)));
+  });
+
+  runOptions(
+    program
+      .command('plan')
+      .description(
+        'what sync would do: tags to create/move/keep, blobs to upload/mount/skip, bytes; read-only',
+      ),
+  ).action(async (flags: CommonFlags & SyncFlags) => {
+    setCode(await runSync('plan', flags, syncSession(session, flags)));
+  });
+
+  const auth = program.command('auth').description('credentials and permissions');
+  configOptions(
+    auth
+      .command('check')
+      .description('check that every source can be pulled and every target pushed (writes nothing)'),
+  ).action(async (flags: CommonFlags & SyncFlags) => {
+    setCode(await runAuthCheck(flags, syncSession(session, flags)));
+  });
+
   return program;
+}
+
+function parseShard(value: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || count < 1 || index < 1 || index > count) {
+    throw new UsageError(`--shard takes I/N with 1 ≤ I ≤ N, e.g. 2/5; got "${value}"`);
+  }
+  return { index, count };
+}
+
+function syncSession(session: Session, flags: CommonFlags): SyncSession {
+  return {
+    signal: session.signal,
+    out: session.out,
+    env: process.env,
+    ...(flags.debug ? { trace: debugTrace(session.out) } : {}),
+  };
 }
 
 /** Run the CLI; returns the exit code. */

@@ -20,7 +20,10 @@ export interface ClientFlags {
 export interface RegistryOverrides {
   tls?: TlsMode;
   concurrency?: number;
+  /** Asked before the default chain. */
   credentials?: CredentialSource[];
+  /** Never send credentials to this registry, even when a login exists. */
+  anonymous?: boolean;
 }
 
 export const DEFAULT_HOST_CONCURRENCY = 8;
@@ -67,7 +70,10 @@ export function createClient(options: {
       const host = apiHost(registry);
       let p = cache.get(host);
       if (!p) {
-        p = findCredential([...(overrides(host)?.credentials ?? []), chain], host);
+        const o = overrides(host);
+        p = o?.anonymous
+          ? Promise.resolve(undefined)
+          : findCredential([...(o?.credentials ?? []), chain], host);
         cache.set(host, p);
       }
       return p;

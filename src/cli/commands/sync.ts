@@ -1,0 +1,196 @@
+// regmirror sync / plan: mirror everything the config selects (plan: the same walk, read-only).
+
+import picomatch from 'picomatch';
+import { loadConfig } from '../../config/load.js';
+import {
+  credentialSourcesFor,
+  isAnonymous,
+  type ResolvedConfig,
+  type ResolvedMirror,
+  registrySettings,
+} from '../../config/resolve.js';
+import { selectTags, type TagRules } from '../../config/tags.js';
+import type { CopyContext } from '../../copy/copy-image.js';
+import { BlobKnowledge } from '../../copy/knowledge.js';
+import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
+import { UsageError } from '../../errors.js';
+import { apiHost, formatRepository } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { createLimiter } from '../../registry/limiter.js';
+import type { TraceFn } from '../../registry/transport.js';
+import { formatBytes, formatDuration } from '../format.js';
+import type { Output } from '../output.js';
+import { Progress } from '../progress.js';
+import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
+import { type ClientFlags, createClient, type RegistryOverrides } from '../runtime.js';
+import { renderSummary } from '../summary.js';
+
+export interface SyncFlags extends ClientFlags {
+  config?: string;
+  only?: string[];
+  json?: boolean;
+  dryRun?: boolean;
+  /** Images in flight for the whole run (default: the config's defaults.concurrency). */
+  concurrency?: number;
+  chunkSize: number;
+  shard?: { index: number; count: number };
+}
+
+/** Whether tag selection needs the source's tag list (an explicit list alone does not). */
+export function needsTagList(rules: TagRules | undefined): boolean {
+  if (!rules) return true;
+  return (
+    rules.include !== undefined ||
+    rules.exclude !== undefined ||
+    rules.semver !== undefined ||
+    rules.latest !== undefined
+  );
+}
+
+/** Mirrors matching any --only pattern (a glob on the mirror's name or its source). */
+export function filterMirrors(mirrors: ResolvedMirror[], only: string[] | undefined): ResolvedMirror[] {
+  if (!only || only.length === 0) return mirrors;
+  const matchers = only.map((p) => picomatch(p, { dot: true }));
+  const selected = mirrors.filter((m) =>
+    matchers.some((match) => match(m.name) || match(formatRepository(m.source))),
+  );
+  if (selected.length === 0) {
+    throw new UsageError(
+      `--only ${only.join(', ')} matches no mirror (mirrors: ${mirrors.map((m) => m.name).join(', ')})`,
+    );
+  }
+  return selected;
+}
+
+/** Per-host settings from the config's registries, keyed by API host as the transport asks. */
+export function overridesFrom(config: ResolvedConfig, env: NodeJS.ProcessEnv) {
+  const byHost = new Map<string, RegistryOverrides>();
+  for (const settings of config.registries.values()) {
+    const o: RegistryOverrides = {};
+    if (settings.tls !== undefined) o.tls = settings.tls;
+    if (settings.concurrency !== undefined) o.concurrency = settings.concurrency;
+    if (isAnonymous(settings)) o.anonymous = true;
+    else o.credentials = credentialSourcesFor(settings, env);
+    byHost.set(apiHost(settings.registry), o);
+  }
+  return (host: string) => byHost.get(host);
+}
+
+export function specsFrom(mirrors: ResolvedMirror[], dryRun: boolean): MirrorSpec[] {
+  return mirrors.map((m) => ({
+    name: m.name,
+    source: m.source,
+    targets: m.targets,
+    select: (available: string[]) =>
+      selectTags(available, m.tags).map((s) =>
+        s.digest ? { tag: s.tag, digest: s.digest } : { tag: s.tag },
+      ),
+    needsTagList: needsTagList(m.tags),
+    options: {
+      overwrite: m.overwrite,
+      ...(m.platforms === 'all' ? {} : { platforms: m.platforms }),
+      dryRun,
+    },
+    limit: createLimiter(m.concurrency),
+  }));
+}
+
+export interface SyncSession {
+  signal: AbortSignal;
+  out: Output;
+  env: NodeJS.ProcessEnv;
+  trace?: TraceFn;
+}
+
+export async function runSync(
+  command: 'sync' | 'plan',
+  flags: SyncFlags,
+  session: SyncSession,
+): Promise<number> {
+  const { out, signal } = session;
+  const started = Date.now();
+  const dryRun = command === 'plan' || Boolean(flags.dryRun);
+  const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
+  let mirrors = filterMirrors(config.mirrors, flags.only);
+  if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
+
+  const client: RegistryClient = createClient({
+    flags,
+    signal,
+    overrides: overridesFrom(config, session.env),
+    env: session.env,
+    ...(session.trace ? { trace: session.trace } : {}),
+  });
+  try {
+    const progress = new Progress(out, dryRun);
+    const ctx: CopyContext = {
+      store: client,
+      knowledge: new BlobKnowledge(),
+      chunkSize: (registry) => registrySettings(config, registry).chunkSize ?? flags.chunkSize,
+      transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
+      onEvent: progress.onEvent,
+    };
+    out.status(`resolving tags of ${mirrors.length} mirrors`);
+    const specs = specsFrom(mirrors, dryRun);
+    const resolveLimit = createLimiter(8);
+    const resolved = await Promise.all(specs.map((spec) => resolveLimit(() => resolveMirror(spec, ctx))));
+    const results = new Map<MirrorSpec, MirrorResult>();
+    const jobs: ImageJob[] = [];
+    resolved.forEach((r, i) => {
+      results.set(specs[i]!, r.result);
+      jobs.push(...r.jobs);
+      if (r.result.error) out.warn(`✗ ${r.result.name}: ${r.result.error}`);
+    });
+    progress.setTotal(jobs.length);
+    await runJobs(
+      jobs,
+      results,
+      ctx,
+      createLimiter(flags.concurrency ?? config.defaults.concurrency),
+      signal,
+    );
+    out.stop();
+
+    const mirrorResults = [...results.values()];
+    const code = signal.aborted ? 130 : exitCodeForMirrors(mirrorResults);
+    const summary = summarise(mirrorResults, client.transport.stats);
+    out.info('');
+    out.info(renderSummary(mirrorResults, dryRun));
+    out.info('');
+    const verb = dryRun ? 'planned' : 'copied';
+    const failedMirrors = mirrorResults.filter((m) => m.error).length;
+    if (failedMirrors > 0) out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
+    out.info(
+      `${summary.images} images, ${summary.targets} targets: ${dryRun ? summary.planned : summary.copied} ${verb}, ${summary.upToDate} up to date, ${summary.kept} kept, ${summary.failed} failed; ` +
+        `${summary.blobsUploaded} blobs ${dryRun ? 'to upload' : 'uploaded'} (${formatBytes(summary.bytesUploaded)}), ${summary.blobsMounted} ${dryRun ? 'to mount' : 'mounted'}; ` +
+        `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
+    );
+    if (flags.json) {
+      const report: SyncReport = {
+        command,
+        dryRun,
+        exitCode: code,
+        interrupted: signal.aborted,
+        config: filepath,
+        startedAt: new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+        summary,
+        mirrors: mirrorResults,
+      };
+      out.result(JSON.stringify(report, null, 2));
+    }
+    return code;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * The mirrors of shard `index` of `count` (1-based). Split by source repository, deterministically, so
+ * N jobs with the same config cover every source exactly once whatever order the config lists them in.
+ */
+export function shardMirrors(mirrors: ResolvedMirror[], index: number, count: number): ResolvedMirror[] {
+  const sources = [...new Set(mirrors.map((m) => formatRepository(m.source)))].sort();
+  const mine = new Set(sources.filter((_, i) => i % count === index - 1));
+  return mirrors.filter((m) => mine.has(formatRepository(m.source)));
+}
