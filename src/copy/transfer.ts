@@ -1,8 +1,12 @@
 // The fan-out transfer: one streamed GET of a source blob feeds every target upload session that needs
 // it. The SHA-256 and the size are checked on the way; nothing is committed (no closing PUT) until the
-// whole blob has been read and verified. Backpressure: the source is not read further until every sink
-// has buffered the chunk it was given, and a sink holds at most one chunk in flight plus one filling, so
-// memory stays at about 2 × chunk size × targets whatever the blob size.
+// whole blob has been read and verified.
+//
+// Memory: targets that use the same chunk size share the chunk buffers. Each such group has two buffers
+// that take turns — one being uploaded (the same bytes PATCHed to every target of the group), one
+// filling from the source — and the source is not read further until every target has taken the full
+// one. So memory is about 2 × chunk size per distinct chunk size, whatever the blob size and however
+// many targets.
 
 import type { Readable } from 'node:stream';
 import { DigestMismatchError, isAbort, RegmirrorError } from '../errors.js';
@@ -15,45 +19,39 @@ export interface SinkSpec {
   chunkSize: number;
 }
 
-/** Buffers a stream into chunks of a target's size and PATCHes them, one request in flight at a time. */
-class ChunkedSink {
-  private parts: Buffer[] = [];
-  private buffered = 0;
+/** One target's session: at most one PATCH in flight; a failure ends this target only. */
+class Sink {
   private inflight: Promise<void> | undefined;
   error: unknown;
 
-  constructor(
-    readonly spec: SinkSpec,
-    private readonly total: number,
-  ) {}
+  constructor(readonly session: UploadSink) {}
 
   get failed(): boolean {
     return this.error !== undefined;
   }
 
-  /** Accept a chunk; resolves once it is buffered (waiting for the previous PATCH when a chunk is full). */
-  async write(chunk: Buffer): Promise<void> {
+  /** Start sending `chunk` once the previous one is through; resolves when it has started. */
+  async send(chunk: Buffer): Promise<void> {
+    await this.settle();
     if (this.failed) return;
-    this.parts.push(chunk);
-    this.buffered += chunk.byteLength;
-    // A blob that fits in one chunk is sent whole by finish(): one PUT, no PATCH.
-    if (this.total <= this.spec.chunkSize) return;
-    while (this.buffered >= this.spec.chunkSize && !this.failed) {
-      const piece = this.take(this.spec.chunkSize);
-      await this.settle();
-      if (this.failed) return;
-      this.inflight = this.spec.session.patch(piece).catch((err) => {
-        this.error ??= err;
-      });
+    this.inflight = this.session.patch(chunk).catch((err) => {
+      this.error ??= err;
+    });
+  }
+
+  /** Wait for the PATCH in flight, so its buffer may be reused. */
+  async settle(): Promise<void> {
+    if (this.inflight) {
+      await this.inflight;
+      this.inflight = undefined;
     }
   }
 
-  async finish(digest: Digest): Promise<void> {
+  async finish(digest: Digest, last: Buffer): Promise<void> {
     await this.settle();
     if (this.failed) throw this.error;
-    const last = this.take(this.buffered);
     try {
-      await this.spec.session.finish(digest, last.byteLength > 0 ? last : undefined);
+      await this.session.finish(digest, last.byteLength > 0 ? last : undefined);
     } catch (err) {
       this.error = err;
       throw err;
@@ -62,32 +60,53 @@ class ChunkedSink {
 
   async abandon(): Promise<void> {
     await this.settle();
-    this.parts = [];
-    this.buffered = 0;
-    await this.spec.session.cancel();
+    await this.session.cancel();
+  }
+}
+
+/** The targets sharing one chunk size, and the two buffers they take turns with. */
+class ChunkGroup {
+  private readonly buffers: [Buffer, Buffer];
+  private current = 0;
+  private fill = 0;
+  readonly sinks: Sink[] = [];
+  /** A blob that fits in one chunk is sent whole by the closing PUT: nothing is flushed early. */
+  private readonly monolithic: boolean;
+
+  constructor(chunkSize: number, total: number) {
+    this.monolithic = total <= chunkSize;
+    const size = this.monolithic ? total : chunkSize;
+    this.buffers = [Buffer.allocUnsafe(size), this.monolithic ? Buffer.alloc(0) : Buffer.allocUnsafe(size)];
   }
 
-  private async settle(): Promise<void> {
-    if (this.inflight) {
-      await this.inflight;
-      this.inflight = undefined;
+  /** Copy `data` in; every time the buffer is full, hand it to all targets and switch buffers. */
+  async write(data: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < data.byteLength) {
+      const buf = this.buffers[this.current]!;
+      const n = Math.min(buf.byteLength - this.fill, data.byteLength - offset);
+      data.copy(buf, this.fill, offset, offset + n);
+      this.fill += n;
+      offset += n;
+      if (this.fill === buf.byteLength && !this.monolithic) {
+        // send() waits for each target's previous PATCH, i.e. for the other buffer to be free.
+        await Promise.all(this.sinks.map((s) => s.send(buf)));
+        this.current = 1 - this.current;
+        this.fill = 0;
+      }
+      if (this.fill === buf.byteLength && this.monolithic) break;
     }
   }
 
-  private take(n: number): Buffer {
-    const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.buffered);
-    const piece = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.parts = rest.byteLength > 0 ? [rest] : [];
-    this.buffered = rest.byteLength;
-    // Copy so the piece does not pin the whole concatenated buffer while it is uploaded.
-    return n === all.byteLength ? piece : Buffer.from(piece);
+  /** The bytes not yet sent (the whole blob, for a monolithic upload). */
+  rest(): Buffer {
+    return this.buffers[this.current]!.subarray(0, this.fill);
   }
 }
 
 export interface FanOutResult {
   /** Per sink, in the order given: undefined = committed, or the error that failed that target. */
-  outcomes: (unknown | undefined)[];
+  outcomes: unknown[];
 }
 
 /**
@@ -99,23 +118,34 @@ export async function fanOut(
   source: Readable,
   digest: Digest,
   size: number,
-  sinks: SinkSpec[],
+  specs: SinkSpec[],
   onProgress?: (bytes: number) => void,
 ): Promise<FanOutResult> {
-  const chunked = sinks.map((s) => new ChunkedSink(s, size));
+  const groups = new Map<number, ChunkGroup>();
+  const sinks = specs.map((spec) => {
+    let group = groups.get(spec.chunkSize);
+    if (!group) {
+      group = new ChunkGroup(spec.chunkSize, size);
+      groups.set(spec.chunkSize, group);
+    }
+    const sink = new Sink(spec.session);
+    group.sinks.push(sink);
+    return { sink, group };
+  });
+  const abandonAll = () => Promise.all(sinks.map(({ sink }) => sink.abandon().catch(() => {})));
   const digester = new Digester(algorithmOf(digest));
   try {
     for await (const chunk of source) {
       const buf = chunk as Buffer;
       digester.update(buf);
       if (digester.size > size) break;
-      await Promise.all(chunked.map((s) => s.write(buf)));
+      for (const group of groups.values()) await group.write(buf);
       onProgress?.(buf.byteLength);
-      if (chunked.every((s) => s.failed)) break;
+      if (sinks.every(({ sink }) => sink.failed)) break;
     }
   } catch (err) {
     source.destroy();
-    await Promise.all(chunked.map((s) => s.abandon().catch(() => {})));
+    await abandonAll();
     if (isAbort(err) || err instanceof RegmirrorError) throw err;
     throw new RegmirrorError(`reading blob ${digest} from the source failed: ${(err as Error).message}`, {
       context: { side: 'source', digest },
@@ -123,26 +153,25 @@ export async function fanOut(
     });
   }
   source.destroy();
-  if (chunked.every((s) => s.failed)) {
-    return { outcomes: chunked.map((s) => s.error) };
+  if (sinks.every(({ sink }) => sink.failed)) {
+    await abandonAll();
+    return { outcomes: sinks.map(({ sink }) => sink.error) };
   }
   const actual = digester.digest();
   if (digester.size !== size || actual !== digest) {
-    await Promise.all(chunked.map((s) => s.abandon().catch(() => {})));
+    await abandonAll();
     const step =
-      digester.size === size
-        ? 'blob GET'
-        : `blob GET (read ${digester.size} bytes, the descriptor says ${size})`;
+      digester.size === size ? 'blob GET' : `blob GET (read ${digester.size} bytes, the descriptor says ${size})`;
     throw new DigestMismatchError(digest, actual, { context: { side: 'source', step } });
   }
   const outcomes = await Promise.all(
-    chunked.map(async (s) => {
-      if (s.failed) {
-        await s.spec.session.cancel().catch(() => {});
-        return s.error;
+    sinks.map(async ({ sink, group }) => {
+      if (sink.failed) {
+        await sink.abandon().catch(() => {});
+        return sink.error;
       }
       try {
-        await s.finish(digest);
+        await sink.finish(digest, group.rest());
         return undefined;
       } catch (err) {
         return err;
