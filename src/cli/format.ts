@@ -39,3 +39,8 @@ export function parsePositiveInt(text: string, what: string): number {
   }
   return Number(text);
 }
+
+/** "1 layer", "3 layers" */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

@@ -127,7 +127,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
  * 0: everything done (or, for a plan, planned). 2: nothing could start for setup reasons (credentials,
  * permissions, bad references) — every failure is of that kind and nothing succeeded. 1: otherwise.
  */
-export function exitCodeForMirrors(mirrors: MirrorResult[]): number {
+export function exitCodeForMirrors(mirrors: Pick<MirrorResult, 'error' | 'errorKind' | 'images'>[]): number {
   const kinds: (ErrorKind | undefined)[] = [];
   let anyOk = false;
   for (const m of mirrors) {

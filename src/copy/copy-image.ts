@@ -13,7 +13,7 @@ import type { Digest } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
-import { formatReference, type Reference, referenceSelector, withDigest } from '../reference/reference.js';
+import { describeSelector, formatReference, type Reference, withDigest } from '../reference/reference.js';
 import type { EventSink } from './events.js';
 import { blobsBelow, filterRoot, loadGraph, type ManifestGraph } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
@@ -107,7 +107,7 @@ export async function copyImage(
       ),
     ]);
     if (!src) {
-      throw new NotFoundError(`${referenceSelector(source)} not found`, {
+      throw new NotFoundError(`${describeSelector(source)} not found`, {
         context: {
           side: 'source',
           registry: source.registry,
@@ -344,7 +344,13 @@ async function transferClaimed(
   const { store, knowledge } = ctx;
   const outcomes: unknown[] = targets.map(() => undefined);
   const emit = (w: TargetWork, action: 'mount' | 'upload' | 'exists') =>
-    ctx.onEvent?.({ type: 'blob-done', target: w.result.target, digest: desc.digest, size: desc.size, action });
+    ctx.onEvent?.({
+      type: 'blob-done',
+      target: w.result.target,
+      digest: desc.digest,
+      size: desc.size,
+      action,
+    });
   const mounted = (w: TargetWork) => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;

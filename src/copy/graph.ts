@@ -21,9 +21,12 @@ export function filterRoot(root: Manifest, platforms: Platform[], ref: Reference
   if (root.kind !== 'index') return root;
   const filtered = filterIndex(root, (p) => platforms.some((want) => platformMatches(p, want)));
   if (filtered.manifests.length === 0) {
-    throw new RegmirrorError(`none of the platforms ${platforms.map(formatPlatform).join(', ')} is in ${root.digest}`, {
-      context: { registry: ref.registry, repository: ref.path, step: 'platform filter' },
-    });
+    throw new RegmirrorError(
+      `none of the platforms ${platforms.map(formatPlatform).join(', ')} is in ${root.digest}`,
+      {
+        context: { registry: ref.registry, repository: ref.path, step: 'platform filter' },
+      },
+    );
   }
   return filtered;
 }
@@ -32,7 +35,11 @@ export function filterRoot(root: Manifest, platforms: Platform[], ref: Reference
  * Fetch a manifest and, for an index, every child manifest below it (by digest, verified). `root`, when
  * given, is the top manifest already in hand (e.g. a platform-filtered index) and is not fetched again.
  */
-export async function loadGraph(store: RegistryStore, ref: Reference, root?: Manifest): Promise<ManifestGraph> {
+export async function loadGraph(
+  store: RegistryStore,
+  ref: Reference,
+  root?: Manifest,
+): Promise<ManifestGraph> {
   const manifests = new Map<Digest, Manifest>();
   const order: Manifest[] = [];
   const loading = new Map<Digest, Promise<Manifest>>();

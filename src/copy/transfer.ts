@@ -161,7 +161,9 @@ export async function fanOut(
   if (digester.size !== size || actual !== digest) {
     await abandonAll();
     const step =
-      digester.size === size ? 'blob GET' : `blob GET (read ${digester.size} bytes, the descriptor says ${size})`;
+      digester.size === size
+        ? 'blob GET'
+        : `blob GET (read ${digester.size} bytes, the descriptor says ${size})`;
     throw new DigestMismatchError(digest, actual, { context: { side: 'source', step } });
   }
   const outcomes = await Promise.all(

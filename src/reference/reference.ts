@@ -207,6 +207,11 @@ export function referenceSelector(ref: Reference): string {
   return sel;
 }
 
+/** 'tag "v1"' or 'digest sha256:...': for messages about what was looked for. */
+export function describeSelector(ref: Reference): string {
+  return ref.digest !== undefined ? `digest ${ref.digest}` : `tag "${ref.tag}"`;
+}
+
 export function withTag(repo: Repository, tag: string): Reference {
   return { registry: repo.registry, path: repo.path, tag };
 }

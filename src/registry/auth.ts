@@ -203,7 +203,7 @@ export class Authenticator {
           context: { registry: this.host, step: 'token request' },
           hint: found
             ? `check the username and password from ${found.source}`
-            : 'log in (docker login) or configure credentials for this registry',
+            : 'log in with docker login, or configure credentials for this registry',
         },
       );
     }

@@ -14,7 +14,13 @@ import {
 import { algorithmOf, type Digest, digestOf, isDigest } from '../oci/digest.js';
 import { type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
 import { baseMediaType, MANIFEST_ACCEPT } from '../oci/media-types.js';
-import { apiHost, type Reference, type Repository, referenceSelector } from '../reference/reference.js';
+import {
+  apiHost,
+  describeSelector,
+  type Reference,
+  type Repository,
+  referenceSelector,
+} from '../reference/reference.js';
 import { Authenticator, repositoryScope } from './auth.js';
 import type { FoundCredential } from './credentials/types.js';
 import type { RetryPolicy } from './retry.js';
@@ -161,7 +167,7 @@ export class RegistryClient {
     if (!hasCredential) {
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
-        hint: 'log in (docker login) or configure credentials for this registry',
+        hint: 'log in with docker login, or configure credentials for this registry',
       });
     }
     if (insufficient || sent?.startsWith('Bearer ')) {
@@ -245,7 +251,7 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
     };
     const res = await this.call(o);
-    if (res.status !== 200) throw await this.errorFor(res, o, `manifest ${referenceSelector(ref)} not found`);
+    if (res.status !== 200) throw await this.errorFor(res, o, `${describeSelector(ref)} not found`);
     const bytes = await readAll(res.body, MANIFEST_READ_LIMIT);
     const context: ErrorContext = { registry: ref.registry, repository: ref.path, step: 'manifest GET' };
     const expected = ref.digest ?? header(res.headers, 'docker-content-digest');

@@ -574,7 +574,7 @@ describe('copyImage: failures', () => {
   it('reports a missing source as the image error, fails every target, and touches no target further', async () => {
     const store = new MemoryStore();
     const result = await copyImage(ref('src.example/team/app:nope'), THREE, context(store));
-    assert.match(result.error ?? '', /nope not found/);
+    assert.match(result.error ?? '', /tag "nope" not found/);
     assert.match(result.error ?? '', /source registry src\.example/);
     assert.deepEqual(
       result.targets.map((t) => t.status),

@@ -4,13 +4,17 @@ import { copyImage } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import type { ImageResult } from '../../copy/result.js';
-import { EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, isSetupKind, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import { formatReference, type Reference, withDigest, withTag } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
-import { formatBytes, formatDuration } from '../format.js';
+import { formatBytes, formatDuration, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
+import { exitCodeForMirrors } from '../report.js';
+
+/** Blobs from this size on get a line of their own in plain (non-terminal) output. */
+const LARGE_BLOB = 16 * 1024 * 1024;
 
 export interface CopyFlags {
   json?: boolean;
@@ -34,13 +38,7 @@ export function resolveTargets(source: Reference, dsts: string[]): Reference[] {
 
 /** 0 when every target is in place; 2 when nothing could start for setup reasons (auth, usage); else 1. */
 export function exitCodeFor(results: ImageResult[]): number {
-  const targets = results.flatMap((r) => r.targets);
-  const failed = targets.filter((t) => t.status === 'failed');
-  if (failed.length === 0 && results.every((r) => !r.error)) return EXIT_OK;
-  const anyDone = targets.some((t) => t.status !== 'failed');
-  const kinds = [...results.map((r) => r.errorKind), ...failed.map((t) => t.errorKind)].filter(Boolean);
-  if (!anyDone && kinds.length > 0 && kinds.every(isSetupKind)) return EXIT_USAGE;
-  return EXIT_PARTIAL;
+  return exitCodeForMirrors([{ images: results }]);
 }
 
 export function describeTarget(t: ImageResult['targets'][number]): string {
@@ -59,7 +57,7 @@ export function describeTarget(t: ImageResult['targets'][number]): string {
       if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
       parts.push(`${t.manifestsPushed} manifest${t.manifestsPushed === 1 ? '' : 's'}`);
       const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
-      return `✓ ${t.target} ${parts.join(', ')}${moved}`;
+      return `✓ ${t.target}: ${parts.join(', ')}${moved}`;
     }
   }
 }
@@ -76,6 +74,10 @@ export async function runCopy(
   let bytes = 0;
   let blobs = 0;
   const onEvent = (e: CopyEvent) => {
+    // Without a terminal there is no live line: say when a large blob starts, so CI logs show progress.
+    if (e.type === 'blob-start' && !out.interactive && e.size >= LARGE_BLOB) {
+      out.info(`  sending ${e.digest} (${formatBytes(e.size)}) to ${plural(e.uploads, 'target')}`);
+    }
     if (e.type === 'blob-progress') bytes += e.bytes;
     if (e.type === 'blob-done') blobs++;
     if (e.type === 'blob-progress' || e.type === 'blob-done') {

@@ -4,9 +4,9 @@ import { loadGraph, totalSize } from '../../copy/graph.js';
 import { NotFoundError } from '../../errors.js';
 import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
 import { formatPlatform } from '../../oci/platform.js';
-import { formatReference, referenceSelector, withDigest } from '../../reference/reference.js';
+import { describeSelector, formatReference, withDigest } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
-import { formatBytes } from '../format.js';
+import { formatBytes, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
 
@@ -46,10 +46,14 @@ function toNode(m: Manifest, all: Map<string, Manifest>, desc?: Descriptor): Nod
 
 function render(node: Node, indent: string, out: string[]): void {
   if (node.kind === 'index') {
-    out.push(`${indent}${node.digest}  ${node.mediaType}  (${node.manifests!.length} manifests)`);
+    out.push(
+      `${indent}${node.digest}  ${node.mediaType}  (${plural(node.manifests!.length, 'child manifest')})`,
+    );
+    const platformOf = new Map(node.manifests!.map((c) => [c.digest, c.platform]));
     for (const child of node.manifests!) {
-      const label = child.attestationFor
-        ? `attestation of ${child.attestationFor.slice(0, 19)}`
+      const subject = child.attestationFor;
+      const label = subject
+        ? `attestation of ${platformOf.get(subject) ?? subject.slice(0, 19)}`
         : (child.platform ?? child.artifactType ?? 'manifest');
       out.push(`${indent}- ${label}`);
       render(child, `${indent}    `, out);
@@ -65,7 +69,7 @@ function render(node: Node, indent: string, out: string[]): void {
   );
   for (const l of node.layers!)
     out.push(`${indent}layer  ${l.digest}  ${l.mediaType}  ${formatBytes(l.size)}`);
-  out.push(`${indent}total  ${formatBytes(node.contentSize!)} in ${node.layers!.length} layers`);
+  out.push(`${indent}total  ${formatBytes(node.contentSize!)} in ${plural(node.layers!.length, 'layer')}`);
 }
 
 export async function runInspect(
@@ -77,7 +81,7 @@ export async function runInspect(
   const ref = parseRef(refText, 'reference');
   const head = await client.manifestHead(ref);
   if (!head) {
-    throw new NotFoundError(`${referenceSelector(ref)} not found`, {
+    throw new NotFoundError(`${describeSelector(ref)} not found`, {
       context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
     });
   }
@@ -90,7 +94,10 @@ export async function runInspect(
     render(tree, '  ', lines);
     const platforms =
       graph.root.kind === 'index' ? graph.root.manifests.filter((d) => !isAttestation(d)).length : 1;
-    lines.push(`  ${platforms} platform image(s), ${graph.order.length} manifests`);
+    const attestations = graph.root.kind === 'index' ? graph.root.manifests.filter(isAttestation).length : 0;
+    lines.push(
+      `  ${plural(platforms, 'platform')}${attestations ? `, ${plural(attestations, 'attestation')}` : ''}; ${plural(graph.order.length, 'manifest')} in all`,
+    );
     out.result(lines.join('\n'));
   }
   return 0;

@@ -159,7 +159,8 @@ export async function runSync(
     out.info('');
     const verb = dryRun ? 'planned' : 'copied';
     const failedMirrors = mirrorResults.filter((m) => m.error).length;
-    if (failedMirrors > 0) out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
+    if (failedMirrors > 0)
+      out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
     out.info(
       `${summary.images} images, ${summary.targets} targets: ${dryRun ? summary.planned : summary.copied} ${verb}, ${summary.upToDate} up to date, ${summary.kept} kept, ${summary.failed} failed; ` +
         `${summary.blobsUploaded} blobs ${dryRun ? 'to upload' : 'uploaded'} (${formatBytes(summary.bytesUploaded)}), ${summary.blobsMounted} ${dryRun ? 'to mount' : 'mounted'}; ` +

@@ -15,6 +15,6 @@ export async function runTags(
   const tags = await client.tagList(repo);
   if (flags.json) out.result(JSON.stringify({ repository: formatRepository(repo), tags }, null, 2));
   else if (tags.length > 0) out.result(tags.join('\n'));
-  out.info(`${tags.length} tags in ${formatRepository(repo)}`);
+  out.info(`${tags.length} tag${tags.length === 1 ? '' : 's'} in ${formatRepository(repo)}`);
   return 0;
 }
