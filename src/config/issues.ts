@@ -2,7 +2,7 @@
 // "<json path>: <what is wrong and what to write instead>", under a header naming the file.
 
 import { relative } from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 
 export interface ConfigIssue {
@@ -51,14 +51,16 @@ export function formatIssue(issue: ConfigIssue): string {
   return `${formatPath(issue.path)}: ${issue.message}`;
 }
 
-/** A value as a message quotes it: "ecr", 42, true, a list, an object. */
+/** A value as a message shows it: "ecr" (quoted), 42, true, a list, an object. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  return `${typeof value} ${String(value)}`;
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  // Unquoted, so 8 and "8" read differently.
+  return String(value);
 }
 
 // Marks zod's generic unknown-key issue, which issuesFromZod splits into one line per key with a suggestion.
@@ -74,13 +76,12 @@ const EXPECTED: Record<string, string> = {
   record: 'an object',
 };
 
-/** Candidates close to `word` (a typo, another case), best first. */
+/** The candidate closest to `word` (a typo, another case), if one is close enough to be meant. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
-    const distance =
-      candidate.toLowerCase() === word.toLowerCase() ? 0 : editDistance(word.toLowerCase(), candidate.toLowerCase());
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
@@ -96,9 +97,7 @@ function editDistance(a: string, b: string): number {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
       const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      const swap =
-        i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1] ? previous[j - 2]! : Number.POSITIVE_INFINITY;
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution, swap + 1));
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
     }
     previous = current;
   }
@@ -135,6 +134,8 @@ export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
           : undefined;
       return `expected ${options.join(' or ')}, got ${describeValue(issue.input)}${hint ? ` (did you mean "${hint}"?)` : ''}`;
     }
+    case 'invalid_format':
+      return `${describeValue(issue.input)} does not have the expected form${issue.pattern ? ` (${issue.pattern})` : ''}`;
     default:
       return undefined;
   }

@@ -90,13 +90,11 @@ const targetSchema = z
 
 // --- registries ----------------------------------------------------------------------------------
 
-const envVarName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
-    error: (issue) =>
-      `${describeValue(issue.input)} is not an environment variable name; give the NAME of the variable ` +
-      'that holds the value (e.g. "DOCKERHUB_TOKEN"), never the secret itself',
-  });
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+  error: (issue) =>
+    `${describeValue(issue.input)} is not an environment variable name; give the NAME of the variable ` +
+    'that holds the value (e.g. "DOCKERHUB_TOKEN"), never the secret itself',
+});
 
 const CREDENTIAL_FORMS = '"docker", "anonymous", or { "env": { "username": "VAR", "password": "VAR" } }';
 
@@ -137,7 +135,9 @@ const credentialsSchema = z
     [
       z
         .enum(CREDENTIAL_NAMES)
-        .describe('"docker": DOCKER_AUTH_CONFIG, docker config.json, podman auth.json (the default); "anonymous": none.'),
+        .describe(
+          '"docker": DOCKER_AUTH_CONFIG, docker config.json, podman auth.json (the default); "anonymous": none.',
+        ),
       credentialSourceSchema,
     ],
     {
@@ -156,7 +156,9 @@ const tlsSchema = z
     [
       z
         .enum(TLS_NAMES)
-        .describe('"verify": HTTPS, verified (default); "disabled": plain HTTP; "insecure": HTTPS, not verified.'),
+        .describe(
+          '"verify": HTTPS, verified (default); "disabled": plain HTTP; "insecure": HTTPS, not verified.',
+        ),
       z.strictObject({
         caFile: z
           .string()
@@ -170,13 +172,32 @@ const tlsSchema = z
         `{ "caFile": "ca.pem" }, got ${describeValue(issue.input)}${oneOf(TLS_NAMES, issue.input)}`,
     },
   )
-  .describe('How to connect: "verify" (default; loopback hosts default to plain HTTP), "disabled", "insecure", or { "caFile" }.');
+  .describe(
+    'How to connect: "verify" (default; loopback hosts default to plain HTTP), "disabled", "insecure", or { "caFile" }.',
+  );
+
+function chunkSizeRange(value: unknown, bytes: number | undefined): string {
+  const size =
+    typeof value === 'number'
+      ? `${value} bytes`
+      : bytes === undefined
+        ? describeValue(value)
+        : `${describeValue(value)} (${formatByteSize(bytes)})`;
+  return `chunk size ${size} is out of range; use between 1 KiB and 1 GiB, e.g. "8MiB"`;
+}
 
 const chunkSizeSchema = z
   .union(
     [
-      z.number().int().min(MIN_CHUNK_SIZE).max(MAX_CHUNK_SIZE),
-      z.string().regex(new RegExp(BYTE_SIZE_PATTERN)),
+      z
+        .number()
+        .int()
+        .min(MIN_CHUNK_SIZE, { error: (issue) => chunkSizeRange(issue.input, Number(issue.input)) })
+        .max(MAX_CHUNK_SIZE, { error: (issue) => chunkSizeRange(issue.input, Number(issue.input)) }),
+      z.string().regex(new RegExp(BYTE_SIZE_PATTERN), {
+        error: (issue) =>
+          `${describeValue(issue.input)} is not a size; write bytes as a number, or a string like "8MiB" or "5MB"`,
+      }),
     ],
     {
       error: (issue) =>
@@ -186,12 +207,7 @@ const chunkSizeSchema = z
   .transform((value, ctx) => {
     const bytes = typeof value === 'number' ? value : parseByteSize(value);
     if (bytes === undefined || bytes < MIN_CHUNK_SIZE || bytes > MAX_CHUNK_SIZE) {
-      const size = bytes === undefined ? describeValue(value) : `${describeValue(value)} (${formatByteSize(bytes)})`;
-      ctx.issues.push({
-        code: 'custom',
-        input: value,
-        message: `chunk size ${size} is out of range; use between 1 KiB and 1 GiB, e.g. "8MiB"`,
-      });
+      ctx.issues.push({ code: 'custom', input: value, message: chunkSizeRange(value, bytes) });
       return z.NEVER;
     }
     return bytes;
@@ -255,7 +271,7 @@ const platformsSchema = z
   )
   .describe(
     '"all" keeps the source index byte-exact (default); a list builds an index of those platforms only, ' +
-      'whose digest differs from the source\'s.',
+      "whose digest differs from the source's.",
   );
 
 export const OVERWRITE_POLICIES = ['changed', 'never', 'always'] as const;
@@ -273,10 +289,14 @@ const policyShape = {
   referrers: z
     .boolean()
     .optional()
-    .describe('Also copy referrers (signatures, SBOMs, attestations). Not implemented yet: accepted and ignored.'),
+    .describe(
+      'Also copy referrers (signatures, SBOMs, attestations). Not implemented yet: accepted and ignored.',
+    ),
 };
 
-const defaultsSchema = z.strictObject(policyShape).describe('Policies for every mirror that does not set its own.');
+const defaultsSchema = z
+  .strictObject(policyShape)
+  .describe('Policies for every mirror that does not set its own.');
 
 // --- tags ----------------------------------------------------------------------------------------
 
@@ -323,7 +343,10 @@ const semverRangeSchema = z
   .min(1)
   .superRefine((range, ctx) => {
     if (semver.validRange(range) === null) {
-      problem(ctx, `"${range}" is not a semver range; write one like ">=1.2.0", "^15", "~1.4 || ^2", ">=1.0.0 <2"`);
+      problem(
+        ctx,
+        `"${range}" is not a semver range; write one like ">=1.2.0", "^15", "~1.4 || ^2", ">=1.0.0 <2"`,
+      );
     }
   });
 
@@ -334,7 +357,9 @@ const tagRulesObjectSchema = z
       .array(regexSchema)
       .min(1)
       .optional()
-      .describe('Regular expressions; a tag must match at least one (anywhere in the tag; anchor with ^ and $).'),
+      .describe(
+        'Regular expressions; a tag must match at least one (anywhere in the tag; anchor with ^ and $).',
+      ),
     exclude: z
       .array(regexSchema)
       .min(1)
@@ -369,7 +394,10 @@ const tagRulesObjectSchema = z
   })
   .superRefine((rules, ctx) => {
     if (Object.keys(rules).length === 0) {
-      problem(ctx, 'selects nothing; remove "tags" to mirror every tag, or add list, include, exclude, semver, latest or digests');
+      problem(
+        ctx,
+        'selects nothing; remove "tags" to mirror every tag, or add list, include, exclude, semver, latest or digests',
+      );
     }
     if (rules.includePrerelease !== undefined && rules.semver === undefined) {
       problem(ctx, 'only applies to "semver"; add a semver range or remove it', ['includePrerelease']);
@@ -439,7 +467,11 @@ function checkTargets(mirror: { source: string; targets: string[] }, ctx: Ctx): 
       target = parseRepository(expanded);
     } catch (err) {
       if (isTemplate(template)) {
-        problem(ctx, `"${template}" expands to "${expanded}", which is not a repository: ${(err as Error).message}`, path);
+        problem(
+          ctx,
+          `"${template}" expands to "${expanded}", which is not a repository: ${(err as Error).message}`,
+          path,
+        );
       }
       return;
     }
@@ -448,7 +480,11 @@ function checkTargets(mirror: { source: string; targets: string[] }, ctx: Ctx): 
     if (sameRepository(target, source)) {
       problem(ctx, `${shown} is the source itself; a target must be another repository`, path);
     } else if (seen.has(name)) {
-      problem(ctx, `${shown} is the same repository as targets[${seen.get(name)}]; list each target once`, path);
+      problem(
+        ctx,
+        `${shown} is the same repository as targets[${seen.get(name)}]; list each target once`,
+        path,
+      );
     } else {
       seen.set(name, i);
     }
@@ -513,18 +549,27 @@ function checkFile(
       return;
     }
     const path = mirror.name === undefined ? ['mirrors', i] : ['mirrors', i, 'name'];
-    problem(ctx, `has the same name as mirrors[${earlier}] ("${name}"); give one of them a distinct "name"`, path);
+    problem(
+      ctx,
+      `has the same name as mirrors[${earlier}] ("${name}"); give one of them a distinct "name"`,
+      path,
+    );
   });
 }
 
 export const configSchema = z
   .strictObject({
-    $schema: z.string().optional().describe('The JSON Schema of this file, for editors: "./mirror.schema.json".'),
+    $schema: z
+      .string()
+      .optional()
+      .describe('The JSON Schema of this file, for editors: "./mirror.schema.json".'),
     defaults: defaultsSchema.optional(),
     registries: z
       .record(registryKeySchema, registrySchema)
       .optional()
-      .describe('Settings per registry host ("quay.io", "registry.internal:5000"; "docker.io" for Docker Hub).'),
+      .describe(
+        'Settings per registry host ("quay.io", "registry.internal:5000"; "docker.io" for Docker Hub).',
+      ),
     mirrors: z
       .array(mirrorSchema, {
         error: required(

@@ -130,7 +130,8 @@ export function selectTags(available: readonly string[], rules: TagRules | undef
   const explicit = [...(rules?.list ?? []), ...Object.keys(rules?.digests ?? {})];
 
   // Without filters, explicit tags are the whole selection; with neither, every tag is.
-  const filtered = rules && hasFilters(rules) ? filterTags(present, rules) : explicit.length > 0 ? [] : present;
+  const filtered =
+    rules && hasFilters(rules) ? filterTags(present, rules) : explicit.length > 0 ? [] : present;
   for (const tag of filtered) selected.set(tag, { tag });
   for (const tag of explicit) {
     const digest = rules?.digests?.[tag];

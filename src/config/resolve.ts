@@ -1,0 +1,141 @@
+// From the validated config to what the commands work with: parsed repositories, targets expanded,
+// every policy decided (mirror > defaults > built-in), registry settings keyed the way references name
+// registries ("docker.io", never "index.docker.io").
+
+import { resolve as resolvePath } from 'node:path';
+import { type Platform, parsePlatform } from '../oci/platform.js';
+import { normaliseRegistry, parseRepository, type Repository } from '../reference/reference.js';
+import { envCredentialSource } from '../registry/credentials/env-source.js';
+import type { Env } from '../registry/credentials/helper.js';
+import type { CredentialSource } from '../registry/credentials/types.js';
+import type { TlsMode } from '../registry/tls.js';
+import {
+  type Config,
+  type CredentialsConfig,
+  mirrorName,
+  type Overwrite,
+  type RegistryConfig,
+} from './schema.js';
+import type { TagRules } from './tags.js';
+import { expandTarget } from './template.js';
+
+export interface MirrorPolicy {
+  /** "all": the source index byte-exact; a list: an index of those platforms only (its digest differs). */
+  platforms: 'all' | Platform[];
+  overwrite: Overwrite;
+  /** Images in flight at once. */
+  concurrency: number;
+  /** Copy referrers too. Accepted but not implemented yet. */
+  referrers: boolean;
+}
+
+export const BUILTIN_DEFAULTS: Readonly<MirrorPolicy> = Object.freeze({
+  platforms: 'all',
+  overwrite: 'changed',
+  concurrency: 4,
+  referrers: false,
+});
+
+export interface ResolvedMirror extends MirrorPolicy {
+  /** The mirror's own name, else the normalised source ("quay.io/org/app"). Unique in a config. */
+  name: string;
+  source: Repository;
+  /** Templates expanded; never the source, never twice the same. */
+  targets: Repository[];
+  /** undefined: every tag of the source. */
+  tags: TagRules | undefined;
+}
+
+export interface RegistrySettings {
+  /** Normalised as in references: "docker.io", "quay.io", "localhost:5000". */
+  registry: string;
+  /** "docker" (the default chain) unless configured. */
+  credentials: CredentialsConfig;
+  /** undefined: not configured; the client decides (loopback hosts plain HTTP, others verified HTTPS). */
+  tls?: TlsMode;
+  /** Requests in flight to this registry; undefined: the client's default. */
+  concurrency?: number;
+  /** Upload chunk size in bytes; undefined: the client's choice for that registry. */
+  chunkSize?: number;
+}
+
+export interface ResolvedConfig {
+  /** The policies of a mirror that sets none; `defaults.concurrency` is the run's images in flight. */
+  defaults: MirrorPolicy;
+  registries: Map<string, RegistrySettings>;
+  mirrors: ResolvedMirror[];
+}
+
+function platformsOf(value: 'all' | string[]): 'all' | Platform[] {
+  // The schema checked the syntax, so parsePlatform always answers here.
+  return value === 'all' ? 'all' : value.map((text) => parsePlatform(text)!);
+}
+
+function registrySettingsOf(key: string, config: RegistryConfig, baseDir: string): RegistrySettings {
+  const settings: RegistrySettings = {
+    registry: normaliseRegistry(key),
+    credentials: config.credentials ?? 'docker',
+  };
+  if (config.tls !== undefined) {
+    // A CA file is relative to the config file, not to wherever regmirror happens to run.
+    settings.tls =
+      typeof config.tls === 'object' ? { caFile: resolvePath(baseDir, config.tls.caFile) } : config.tls;
+  }
+  if (config.concurrency !== undefined) settings.concurrency = config.concurrency;
+  if (config.chunkSize !== undefined) settings.chunkSize = config.chunkSize;
+  return settings;
+}
+
+/**
+ * `config` must come from configSchema (loadConfig does that): its references and templates are known
+ * to parse. `baseDir` is the config file's directory, for relative paths in it.
+ */
+export function resolveConfig(config: Config, options: { baseDir: string }): ResolvedConfig {
+  const given = config.defaults ?? {};
+  const defaults: MirrorPolicy = {
+    platforms: given.platforms === undefined ? BUILTIN_DEFAULTS.platforms : platformsOf(given.platforms),
+    overwrite: given.overwrite ?? BUILTIN_DEFAULTS.overwrite,
+    concurrency: given.concurrency ?? BUILTIN_DEFAULTS.concurrency,
+    referrers: given.referrers ?? BUILTIN_DEFAULTS.referrers,
+  };
+  const registries = new Map<string, RegistrySettings>();
+  for (const [key, value] of Object.entries(config.registries ?? {})) {
+    const settings = registrySettingsOf(key, value, options.baseDir);
+    registries.set(settings.registry, settings);
+  }
+  const mirrors = config.mirrors.map((mirror): ResolvedMirror => {
+    const source = parseRepository(mirror.source);
+    return {
+      name: mirrorName(mirror),
+      source,
+      targets: mirror.targets.map((target) => parseRepository(expandTarget(target, source))),
+      tags: mirror.tags,
+      platforms: mirror.platforms === undefined ? defaults.platforms : platformsOf(mirror.platforms),
+      overwrite: mirror.overwrite ?? defaults.overwrite,
+      concurrency: mirror.concurrency ?? defaults.concurrency,
+      referrers: mirror.referrers ?? defaults.referrers,
+    };
+  });
+  return { defaults, registries, mirrors };
+}
+
+/** The settings for `registry` (any alias: "index.docker.io" finds "docker.io"); defaults when not configured. */
+export function registrySettings(config: ResolvedConfig, registry: string): RegistrySettings {
+  const name = normaliseRegistry(registry);
+  return config.registries.get(name) ?? { registry: name, credentials: 'docker' };
+}
+
+/** Whether requests to this registry go without credentials, even when a login exists for it. */
+export function isAnonymous(settings: RegistrySettings): boolean {
+  return settings.credentials === 'anonymous';
+}
+
+/**
+ * The credential sources the config names for this registry, to be asked before the default chain.
+ * [] means the config names none: use the default chain ("docker") — or, when isAnonymous, nothing at all.
+ */
+export function credentialSourcesFor(settings: RegistrySettings, env: Env = process.env): CredentialSource[] {
+  const credentials = settings.credentials;
+  if (typeof credentials === 'string') return [];
+  return [envCredentialSource(settings.registry, credentials.env.username, credentials.env.password, env)];
+}
