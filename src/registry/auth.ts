@@ -73,6 +73,30 @@ export class Authenticator {
     private readonly lookup: CredentialLookup,
   ) {}
 
+  private probe: Promise<void> | undefined;
+  private contacted = false;
+
+  /**
+   * Until this registry has answered once, requests wait for the first one: its 401 teaches the
+   * challenge to all of them, instead of a burst of parallel requests each collecting its own 401.
+   * Returns a function the first request calls when its answer is in; undefined for the others.
+   */
+  async firstContact(): Promise<(() => void) | undefined> {
+    if (this.contacted) return undefined;
+    if (this.probe) {
+      await this.probe;
+      return undefined;
+    }
+    let done!: () => void;
+    this.probe = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    return () => {
+      this.contacted = true;
+      done();
+    };
+  }
+
   private found(): Promise<FoundCredential | undefined> {
     this.credential ??= this.lookup();
     return this.credential;

@@ -134,23 +134,33 @@ export class RegistryClient {
     const url = this.urlFor(o.repo, o.url);
     const replayable = o.body === undefined || typeof o.body === 'string' || o.body instanceof Uint8Array;
     for (let attempt = 0; ; attempt++) {
-      const authorization = await auth.authorize(o.scopes, this.signal);
-      const headers: Headers = { ...o.headers };
-      if (authorization) headers.authorization = authorization;
-      const res = await this.transport.send({
-        method: o.method,
-        url,
-        headers,
-        body: o.body,
-        signal: this.signal,
-        followRedirects: o.followRedirects,
-        retry: o.retry,
-      });
+      const firstContact = await auth.firstContact();
+      let res: TransportResponse;
+      let authorization: string | undefined;
+      let retryable = false;
+      try {
+        authorization = await auth.authorize(o.scopes, this.signal);
+        const headers: Headers = { ...o.headers };
+        if (authorization) headers.authorization = authorization;
+        res = await this.transport.send({
+          method: o.method,
+          url,
+          headers,
+          body: o.body,
+          signal: this.signal,
+          followRedirects: o.followRedirects,
+          retry: o.retry,
+        });
+        // Learn the challenge before letting requests that waited for this first answer go.
+        if (res.status === 401)
+          retryable = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization);
+      } finally {
+        firstContact?.();
+      }
       if (res.status !== 401) return res;
-      const www = header(res.headers, 'www-authenticate');
       await readCapped(res.body, 4096);
-      if (attempt < 2 && replayable && auth.unauthorized(www, authorization)) continue;
-      throw await this.unauthorizedError(o, auth, authorization, www);
+      if (attempt < 2 && replayable && retryable) continue;
+      throw await this.unauthorizedError(o, auth, authorization, header(res.headers, 'www-authenticate'));
     }
   }
 
