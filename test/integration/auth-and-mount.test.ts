@@ -2,7 +2,7 @@
 // and cross-repository mounts between images of one run, against real registries.
 
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createClient } from '../../src/cli/runtime.js';
