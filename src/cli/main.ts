@@ -6,6 +6,7 @@ import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort, UsageEr
 import type { RegistryClient } from '../registry/client.js';
 import type { TraceFn } from '../registry/transport.js';
 import { runAuthCheck } from './commands/auth-check.js';
+import { type CheckFlags, runCheck } from './commands/check.js';
 import { runCopy } from './commands/copy.js';
 import { runInspect } from './commands/inspect.js';
 import { runSync, type SyncFlags, type SyncSession } from './commands/sync.js';
@@ -170,6 +171,26 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       ),
   ).action(async (flags: CommonFlags & SyncFlags) => {
     setCode(await runSync('plan', flags, syncSession(session, flags)));
+  });
+
+  runOptions(
+    program
+      .command('check')
+      .description(
+        'drift check: per target and tag ok / missing / stale / extra; exit 0 in sync, 1 drift, 2 error',
+      )
+      .option(
+        '--deep',
+        'also HEAD every child manifest and blob below each target manifest (reads manifests)',
+      )
+      .option('--format <format>', 'table (default), json, or markdown (a CI job summary)')
+      .option(
+        '--fail-on <states>',
+        'comma-separated states that count as drift (default: missing,stale,incomplete)',
+      )
+      .option('--fix', 'sync exactly the rows that drifted'),
+  ).action(async (flags: CommonFlags & CheckFlags) => {
+    setCode(await runCheck(flags, syncSession(session, flags)));
   });
 
   const auth = program.command('auth').description('credentials and permissions');

@@ -60,6 +60,11 @@ export interface ImageOptions {
   platforms?: Platform[];
   /** Plan only: find out what would be uploaded, mounted and pushed; write nothing. */
   dryRun?: boolean;
+  /**
+   * Trust no manifest the target has: HEAD every blob below every manifest, and bring back what is gone
+   * (repairs content that was garbage-collected or half-copied under a tag that looks right).
+   */
+  verify?: boolean;
 }
 
 export async function copyImage(
@@ -181,7 +186,7 @@ export async function copyImage(
           done: new Map(),
         };
         try {
-          await surveyTarget(w, graph, ctx);
+          await surveyTarget(w, graph, ctx, options.verify ?? false);
         } catch (err) {
           if (isAbort(err)) throw err;
           w.failed = err;
@@ -239,19 +244,24 @@ function planTransfers(work: TargetWork[], graph: ManifestGraph, ctx: CopyContex
 }
 
 /** HEAD the target's manifests (skip what it has, subtree and all) and the blobs below the rest. */
-async function surveyTarget(w: TargetWork, graph: ManifestGraph, ctx: CopyContext): Promise<void> {
+async function surveyTarget(
+  w: TargetWork,
+  graph: ManifestGraph,
+  ctx: CopyContext,
+  verify: boolean,
+): Promise<void> {
   const { store, knowledge } = ctx;
   const missing = new Set<Digest>();
-  const check = async (m: Manifest, isRoot: boolean): Promise<void> => {
+  const check = async (m: Manifest): Promise<void> => {
     const head = await store.manifestHead(withDigest(w.ref, m.digest));
-    if (head && !isRoot) return; // The target has this subtree.
     if (!head) missing.add(m.digest);
-    if (head) return; // Root present by digest: only the tag is missing.
-    await Promise.all(childrenOf(m).map((c) => check(graph.manifests.get(c.digest)!, false)));
+    // A manifest the target has stands for its whole subtree — unless told to trust nothing.
+    else if (!verify) return;
+    await Promise.all(childrenOf(m).map((c) => check(graph.manifests.get(c.digest)!)));
   };
-  await check(graph.root, true);
+  await check(graph.root);
   w.manifests = graph.order.filter((m) => missing.has(m.digest) || m === graph.root);
-  const blobs = blobsBelow(w.manifests.filter((m) => missing.has(m.digest)));
+  const blobs = blobsBelow(verify ? graph.order : w.manifests.filter((m) => missing.has(m.digest)));
   await Promise.all(
     [...blobs.values()].map(async (b) => {
       if (knowledge.isPresent(w.ref.registry, w.ref.path, b.digest)) {
