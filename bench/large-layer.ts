@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import type { TargetResult } from '../src/copy/result.js';
 import { type Endpoint, REPO_ROOT, startWorld, type World } from '../test/harness/fixture.js';
 import { type RegistryProxy, startProxy } from '../test/harness/proxy.js';
 import { type Registry, startRegistry } from '../test/harness/registry.js';
@@ -31,16 +32,8 @@ const TAG = 'v1';
 /** `undefined` = the CLI's default (no flag passed). */
 const CHUNK_SIZES: Array<string | undefined> = [undefined, '4MiB', '16MiB'];
 
-interface TargetReport {
-  target: string;
-  status: string;
-  blobsUploaded: number;
-  blobsMounted: number;
-  blobsExisting: number;
-  bytesUploaded: number;
-  manifestsPushed: number;
-  error?: string;
-}
+/** The per-target part of `regmirror copy --json`. */
+type TargetReport = TargetResult;
 
 interface CopyReport {
   exitCode: number;

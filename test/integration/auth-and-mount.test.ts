@@ -121,3 +121,53 @@ test('a second repository sharing layers with the first mounts them on the same 
   });
   assert.ok(raw.equals(second.bytes));
 });
+
+test('auth check proves pull and push without storing anything, and names what is denied', async () => {
+  await seedImage(world.source.seedTarget, 'authcheck/app', 'v1', 'oci-image');
+  const config = join(world.workDir, 'authcheck.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      mirrors: [
+        {
+          source: `${world.source.host}/authcheck/app`,
+          targets: [`${world.basic.host}/authcheck/app`, `${world.source.host}/mirror/authcheck/app`],
+        },
+      ],
+    }),
+  );
+  // The token registry's credentials are the read-only user's: pull works there, push does not.
+  const dir = await makeTempDir('authcheck');
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      auths: {
+        [world.source.host]: { auth: Buffer.from('reader:reader-secret-pw').toString('base64') },
+        [world.basic.host]: { auth: Buffer.from('bob:bob-secret-pw').toString('base64') },
+      },
+    }),
+  );
+  try {
+    world.resetCounts();
+    const res = await runCli(['auth', 'check', '--config', config, '--json'], {
+      env: { DOCKER_CONFIG: dir, HOME: dir },
+    });
+    assert.equal(res.code, 2, res.stderr);
+    const report = JSON.parse(res.stdout) as {
+      ok: boolean;
+      checks: { repository: string; access: string; ok: boolean; errorKind?: string }[];
+    };
+    const summary = report.checks.map((c) => [c.access, c.repository, c.ok, c.errorKind ?? '']).sort();
+    assert.deepEqual(summary, [
+      ['pull', 'authcheck/app', true, ''],
+      ['push', 'authcheck/app', true, ''],
+      ['push', 'mirror/authcheck/app', false, 'permission'],
+    ]);
+    assert.match(res.stderr, /mirror\/authcheck\/app/);
+    assert.ok(!res.stderr.includes('reader-secret-pw') && !res.stdout.includes('reader-secret-pw'));
+    // Nothing was stored: no blob or manifest PUT anywhere.
+    for (const ep of [world.source, world.basic]) assert.equal(ep.proxy.count({ method: 'PUT' }), 0);
+  } finally {
+    await removeDir(dir);
+  }
+});

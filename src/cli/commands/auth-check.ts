@@ -1,13 +1,11 @@
 // regmirror auth check: before a release, prove that every source can be pulled and every target pushed.
 // Reads one tag-list page per source; opens and cancels one upload session per target. Stores nothing.
 
-import { loadConfig } from '../../config/load.js';
 import { errorKind, formatError } from '../../errors.js';
 import { apiHost, formatRepository, type Repository } from '../../reference/reference.js';
 import type { Output } from '../output.js';
-import { createClient } from '../runtime.js';
 import { table } from '../summary.js';
-import { filterMirrors, overridesFrom, type SyncFlags, type SyncSession } from './sync.js';
+import { openConfigRun, type SyncFlags, type SyncSession } from './sync.js';
 
 interface Check {
   registry: string;
@@ -24,14 +22,7 @@ export async function runAuthCheck(
   session: SyncSession,
   out: Output = session.out,
 ): Promise<number> {
-  const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
-  const mirrors = filterMirrors(config.mirrors, flags.only);
-  const client = createClient({
-    flags,
-    signal: session.signal,
-    overrides: overridesFrom(config, session.env),
-    env: session.env,
-  });
+  const { filepath, mirrors, client } = await openConfigRun(flags, session);
   const wanted = new Map<string, { repo: Repository; access: 'pull' | 'push' }>();
   for (const m of mirrors) {
     wanted.set(`pull ${formatRepository(m.source)}`, { repo: m.source, access: 'pull' });

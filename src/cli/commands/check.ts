@@ -1,7 +1,6 @@
 // regmirror check: drift between sources and targets, for nightly jobs. Table, JSON or Markdown; exit 0
 // in sync, 1 on drift, 2 when the check itself could not run. --fix syncs exactly the rows that drifted.
 
-import { loadConfig } from '../../config/load.js';
 import {
   type CheckOptions,
   checkMirror,
@@ -18,16 +17,8 @@ import { withDigest, withTag } from '../../reference/reference.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
-import { createClient } from '../runtime.js';
 import { table } from '../summary.js';
-import {
-  filterMirrors,
-  overridesFrom,
-  type SyncFlags,
-  type SyncSession,
-  shardMirrors,
-  specsFrom,
-} from './sync.js';
+import { openConfigRun, type SyncFlags, type SyncSession, specsFrom } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
   deep?: boolean;
@@ -177,16 +168,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     throw new UsageError(`--format: "${format}" is not one of table, json, markdown`);
   }
   const failOn = parseFailOn(flags.failOn);
-  const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
-  let mirrors = filterMirrors(config.mirrors, flags.only);
-  if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
-  const client = createClient({
-    flags,
-    signal,
-    overrides: overridesFrom(config, session.env),
-    env: session.env,
-    ...(session.trace ? { trace: session.trace } : {}),
-  });
+  const { filepath, mirrors, client } = await openConfigRun(flags, session);
   try {
     const specs = specsFrom(mirrors, false);
     const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16) };

@@ -102,6 +102,27 @@ export interface SyncSession {
   trace?: TraceFn;
 }
 
+/**
+ * What sync, plan, check and auth check share: the config loaded, the mirrors chosen (--only, --shard),
+ * and a registry client set up with the config's registry settings. The caller closes the client.
+ */
+export async function openConfigRun(
+  flags: SyncFlags,
+  session: SyncSession,
+): Promise<{ filepath: string; config: ResolvedConfig; mirrors: ResolvedMirror[]; client: RegistryClient }> {
+  const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
+  let mirrors = filterMirrors(config.mirrors, flags.only);
+  if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
+  const client = createClient({
+    flags,
+    signal: session.signal,
+    overrides: overridesFrom(config, session.env),
+    env: session.env,
+    ...(session.trace ? { trace: session.trace } : {}),
+  });
+  return { filepath, config, mirrors, client };
+}
+
 export async function runSync(
   command: 'sync' | 'plan',
   flags: SyncFlags,
@@ -110,17 +131,7 @@ export async function runSync(
   const { out, signal } = session;
   const started = Date.now();
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
-  const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
-  let mirrors = filterMirrors(config.mirrors, flags.only);
-  if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
-
-  const client: RegistryClient = createClient({
-    flags,
-    signal,
-    overrides: overridesFrom(config, session.env),
-    env: session.env,
-    ...(session.trace ? { trace: session.trace } : {}),
-  });
+  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
   try {
     const progress = new Progress(out, dryRun);
     const ctx: CopyContext = {
