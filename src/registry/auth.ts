@@ -64,8 +64,6 @@ export class Authenticator {
   private tokens: CachedToken[] = [];
   private readonly pending = new Map<string, Promise<CachedToken>>();
   private credential: Promise<FoundCredential | undefined> | undefined;
-  /** Token requests made, for tests and the report. */
-  tokenRequests = 0;
 
   constructor(
     readonly host: string,
@@ -189,7 +187,6 @@ export class Authenticator {
     const found = await this.found();
     const cred = found?.credential;
     const service = ch.params.service;
-    this.tokenRequests++;
     let res: Awaited<ReturnType<Transport['send']>>;
     if (cred?.kind === 'identity-token') {
       const form = new URLSearchParams();
