@@ -108,6 +108,22 @@ export class AbortedError extends RegmirrorError {
   }
 }
 
+/**
+ * A fault that may pass if the work is done again (a dropped connection, a 5xx or 429 that outlasted the
+ * transport's retries, an upload session the registry lost): worth restarting a blob transfer for.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof NetworkError || err instanceof UploadInterruptedError) return true;
+  if (err instanceof RegistryError) {
+    const s = err.status ?? 0;
+    return s === 408 || s === 429 || s >= 500;
+  }
+  return false;
+}
+
+/** An upload session that cannot go on from where it was (the registry lost or refused its offset). */
+export class UploadInterruptedError extends RegmirrorError {}
+
 export function isAbort(err: unknown): boolean {
   return (
     err instanceof AbortedError ||

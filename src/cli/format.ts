@@ -40,6 +40,20 @@ export function parsePositiveInt(text: string, what: string): number {
   return Number(text);
 }
 
+export function parseNonNegativeInt(text: string, what: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${what}: "${text}" is not a whole number`);
+  return Number(text);
+}
+
+/** "90s", "5m", "1h", "1500ms", "30" (seconds) → milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(text);
+  if (!m) throw new UsageError(`${what}: "${text}" is not a duration (examples: 90s, 5m, 1h)`);
+  const unit = (m[2] ?? 's').toLowerCase();
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
+  return Math.round(Number(m[1]) * factor);
+}
+
 /** "1 layer", "3 layers" */
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -11,7 +11,7 @@ import { runCopy } from './commands/copy.js';
 import { runInspect } from './commands/inspect.js';
 import { runSync, type SyncFlags, type SyncSession } from './commands/sync.js';
 import { runTags } from './commands/tags.js';
-import { parsePositiveInt, parseSize } from './format.js';
+import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
 import { createOutput, type Output } from './output.js';
 import { type ClientFlags, createClient } from './runtime.js';
 
@@ -43,6 +43,19 @@ function withClientOptions(cmd: Command): Command {
       new Option('--host-concurrency <n>', 'requests in flight per registry host').argParser((v) =>
         parsePositiveInt(v, '--host-concurrency'),
       ),
+    )
+    .addOption(
+      new Option(
+        '--retries <n>',
+        'retries of a throttled or failed request (429, 5xx, network) after the first',
+      )
+        .default(5)
+        .argParser((v) => parseNonNegativeInt(v, '--retries')),
+    )
+    .addOption(
+      new Option('--retry-max-time <duration>', 'stop retrying a request after this long, e.g. 90s, 5m')
+        .default(5 * 60_000, '5m')
+        .argParser((v) => parseDuration(v, '--retry-max-time')),
     )
     .option('--debug', 'trace every HTTP request on stderr (credentials and signed URLs redacted)');
 }
@@ -99,9 +112,17 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         new Option('-c, --concurrency <n>', 'blob transfers in flight')
           .default(4)
           .argParser((v) => parsePositiveInt(v, '--concurrency')),
+      )
+      .option(
+        '--audit-log <file>',
+        'append one JSON line per write (blob, mount, manifest, tag) to this file',
       ),
   ).action(
-    async (src: string, dsts: string[], flags: CommonFlags & { chunkSize: number; concurrency: number }) => {
+    async (
+      src: string,
+      dsts: string[],
+      flags: CommonFlags & { chunkSize: number; concurrency: number; auditLog?: string },
+    ) => {
       setCode(await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out)));
     },
   );
@@ -152,6 +173,10 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         new Option('--shard <i/n>', 'only shard i of n (1-based), split by source repository').argParser(
           parseShard,
         ),
+      )
+      .option(
+        '--audit-log <file>',
+        'append one JSON line per write (blob, mount, manifest, tag) to this file',
       );
 
   runOptions(

@@ -1,11 +1,13 @@
 // Builds what the commands need from their options: the registry client (transport settings per host,
 // credentials), the abort signal, and the output channels.
 
+import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { apiHost, normaliseRegistry } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain, findCredential } from '../registry/credentials/chain.js';
 import type { CredentialSource, FoundCredential } from '../registry/credentials/types.js';
+import { defaultRetryPolicy, type RetryPolicy } from '../registry/retry.js';
 import type { TlsMode } from '../registry/tls.js';
 import { type HostSettings, isLoopbackHost, type TraceFn } from '../registry/transport.js';
 
@@ -15,6 +17,19 @@ export interface ClientFlags {
   caFile?: string[];
   hostConcurrency?: number;
   debug?: boolean;
+  /** Retries of a transient fault after the first attempt (--retries). */
+  retries?: number;
+  /** Stop retrying a request once this much time has passed since its first attempt (--retry-max-time). */
+  retryMaxTime?: number;
+}
+
+/** The retry policy for the run: the built-in one, with the limits the flags set. */
+export function retryPolicyFrom(flags: ClientFlags): RetryPolicy {
+  return {
+    ...defaultRetryPolicy,
+    ...(flags.retries !== undefined ? { attempts: flags.retries + 1 } : {}),
+    ...(flags.retryMaxTime !== undefined ? { maxElapsedMs: flags.retryMaxTime } : {}),
+  };
 }
 
 export interface RegistryOverrides {
@@ -27,6 +42,31 @@ export interface RegistryOverrides {
 }
 
 export const DEFAULT_HOST_CONCURRENCY = 8;
+
+/**
+ * A CA file given on the command line is read once here, before any request: read only when the first
+ * connection opens, a missing file would look like an unreachable registry (and be retried as one).
+ */
+function checkCaFile(file: string, given: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EISDIR'
+          ? 'is a directory, not a file'
+          : `cannot be read (${(err as Error).message})`;
+    throw new UsageError(`${given}: ${file} ${why}`, { cause: err });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new UsageError(
+      `${given}: ${file} holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line); give the CA certificate in PEM form`,
+    );
+  }
+}
 
 /** Settings for one registry host: explicit overrides first, then loopback → plain HTTP, else verified HTTPS. */
 export function hostSettingsFrom(
@@ -45,7 +85,9 @@ export function hostSettingsFrom(
   add(flags.caFile, (v) => {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new UsageError(`--ca-file takes HOST=FILE, got "${v}"`);
-    return [v.slice(0, eq), { caFile: v.slice(eq + 1) }];
+    const file = v.slice(eq + 1);
+    checkCaFile(file, `--ca-file ${v}`);
+    return [v.slice(0, eq), { caFile: file }];
   });
   return (host: string) => {
     const o = overrides(host);
@@ -80,5 +122,6 @@ export function createClient(options: {
     },
     signal: options.signal,
     trace: options.trace,
+    retry: retryPolicyFrom(options.flags),
   });
 }

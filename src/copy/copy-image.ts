@@ -8,7 +8,7 @@
 //     knows one, else join one fan-out upload fed by a single streamed source GET.
 //  5. Per target, once its blobs are in: manifests children first, the tag last.
 
-import { errorKind, formatError, isAbort, NotFoundError, RegmirrorError } from '../errors.js';
+import { errorKind, formatError, isAbort, isTransient, NotFoundError, RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/media-types.js';
@@ -22,6 +22,9 @@ import type { RegistryStore, UploadSink } from './store.js';
 import { fanOut, type SinkSpec } from './transfer.js';
 
 export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** Rounds of one blob transfer for a target whose upload failed with a transient fault. */
+const BLOB_ROUNDS = 3;
 
 export interface CopyContext {
   store: RegistryStore;
@@ -41,6 +44,8 @@ function onSide<T>(err: T, side: 'source' | 'target'): T {
 
 interface TargetWork {
   index: number;
+  /** The source reference, as printed. */
+  sourceName: string;
   ref: Reference;
   result: TargetResult;
   /** Manifests to push, children first (those the target does not have). */
@@ -67,6 +72,11 @@ export interface ImageOptions {
   verify?: boolean;
 }
 
+/**
+ * Copy `source` to every target. Failures are reported in the result, per target or for the image; an
+ * abort (the run's signal) is too — targets not finished by then are `failed` with kind `interrupted` —
+ * so that an interrupted run can still print what it did.
+ */
 export async function copyImage(
   source: Reference,
   targets: Reference[],
@@ -74,14 +84,40 @@ export async function copyImage(
   options: ImageOptions = {},
 ): Promise<ImageResult> {
   const started = Date.now();
-  const sourceName = formatReference(source);
-  const results = targets.map((t) => newTargetResult(formatReference(t)));
   const image: ImageResult = {
-    source: sourceName,
-    targets: results,
+    source: formatReference(source),
+    targets: targets.map((t) => newTargetResult(formatReference(t))),
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
   };
+  try {
+    return await copyInto(image, source, targets, ctx, options);
+  } catch (err) {
+    if (!isAbort(err)) throw err;
+    image.error = 'interrupted';
+    image.errorKind = 'interrupted';
+    for (const r of image.targets) {
+      // Finished targets have their digest; the rest did not get their tag.
+      if (r.status === 'failed' || r.digest !== undefined) continue;
+      r.status = 'failed';
+      r.error = 'interrupted before the tag was pushed';
+      r.errorKind = 'interrupted';
+    }
+    image.durationMs = Date.now() - started;
+    return image;
+  }
+}
+
+async function copyInto(
+  image: ImageResult,
+  source: Reference,
+  targets: Reference[],
+  ctx: CopyContext,
+  options: ImageOptions,
+): Promise<ImageResult> {
+  const started = Date.now();
+  const sourceName = image.source;
+  const results = image.targets;
   ctx.onEvent?.({ type: 'image-start', source: sourceName, targets: results.map((r) => r.target) });
   const finish = (): ImageResult => {
     image.durationMs = Date.now() - started;
@@ -179,6 +215,7 @@ export async function copyImage(
       pending.map(async (i) => {
         const w: TargetWork = {
           index: i,
+          sourceName,
           ref: targets[i]!,
           result: results[i]!,
           manifests: [],
@@ -337,7 +374,7 @@ async function transferBlob(
     if (!knowledge.pending(w.ref.registry, desc.digest)) knowledge.track(w.ref.registry, desc.digest, claim);
   }
   try {
-    return await transferClaimed(source, desc, targets, ctx, true, foreign);
+    return await transferClaimed(source, desc, targets, ctx, { allowMount: true, round: 1 }, foreign);
   } finally {
     release();
   }
@@ -348,9 +385,10 @@ async function transferClaimed(
   desc: Descriptor,
   targets: TargetWork[],
   ctx: CopyContext,
-  allowMount: boolean,
+  how: { allowMount: boolean; round: number },
   foreign: (Promise<void> | undefined)[],
 ): Promise<unknown[]> {
+  const { allowMount, round } = how;
   const { store, knowledge } = ctx;
   const outcomes: unknown[] = targets.map(() => undefined);
   const emit = (w: TargetWork, action: 'mount' | 'upload' | 'exists') =>
@@ -361,9 +399,22 @@ async function transferClaimed(
       size: desc.size,
       action,
     });
-  const mounted = (w: TargetWork) => {
+  const written = (w: TargetWork, action: 'blob-upload' | 'blob-mount', from?: string) =>
+    ctx.onEvent?.({
+      type: 'write',
+      action,
+      source: formatReference(source),
+      registry: w.ref.registry,
+      repository: w.ref.path,
+      digest: desc.digest,
+      size: desc.size,
+      mediaType: desc.mediaType,
+      ...(from !== undefined ? { from } : {}),
+    });
+  const mounted = (w: TargetWork, from?: string) => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;
+    written(w, 'blob-mount', from);
     emit(w, 'mount');
   };
   const existing = (w: TargetWork) => {
@@ -389,8 +440,13 @@ async function transferClaimed(
         const inflight = foreign[i];
         if (inflight) await inflight.catch(() => {});
         if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
+        // A restarted transfer: the failed commit may have landed after all.
+        if (round > 1 && (await store.blobHead(w.ref, desc.digest)) === desc.size) {
+          knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
+          return existing(w);
+        }
         const from = allowMount ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest) : undefined;
-        if (from && (await tryMount(w, from))) return mounted(w);
+        if (from && (await tryMount(w, from))) return mounted(w, from);
         toUpload.push(i);
       } catch (err) {
         outcomes[i] = err;
@@ -436,7 +492,7 @@ async function transferClaimed(
     });
     let body: Awaited<ReturnType<RegistryStore['blobGet']>>;
     try {
-      body = await store.blobGet(source, desc.digest);
+      body = await store.blobGet(source, desc.digest, desc.size);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.session.cancel().catch(() => {})));
       throw onSide(err, 'source');
@@ -458,12 +514,15 @@ async function transferClaimed(
       knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
       w.result.blobsUploaded++;
       w.result.bytesUploaded += desc.size;
+      written(w, 'blob-upload');
       emit(w, 'upload');
     });
   });
   await transfer;
 
   // Followers: mount from their registry's leader; where that is refused, a plain upload of their own.
+  // Targets whose upload hit a transient fault (a connection lost, a session the registry dropped) go
+  // again, from a fresh source GET and a new session.
   const retry: number[] = [];
   await Promise.all(
     followers.map(async (i) => {
@@ -472,13 +531,20 @@ async function transferClaimed(
       const leaderOk = outcomes[leader] === undefined;
       try {
         if (leaderOk && knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
-        if (leaderOk && (await tryMount(w, targets[leader]!.ref.path))) return mounted(w);
+        const leaderPath = targets[leader]!.ref.path;
+        if (leaderOk && (await tryMount(w, leaderPath))) return mounted(w, leaderPath);
         retry.push(i);
       } catch (err) {
         outcomes[i] = err;
       }
     }),
   );
+  for (const { i } of sessions) {
+    if (outcomes[i] !== undefined && isTransient(outcomes[i]) && round < BLOB_ROUNDS) {
+      outcomes[i] = undefined;
+      retry.push(i);
+    }
+  }
   if (retry.length > 0) {
     // Still under this call's claim: no waiting on in-flight transfers (that would be waiting on itself).
     const again = await transferClaimed(
@@ -486,7 +552,7 @@ async function transferClaimed(
       desc,
       retry.map((i) => targets[i]!),
       ctx,
-      false,
+      { allowMount: false, round: round + 1 },
       retry.map(() => undefined),
     );
     again.forEach((err, k) => {
@@ -513,6 +579,28 @@ async function pushManifests(w: TargetWork, graph: ManifestGraph, ctx: CopyConte
         });
       }
       w.result.manifestsPushed++;
+      const tag = isRoot ? w.ref.tag : undefined;
+      const previous = w.result.previousDigest;
+      ctx.onEvent?.({
+        type: 'write',
+        action: !tag
+          ? 'manifest-put'
+          : previous === undefined
+            ? 'tag-create'
+            : previous === m.digest
+              ? 'tag-rewrite'
+              : 'tag-move',
+        source: w.sourceName,
+        registry: w.ref.registry,
+        repository: w.ref.path,
+        digest: m.digest,
+        size: m.bytes.byteLength,
+        mediaType: m.mediaType,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(tag !== undefined && previous !== undefined && previous !== m.digest
+          ? { previousDigest: previous }
+          : {}),
+      });
       ctx.onEvent?.({ type: 'manifest-pushed', target: w.result.target, digest: m.digest, selector });
     }
     w.result.status = 'copied';

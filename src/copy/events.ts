@@ -5,7 +5,28 @@ import type { ImageResult } from './result.js';
 
 export type BlobAction = 'exists' | 'upload' | 'mount';
 
+/**
+ * A change made on a target registry, emitted once the registry has confirmed it: what an audit log
+ * records. `tag-move` carries the digest the tag pointed at before; `blob-mount` the repository the blob
+ * was linked from.
+ */
+export interface WriteEvent {
+  type: 'write';
+  action: 'blob-upload' | 'blob-mount' | 'manifest-put' | 'tag-create' | 'tag-move' | 'tag-rewrite';
+  /** The source image this write is for. */
+  source: string;
+  registry: string;
+  repository: string;
+  digest: Digest;
+  size: number;
+  mediaType?: string;
+  tag?: string;
+  previousDigest?: Digest;
+  from?: string;
+}
+
 export type CopyEvent =
+  | WriteEvent
   | { type: 'image-start'; source: string; targets: string[] }
   | { type: 'target-up-to-date'; source: string; target: string; digest: Digest }
   | { type: 'blob-start'; source: string; digest: Digest; size: number; uploads: number }

@@ -26,7 +26,8 @@ export interface RegistryStore {
   manifestGet(ref: Reference): Promise<Manifest>;
   manifestPut(repo: Repository, selector: string, bytes: Uint8Array, mediaType: string): Promise<Digest>;
   blobHead(repo: Repository, digest: Digest): Promise<number | undefined>;
-  blobGet(repo: Repository, digest: Digest): Promise<Readable>;
+  /** With `size`, a store may resume a body cut midway; the caller verifies what it reads either way. */
+  blobGet(repo: Repository, digest: Digest, size?: number): Promise<Readable>;
   uploadStart(
     repo: Repository,
     mount?: { digest: Digest; from: string },

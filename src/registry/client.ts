@@ -1,15 +1,21 @@
 // The registry client: resource-first operations of the distribution API (ManifestHead, BlobGet,
 // UploadStart...), authenticated per host, with HTTP statuses sorted into typed errors in one place.
 
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
+  AbortedError,
   AuthError,
   DigestMismatchError,
   type ErrorContext,
+  formatError,
+  isAbort,
+  isTransient,
+  NetworkError,
   NotFoundError,
   PermissionError,
   RegistryError,
+  UploadInterruptedError,
 } from '../errors.js';
 import { algorithmOf, type Digest, digestOf, isDigest } from '../oci/digest.js';
 import { type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
@@ -23,7 +29,7 @@ import {
 } from '../reference/reference.js';
 import { Authenticator, repositoryScope } from './auth.js';
 import type { FoundCredential } from './credentials/types.js';
-import type { RetryPolicy } from './retry.js';
+import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import {
   drain,
   type Headers,
@@ -68,6 +74,8 @@ interface CallOptions {
   body?: TransportRequest['body'];
   followRedirects?: boolean;
   retry?: boolean;
+  /** Instead of the run's signal: cancelling upload sessions must still work after an abort. */
+  signal?: AbortSignal;
 }
 
 const registryErrorsSchema = z.object({
@@ -100,12 +108,14 @@ export class RegistryClient {
   readonly transport: Transport;
   private readonly auths = new Map<string, Authenticator>();
   private readonly options: ClientOptions;
+  readonly retryPolicy: RetryPolicy;
 
   constructor(options: ClientOptions) {
     this.options = options;
+    this.retryPolicy = options.retry ?? defaultRetryPolicy;
     this.transport = new Transport({
       settings: options.hostSettings,
-      retry: options.retry,
+      retry: this.retryPolicy,
       trace: options.trace,
     });
   }
@@ -133,13 +143,14 @@ export class RegistryClient {
     const auth = this.authenticator(o.repo.registry);
     const url = this.urlFor(o.repo, o.url);
     const replayable = o.body === undefined || typeof o.body === 'string' || o.body instanceof Uint8Array;
+    const signal = o.signal ?? this.signal;
     for (let attempt = 0; ; attempt++) {
       const firstContact = await auth.firstContact();
       let res: TransportResponse;
       let authorization: string | undefined;
       let retryable = false;
       try {
-        authorization = await auth.authorize(o.scopes, this.signal);
+        authorization = await auth.authorize(o.scopes, signal);
         const headers: Headers = { ...o.headers };
         if (authorization) headers.authorization = authorization;
         res = await this.transport.send({
@@ -147,7 +158,7 @@ export class RegistryClient {
           url,
           headers,
           body: o.body,
-          signal: this.signal,
+          signal,
           followRedirects: o.followRedirects,
           retry: o.retry,
         });
@@ -376,22 +387,92 @@ export class RegistryClient {
     return length ? Number(length) : 0;
   }
 
-  /** Streamed blob GET (redirects to storage followed without Authorization). */
+  /**
+   * Streamed blob GET (redirects to storage followed without Authorization). Given the blob's size, a
+   * body cut midway is resumed: a `Range` request from the last byte received when the registry answers
+   * 206 with a matching `Content-Range`, else a fresh GET whose first bytes are skipped. The caller still
+   * verifies the digest of what it read.
+   */
   async blobGet(
     repo: Repository,
     digest: Digest,
+    size?: number,
     scopeActions: 'pull' | 'pull,push' = 'pull',
+  ): Promise<Readable> {
+    const body = await this.blobRequest(repo, digest, scopeActions, 0);
+    if (size === undefined) return body;
+    return Readable.from(this.resumingBody(repo, digest, size, scopeActions, body), { objectMode: false });
+  }
+
+  private async blobRequest(
+    repo: Repository,
+    digest: Digest,
+    scopeActions: 'pull' | 'pull,push',
+    from: number,
   ): Promise<Readable> {
     const o = {
       repo,
       scopes: [repositoryScope(repo.path, scopeActions)],
-      step: `blob GET ${digest}`,
+      step: from > 0 ? `blob GET ${digest} (resuming at byte ${from})` : `blob GET ${digest}`,
       method: 'GET' as const,
       url: `blobs/${digest}`,
+      ...(from > 0 ? { headers: { range: `bytes=${from}-` } } : {}),
     };
     const res = await this.call(o);
-    if (res.status !== 200) throw await this.errorFor(res, o, `blob ${digest} not found`);
-    return res.body;
+    // 200 to a Range request: the server ignores Range (S3-style storage may); read past what we have.
+    if (res.status === 200) return from > 0 ? skipBytes(res.body, from) : res.body;
+    if (from > 0 && res.status === 206) {
+      const range = parseContentRange(header(res.headers, 'content-range'));
+      if (range?.start === from) return res.body;
+      // A range we did not ask for: read it all again instead.
+      drain(res.body);
+      return this.blobRequest(repo, digest, scopeActions, 0).then((body) => skipBytes(body, from));
+    }
+    if (from > 0 && res.status === 416) {
+      // The registry has no bytes past `from`: the blob is shorter than its descriptor says. End here and
+      // let the caller's size check name the problem.
+      drain(res.body);
+      return Readable.from([]);
+    }
+    throw await this.errorFor(res, o, `blob ${digest} not found`);
+  }
+
+  private async *resumingBody(
+    repo: Repository,
+    digest: Digest,
+    size: number,
+    scopeActions: 'pull' | 'pull,push',
+    first: Readable,
+  ): AsyncGenerator<Buffer> {
+    let body = first;
+    let received = 0;
+    let resumes = 0;
+    for (;;) {
+      let cause: unknown;
+      const before = received;
+      try {
+        for await (const chunk of body) {
+          received += (chunk as Buffer).byteLength;
+          yield chunk as Buffer;
+        }
+      } catch (err) {
+        if (this.signal?.aborted) throw new AbortedError();
+        cause = err;
+      }
+      // A body that ends short without an error is resumed too: some proxies close cleanly mid-body.
+      if (received >= size) return;
+      // A clean end that brought nothing new: the registry has no more (the size check will say so).
+      if (cause === undefined && received === before) return;
+      if (++resumes > this.retryPolicy.attempts) {
+        throw new NetworkError(
+          `blob ${digest}: the body was cut ${resumes - 1} times (last at byte ${received} of ${size})`,
+          { context: { registry: repo.registry, repository: repo.path, step: 'blob GET', digest }, cause },
+        );
+      }
+      this.transport.stats.retries++;
+      await sleep(retryDelay(this.retryPolicy, resumes, undefined), this.signal);
+      body = await this.blobRequest(repo, digest, scopeActions, received);
+    }
   }
 
   /**
@@ -444,6 +525,7 @@ export class RegistryClient {
     step: string,
     headers: Headers = {},
     body?: Uint8Array,
+    signal?: AbortSignal,
   ): Promise<TransportResponse> {
     return this.call({
       repo,
@@ -454,6 +536,7 @@ export class RegistryClient {
       headers,
       body,
       followRedirects: false,
+      ...(signal ? { signal, retry: false } : {}),
     });
   }
 
@@ -486,7 +569,24 @@ export class RegistryClient {
   }
 }
 
-/** An open blob upload. Tracks its own offset: some registries (ECR) answer PATCH oddly. */
+/**
+ * Whether a failed PATCH or commit is worth asking the registry about: not for an abort or a credential
+ * problem (those are answers), yes for faults and for protocol errors such as 416 or a lost session.
+ */
+function resumable(err: unknown): boolean {
+  if (isAbort(err) || err instanceof AuthError || err instanceof PermissionError) return false;
+  return isTransient(err) || err instanceof RegistryError || err instanceof NotFoundError;
+}
+
+/** How long abandoning an upload session may take: it runs after an abort, on the way out. */
+const CANCEL_TIMEOUT_MS = 1000;
+
+/**
+ * An open blob upload. Tracks its own offset (some registries, ECR, answer PATCH oddly). A chunk whose
+ * PATCH failed is resumed from the offset the registry reports for the session (GET on its location);
+ * when the registry cannot say, or has lost bytes this client no longer holds, the session is over and
+ * an UploadInterruptedError tells the caller to start the blob again.
+ */
 export class UploadSession {
   offset = 0;
   constructor(
@@ -499,7 +599,16 @@ export class UploadSession {
 
   /** Send one chunk (Content-Range start-end inclusive, no "bytes " prefix). */
   async patch(chunk: Uint8Array): Promise<void> {
-    const end = this.offset + chunk.byteLength - 1;
+    try {
+      await this.sendChunk(chunk, this.offset);
+    } catch (err) {
+      if (!resumable(err)) throw err;
+      await this.resume(chunk, err);
+    }
+    this.offset += chunk.byteLength;
+  }
+
+  private async sendChunk(chunk: Uint8Array, start: number): Promise<void> {
     const res = await this.client.uploadCall(
       this.repo,
       'PATCH',
@@ -507,7 +616,7 @@ export class UploadSession {
       'blob upload (chunk)',
       {
         'content-type': 'application/octet-stream',
-        'content-range': `${this.offset}-${end}`,
+        'content-range': `${start}-${start + chunk.byteLength - 1}`,
         'content-length': String(chunk.byteLength),
       },
       chunk,
@@ -517,7 +626,47 @@ export class UploadSession {
     }
     drain(res.body);
     this.follow(res);
-    this.offset = end + 1;
+  }
+
+  /** After a failed PATCH of `chunk` (at this.offset): ask where the registry is, and go on from there. */
+  private async resume(chunk: Uint8Array, cause: unknown): Promise<void> {
+    const end = this.offset + chunk.byteLength;
+    const at = await this.registryOffset().catch((err) => {
+      if (isAbort(err)) throw err;
+      return undefined;
+    });
+    if (at === end) return; // The chunk arrived; only the answer was lost.
+    if (at !== undefined && at >= this.offset && at < end) {
+      this.client.transport.stats.retries++;
+      try {
+        await this.sendChunk(chunk.subarray(at - this.offset), at);
+        return;
+      } catch (err) {
+        if (isAbort(err)) throw err;
+        cause = err;
+      }
+    }
+    const where =
+      at === undefined
+        ? 'the registry no longer knows the session'
+        : `the registry has ${at} bytes, this chunk covers ${this.offset}-${end - 1}`;
+    throw new UploadInterruptedError(`upload interrupted (${where}): ${formatError(cause)}`, {
+      context: { registry: this.repo.registry, repository: this.repo.path, step: 'blob upload (chunk)' },
+      cause,
+    });
+  }
+
+  /** The offset the registry reports for this session (GET → 204 + `Range: 0-<last>`), or undefined. */
+  async registryOffset(): Promise<number | undefined> {
+    const res = await this.client.uploadCall(this.repo, 'GET', this.location, 'upload status');
+    drain(res.body);
+    if (res.status !== 204 && res.status !== 200) return undefined;
+    this.follow(res);
+    const m = /^(?:bytes=)?(\d+)-(\d+)$/.exec(header(res.headers, 'range')?.trim() ?? '');
+    if (!m) return undefined;
+    const last = Number(m[2]);
+    // "0-0" is what distribution says for an empty session as well as for one byte.
+    return last === 0 && this.offset === 0 ? 0 : last + 1;
   }
 
   /** Close the session with the blob's digest, sending `last` bytes with it (monolithic when offset is 0). */
@@ -532,18 +681,39 @@ export class UploadSession {
     if (body.byteLength > 0 && this.offset > 0) {
       headers['content-range'] = `${this.offset}-${this.offset + body.byteLength - 1}`;
     }
-    const res = await this.client.uploadCall(this.repo, 'PUT', url, 'blob upload (commit)', headers, body);
-    if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
-      throw await this.client.uploadError(res, this.repo, 'blob upload (commit)');
+    try {
+      const res = await this.client.uploadCall(this.repo, 'PUT', url, 'blob upload (commit)', headers, body);
+      if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
+        throw await this.client.uploadError(res, this.repo, 'blob upload (commit)');
+      }
+      drain(res.body);
+    } catch (err) {
+      if (!resumable(err)) throw err;
+      // The commit may have landed with its answer lost (a retried PUT then finds no session). Whoever
+      // starts this blob again HEADs it first.
+      throw new UploadInterruptedError(`upload commit failed: ${formatError(err)}`, {
+        context: { registry: this.repo.registry, repository: this.repo.path, step: 'blob upload (commit)' },
+        cause: err,
+      });
     }
-    drain(res.body);
     this.offset += body.byteLength;
   }
 
-  /** Abandon the session (best effort: not every registry supports DELETE). */
+  /**
+   * Abandon the session (best effort: not every registry supports DELETE). Runs with its own short
+   * timeout, not the run's signal, so that an interrupted run still cleans up on its way out.
+   */
   async cancel(): Promise<void> {
     try {
-      const res = await this.client.uploadCall(this.repo, 'DELETE', this.location, 'upload cancel');
+      const res = await this.client.uploadCall(
+        this.repo,
+        'DELETE',
+        this.location,
+        'upload cancel',
+        {},
+        undefined,
+        AbortSignal.timeout(CANCEL_TIMEOUT_MS),
+      );
       drain(res.body);
     } catch {
       // Abandoned sessions expire on the registry side anyway.
@@ -567,4 +737,30 @@ export function nextLink(link: string | undefined, base: URL): URL | undefined {
     if (tokens.includes('next')) return new URL(m[1]!, base);
   }
   return undefined;
+}
+
+/** `bytes <start>-<end>/<size or *>` → the numbers; undefined when malformed. */
+export function parseContentRange(
+  value: string | undefined,
+): { start: number; end: number; size: number | undefined } | undefined {
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(value?.trim() ?? '');
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]), size: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+/** The body without its first `count` bytes (a restarted GET after bytes already consumed). */
+function skipBytes(body: Readable, count: number): Readable {
+  let left = count;
+  async function* rest(): AsyncGenerator<Buffer> {
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      if (left >= buf.byteLength) {
+        left -= buf.byteLength;
+        continue;
+      }
+      yield left > 0 ? buf.subarray(left) : buf;
+      left = 0;
+    }
+  }
+  return Readable.from(rest(), { objectMode: false });
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +64,8 @@ export interface World {
   /** A scratch directory for config files and outputs of a test. */
   workDir: string;
   runCli(args: string[], opts?: RunCliOptions): Promise<CliResult>;
+  /** Like runCli, but returns at once with the child process, to signal or kill it. */
+  startCli(args: string[], opts?: RunCliOptions): RunningCli;
   /** Forget what every proxy and the token server recorded. */
   resetCounts(): void;
   stop(): Promise<void>;
@@ -77,20 +79,32 @@ const CLI_PATH = join(REPO_ROOT, 'bin', 'regmirror.js');
  * developer's DOCKER_CONFIG, AWS_* or proxy settings cannot change a test's outcome.
  */
 export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], {
-      cwd: opts.cwd ?? REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
+  return startCli(args, opts).result;
+}
+
+/** A CLI run in progress: the child (to signal or kill it) and its outcome. */
+export interface RunningCli {
+  child: ChildProcessWithoutNullStreams;
+  /** What it printed so far. */
+  output(): { stdout: string; stderr: string };
+  result: Promise<CliResult>;
+}
+
+export function startCli(args: string[], opts: RunCliOptions = {}): RunningCli {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const result = new Promise<CliResult>((resolve, reject) => {
     const timeoutMs = opts.timeoutMs ?? 120_000;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -108,10 +122,11 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
       clearTimeout(timer);
       resolve({ code: code ?? -1, signal, stdout, stderr });
     });
-    // A CLI that never reads stdin closes it early; that is not an error for us.
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
   });
+  // A CLI that never reads stdin closes it early; that is not an error for us.
+  child.stdin.on('error', () => {});
+  child.stdin.end(opts.input ?? '');
+  return { child, output: () => ({ stdout, stderr }), result };
 }
 
 function endpoint(registry: Registry, proxy: RegistryProxy, creds?: Credentials): Endpoint {
@@ -133,7 +148,15 @@ async function writeDockerConfig(dir: string, entries: Array<[string, Credential
   await writeFile(join(dir, 'config.json'), `${JSON.stringify({ auths }, null, 2)}\n`);
 }
 
-export async function startWorld(): Promise<World> {
+export interface WorldOptions {
+  /** Token lifetime the token server announces and the registry enforces (default 300 s). */
+  tokenLifetimeSeconds?: number;
+}
+
+/** distribution's clock-skew leeway on token expiry: tokens are minted that much earlier. */
+const DISTRIBUTION_TOKEN_LEEWAY_S = 60;
+
+export async function startWorld(options: WorldOptions = {}): Promise<World> {
   // Whatever has started is stopped again if a later step fails, in reverse order.
   const cleanups: Array<() => Promise<void>> = [];
   const teardown = async (): Promise<void> => {
@@ -160,6 +183,12 @@ export async function startWorld(): Promise<World> {
           [ALICE.username]: { password: ALICE.password, access: 'push' },
           [READER.username]: { password: READER.password, access: 'pull' },
         },
+        ...(options.tokenLifetimeSeconds !== undefined
+          ? {
+              lifetimeSeconds: options.tokenLifetimeSeconds,
+              registryLeewaySeconds: DISTRIBUTION_TOKEN_LEEWAY_S,
+            }
+          : {}),
       }),
     );
     const [tokenRegistry, basicRegistry, openRegistry] = await Promise.all([
@@ -200,6 +229,12 @@ export async function startWorld(): Promise<World> {
       workDir,
       runCli(args, opts = {}) {
         return runCli(args, {
+          ...opts,
+          env: { HOME: homeDir, DOCKER_CONFIG: dockerConfigDir, ...opts.env },
+        });
+      },
+      startCli(args, opts = {}) {
+        return startCli(args, {
           ...opts,
           env: { HOME: homeDir, DOCKER_CONFIG: dockerConfigDir, ...opts.env },
         });

@@ -49,7 +49,13 @@ export type FaultAction =
   /** Answer at once with this status; the upstream never sees the request. */
   | { status: number; headers?: Record<string, string>; body?: string }
   /** Forward, but destroy the connection after this many bytes of the upstream's response body. */
-  | { cutBodyAfterBytes: number };
+  | { cutBodyAfterBytes: number }
+  /** Forward; once the upstream has acted and answered, drop the connection instead of answering. */
+  | { dropResponse: true }
+  /** Forward after a pause (a slow registry). */
+  | { delayMs: number }
+  /** Forward without these request headers (e.g. "range": a server that ignores Range). */
+  | { withoutHeaders: string[] };
 
 export type FaultHook = (req: FaultRequest) => FaultAction | undefined;
 
@@ -166,7 +172,9 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
   const settings: ProxySettings = { redirectBlobGets: opts.redirectBlobGets ?? false, fault: opts.fault };
   let storagePort = 0;
 
-  function upstreamRequest(req: IncomingMessage): ReturnType<typeof httpRequest> {
+  function upstreamRequest(req: IncomingMessage, without: string[] = []): ReturnType<typeof httpRequest> {
+    const headers = forwardableHeaders(req.headers);
+    for (const name of without) delete headers[name.toLowerCase()];
     return httpRequest({
       host: upstream.hostname,
       port: upstream.port,
@@ -174,7 +182,7 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
       path: req.url,
       // The client's Host header is kept: the registry builds absolute Location URLs from it, and
       // they must point back at the proxy, not around it.
-      headers: forwardableHeaders(req.headers),
+      headers,
       agent,
     });
   }
@@ -202,9 +210,17 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
     res: ServerResponse,
     record: ProxyRequestRecord,
     cutAfter?: number,
+    opts: { dropResponse?: boolean; without?: string[] } = {},
   ): void {
-    const up = upstreamRequest(req);
+    const up = upstreamRequest(req, opts.without);
     up.on('response', (upRes) => {
+      if (opts.dropResponse) {
+        // The upstream did the work; the client never hears of it.
+        record.status = -1;
+        upRes.resume();
+        upRes.on('end', () => res.destroy());
+        return;
+      }
       record.status = upRes.statusCode ?? 502;
       res.writeHead(record.status, forwardableHeaders(upRes.headers));
       if (cutAfter === undefined) {
@@ -313,8 +329,19 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
     if (fault && 'status' in fault) {
       record.status = fault.status;
       sendFault(req, res, fault);
-    } else if (fault) {
+    } else if (fault && 'cutBodyAfterBytes' in fault) {
       forward(req, res, record, fault.cutBodyAfterBytes);
+    } else if (fault && 'dropResponse' in fault) {
+      forward(req, res, record, undefined, { dropResponse: true });
+    } else if (fault && 'withoutHeaders' in fault) {
+      forward(req, res, record, undefined, { without: fault.withoutHeaders });
+    } else if (fault && 'delayMs' in fault) {
+      req.pause();
+      setTimeout(() => {
+        req.resume();
+        if (settings.redirectBlobGets && method === 'GET' && kind === 'blob') redirectBlob(req, res, record);
+        else forward(req, res, record);
+      }, fault.delayMs);
     } else if (settings.redirectBlobGets && method === 'GET' && kind === 'blob') {
       redirectBlob(req, res, record);
     } else {

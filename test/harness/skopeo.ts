@@ -60,3 +60,41 @@ export async function skopeoListTags(repoRef: string, opts: SkopeoOptions = {}):
   const parsed = JSON.parse(out.toString('utf8')) as { Tags?: string[] | null };
   return parsed.Tags ?? [];
 }
+
+/**
+ * Pull the whole image (every child, every blob) into a throwaway directory: skopeo verifies each blob
+ * against its digest on the way, so this fails on any missing or corrupt content. `all` copies every
+ * platform of an index.
+ */
+export async function skopeoPullAll(ref: string, opts: SkopeoOptions = {}): Promise<void> {
+  const dir = await makeTempDir('skopeo-pull');
+  try {
+    const authfile = join(dir, 'auth.json');
+    await writeFile(authfile, '{"auths":{}}\n');
+    const auth = opts.creds !== undefined ? ['--src-creds', opts.creds] : ['--src-no-creds'];
+    await runCommand(
+      'skopeo',
+      [
+        'copy',
+        '--all',
+        '--src-tls-verify=false',
+        '--authfile',
+        authfile,
+        ...auth,
+        `docker://${ref}`,
+        `dir:${join(dir, 'image')}`,
+      ],
+      {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: dir,
+          XDG_RUNTIME_DIR: dir,
+          XDG_CONFIG_HOME: dir,
+        },
+        cwd: dir,
+      },
+    );
+  } finally {
+    await removeDir(dir);
+  }
+}

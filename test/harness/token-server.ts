@@ -26,6 +26,11 @@ export interface TokenServerOptions {
   anonymousPull?: boolean;
   /** Default 300. */
   lifetimeSeconds?: number;
+  /**
+   * Clock-skew leeway the registry grants on `exp` (distribution: 60 s). Tokens are minted that much
+   * earlier, so that the registry really refuses them once `lifetimeSeconds` have passed. Default 0.
+   */
+  registryLeewaySeconds?: number;
   /** Quay quirk: no `expires_in` in token responses (clients must assume 60 s). */
   omitExpiresIn?: boolean;
   /** Refresh (identity) tokens accepted by the OAuth2 POST form: token -> user name. */
@@ -52,6 +57,8 @@ export interface TokenServer {
   /** The self-signed certificate whose key signs tokens; the registry's `rootcertbundle`. */
   certPath: string;
   requests: TokenRequestRecord[];
+  /** Every secret this server handed out (access and refresh tokens), for leak tests. */
+  issued: string[];
   /** Mint a token directly (for tests that need one without going through HTTP). */
   issueToken(user: string | undefined, scopes: string[]): string;
   stop(): Promise<void>;
@@ -173,8 +180,10 @@ async function startInDir(dir: string, opts: TokenServerOptions): Promise<TokenS
   const service = opts.service ?? 'regmirror-test-registry';
   const issuer = opts.issuer ?? 'regmirror-test-token-issuer';
   const lifetime = opts.lifetimeSeconds ?? 300;
+  const leeway = opts.registryLeewaySeconds ?? 0;
   const refreshTokens = new Map(Object.entries(opts.refreshTokens ?? {}));
   const requests: TokenRequestRecord[] = [];
+  const issued: string[] = [];
 
   function allowedActions(user: string | undefined): Set<string> {
     if (user === undefined) return opts.anonymousPull ? PULL_ACTIONS : new Set();
@@ -206,9 +215,9 @@ async function startInDir(dir: string, opts: TokenServerOptions): Promise<TokenS
       iss: issuer,
       sub: user ?? '',
       aud: service,
-      exp: now + lifetime,
+      exp: now + lifetime - leeway,
       // A little slack for clock granularity between us and the registry.
-      nbf: now - 5,
+      nbf: Math.min(now - 5, now + lifetime - leeway - 1),
       iat: now,
       jti: randomUUID(),
       access: grant(user, scopes),
@@ -216,12 +225,15 @@ async function startInDir(dir: string, opts: TokenServerOptions): Promise<TokenS
     const signingInput = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
     // JWS wants the raw r||s signature, not DER.
     const signature = sign('sha256', Buffer.from(signingInput), { key, dsaEncoding: 'ieee-p1363' });
-    return `${signingInput}.${base64url(signature)}`;
+    const token = `${signingInput}.${base64url(signature)}`;
+    issued.push(token);
+    return token;
   }
 
   function mintRefreshToken(user: string): string {
     const token = randomBytes(24).toString('hex');
     refreshTokens.set(token, user);
+    issued.push(token);
     return token;
   }
 
@@ -341,6 +353,7 @@ async function startInDir(dir: string, opts: TokenServerOptions): Promise<TokenS
     issuer,
     certPath,
     requests,
+    issued,
     issueToken,
     async stop() {
       await closeServer(server);

@@ -7,7 +7,7 @@ import { exitCodeFor } from '../../src/cli/commands/copy.js';
 import { type CopyContext, copyImage } from '../../src/copy/copy-image.js';
 import type { CopyEvent } from '../../src/copy/events.js';
 import { BlobKnowledge } from '../../src/copy/knowledge.js';
-import { PermissionError } from '../../src/errors.js';
+import { NetworkError, PermissionError, UploadInterruptedError } from '../../src/errors.js';
 import { type Digest, digestOf } from '../../src/oci/digest.js';
 import type { Descriptor } from '../../src/oci/manifest.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/media-types.js';
@@ -569,6 +569,47 @@ describe('copyImage: failures', () => {
     assert.equal(store.blob(targets[1]!, big.desc.digest), undefined);
     assertSameContent(store, targets[0]!, img);
     assertSameContent(store, targets[2]!, img);
+  });
+
+  it('starts a blob again (new GET, new session) for a target whose upload hit a transient fault', async () => {
+    const big = layer(20_000, 61);
+    const img = image(text(OCI_CONFIG, '{}'), [big]);
+    const store = new MemoryStore();
+    seed(store, SOURCE, img, '1.0');
+    let patches = 0;
+    store.fault = (c) =>
+      c.op === 'patch' && c.registry === 'b.example' && ++patches === 2
+        ? new UploadInterruptedError('upload interrupted (the registry no longer knows the session)')
+        : undefined;
+    const result = await copyImage(SOURCE, THREE, context(store, { chunkSize: () => 4096 }));
+
+    assert.deepEqual(
+      result.targets.map((t) => t.status),
+      ['copied', 'copied', 'copied'],
+    );
+    // One GET for the fan-out, one for the restart of b.example alone, which HEADs the blob first.
+    assert.equal(store.log(['blobGet']).filter((c) => c.detail === big.desc.digest).length, 2);
+    assert.equal(store.log(['blobHead'], 'b.example').filter((c) => c.detail === big.desc.digest).length, 2);
+    assert.equal(result.targets[1]!.blobsUploaded, 2);
+    for (const t of THREE) assertSameContent(store, t, img);
+  });
+
+  it('gives up after three rounds of transient faults and fails only that target', async () => {
+    const big = layer(20_000, 62);
+    const img = image(text(OCI_CONFIG, '{}'), [big]);
+    const store = new MemoryStore();
+    seed(store, SOURCE, img, '1.0');
+    store.fault = (c) =>
+      c.op === 'patch' && c.registry === 'b.example' ? new NetworkError('connection reset') : undefined;
+    const result = await copyImage(SOURCE, THREE, context(store, { chunkSize: () => 4096 }));
+
+    assert.deepEqual(
+      result.targets.map((t) => t.status),
+      ['copied', 'failed', 'copied'],
+    );
+    assert.equal(result.targets[1]!.errorKind, 'network');
+    assert.equal(store.log(['blobGet']).filter((c) => c.detail === big.desc.digest).length, 3);
+    assert.equal(store.count('manifestPut', 'b.example'), 0);
   });
 
   it('reports a missing source as the image error, fails every target, and touches no target further', async () => {

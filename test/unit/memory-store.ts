@@ -187,7 +187,7 @@ export class MemoryStore implements RegistryStore {
     return this.repo(r).blobs.get(digest)?.byteLength;
   }
 
-  async blobGet(r: Repository, digest: Digest): Promise<Readable> {
+  async blobGet(r: Repository, digest: Digest, _size?: number): Promise<Readable> {
     await this.record('blobGet', r, digest);
     const bytes = this.repo(r).blobs.get(digest);
     if (!bytes) {

@@ -15,6 +15,7 @@ import type { MirrorSpec } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
 import { withDigest, withTag } from '../../reference/reference.js';
 import { createLimiter } from '../../registry/limiter.js';
+import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
 import { table } from '../summary.js';
@@ -181,13 +182,20 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     let code = checkExitCode(rows, failOn);
     let fixed: ImageResult[] | undefined;
     if (flags.fix && code === 1) {
-      const ctx: CopyContext = {
-        store: client,
-        knowledge: new BlobKnowledge(),
-        chunkSize: () => flags.chunkSize,
-        transfers: createLimiter(4),
-      };
-      fixed = await fix(rows, specs, ctx);
+      const audit = openAuditLog(flags.auditLog, client);
+      try {
+        await audit?.prime(mirrors.flatMap((m) => m.targets.map((t) => t.registry)));
+        const ctx: CopyContext = {
+          store: client,
+          knowledge: new BlobKnowledge(),
+          chunkSize: () => flags.chunkSize,
+          transfers: createLimiter(4),
+          ...(audit ? { onEvent: audit.onEvent } : {}),
+        };
+        fixed = await fix(rows, specs, ctx);
+      } finally {
+        audit?.close();
+      }
       for (const r of fixed) out.info(imageLine(r, false));
       const fixCode = exitCodeForMirrors([{ images: fixed }]);
       // Fixed drift is no drift; extras are never deleted, so they still count when asked for.

@@ -8,6 +8,7 @@ import { UsageError } from '../../errors.js';
 import { formatReference, type Reference, withDigest, withTag } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
+import { allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
@@ -18,6 +19,7 @@ const LARGE_BLOB = 16 * 1024 * 1024;
 
 export interface CopyFlags {
   json?: boolean;
+  auditLog?: string;
   chunkSize: number;
   concurrency: number;
 }
@@ -86,14 +88,21 @@ export async function runCopy(
       );
     }
   };
-  out.status(`copying ${formatReference(source)}`);
-  const result = await copyImage(source, targets, {
-    store: client,
-    knowledge: new BlobKnowledge(),
-    chunkSize: () => flags.chunkSize,
-    transfers: createLimiter(flags.concurrency),
-    onEvent,
-  });
+  const audit = openAuditLog(flags.auditLog, client);
+  let result: ImageResult;
+  try {
+    await audit?.prime(targets.map((t) => t.registry));
+    out.status(`copying ${formatReference(source)}`);
+    result = await copyImage(source, targets, {
+      store: client,
+      knowledge: new BlobKnowledge(),
+      chunkSize: () => flags.chunkSize,
+      transfers: createLimiter(flags.concurrency),
+      onEvent: allOf(onEvent, audit?.onEvent),
+    });
+  } finally {
+    audit?.close();
+  }
   out.stop();
   const code = exitCodeFor([result]);
   if (result.error) out.warn(`✗ ${result.source}: ${result.error}`);

@@ -18,6 +18,7 @@ import { apiHost, formatRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
+import { type AuditLog, allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration } from '../format.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
@@ -34,6 +35,7 @@ export interface SyncFlags extends ClientFlags {
   concurrency?: number;
   chunkSize: number;
   shard?: { index: number; count: number };
+  auditLog?: string;
 }
 
 /** Whether tag selection needs the source's tag list (an explicit list alone does not). */
@@ -132,14 +134,17 @@ export async function runSync(
   const started = Date.now();
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
   const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
+  let audit: AuditLog | undefined;
   try {
+    audit = dryRun ? undefined : openAuditLog(flags.auditLog, client);
+    await audit?.prime(mirrors.flatMap((m) => m.targets.map((t) => t.registry)));
     const progress = new Progress(out, dryRun);
     const ctx: CopyContext = {
       store: client,
       knowledge: new BlobKnowledge(),
       chunkSize: (registry) => registrySettings(config, registry).chunkSize ?? flags.chunkSize,
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
-      onEvent: progress.onEvent,
+      onEvent: allOf(progress.onEvent, audit?.onEvent),
     };
     out.status(`resolving tags of ${mirrors.length} mirrors`);
     const specs = specsFrom(mirrors, dryRun);
@@ -169,6 +174,16 @@ export async function runSync(
     out.info(renderSummary(mirrorResults, dryRun));
     out.info('');
     const verb = dryRun ? 'planned' : 'copied';
+    if (signal.aborted) {
+      const reported = mirrorResults.reduce((n, m) => n + m.images.length, 0);
+      const cut = mirrorResults.reduce(
+        (n, m) => n + m.images.filter((i) => i.errorKind === 'interrupted').length,
+        0,
+      );
+      out.warn(
+        `interrupted: ${reported - cut} of ${jobs.length} images finished, ${cut} stopped midway (no tag pushed for unfinished targets), ${jobs.length - reported} not started`,
+      );
+    }
     const failedMirrors = mirrorResults.filter((m) => m.error).length;
     if (failedMirrors > 0)
       out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
@@ -193,6 +208,7 @@ export async function runSync(
     }
     return code;
   } finally {
+    audit?.close();
     await client.close();
   }
 }
