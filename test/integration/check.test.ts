@@ -138,7 +138,9 @@ test('a moved source tag, a deleted target tag and an extra target tag: exactly 
   const fixed = await check('--fix', '--json');
   assert.equal(fixed.code, 0, fixed.stderr);
   assert.equal(world.basic.proxy.count({ method: 'PUT', kind: 'manifest' }) > 0, true);
-  const after = JSON.parse((await check('--json')).stdout) as CheckReport;
+  const afterFix = await check('--json');
+  assert.ok(afterFix.stdout.trim().startsWith('{'), `check --json printed no report: ${afterFix.stderr}`);
+  const after = JSON.parse(afterFix.stdout) as CheckReport;
   assert.deepEqual(
     after.rows.filter((r) => r.state !== 'ok').map((r) => [r.state, r.tag]),
     [['extra', '1.9.0']],
