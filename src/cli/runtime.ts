@@ -47,7 +47,7 @@ export const DEFAULT_HOST_CONCURRENCY = 8;
  * A CA file given on the command line is read once here, before any request: read only when the first
  * connection opens, a missing file would look like an unreachable registry (and be retried as one).
  */
-function checkCaFile(file: string, given: string): void {
+export function checkCaFile(file: string, given: string): void {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

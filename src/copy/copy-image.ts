@@ -503,7 +503,14 @@ async function transferClaimed(
     }));
     const { outcomes: sent } = await fanOut(body, desc.digest, desc.size, sinks, (bytes) =>
       ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
-    );
+    ).catch((err) => {
+      // A source failure (corrupt or unreadable blob): say which registry and repository served it.
+      if (err instanceof RegmirrorError && err.context.side === 'source') {
+        err.context.registry ??= source.registry;
+        err.context.repository ??= source.path;
+      }
+      throw err;
+    });
     sent.forEach((err, k) => {
       const i = sessions[k]!.i;
       const w = targets[i]!;

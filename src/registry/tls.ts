@@ -3,7 +3,7 @@
 // (Node 20 does not read it by itself), and a registry may name its own CA file.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 
 /** "verify" (default), "disabled" = plain HTTP, "insecure" = HTTPS without verification, or a CA file. */
 export type TlsMode = 'verify' | 'disabled' | 'insecure' | { caFile: string };
@@ -35,16 +35,33 @@ function trustedCas(): string[] {
   return baseCas;
 }
 
-export function connectOptions(mode: TlsMode): { ca?: string[]; rejectUnauthorized?: boolean } {
+/**
+ * Parsing ~150 root certificates costs ~100 ms of CPU: done once per trust set, not per connection.
+ */
+const contexts = new Map<string, SecureContext>();
+
+function contextFor(key: string, cas: () => string[]): SecureContext {
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = createSecureContext({ ca: cas() });
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+export function connectOptions(mode: TlsMode): { secureContext?: SecureContext; rejectUnauthorized?: boolean } {
   if (mode === 'insecure') return { rejectUnauthorized: false };
   if (typeof mode === 'object') {
-    let ca: string;
-    try {
-      ca = readFileSync(mode.caFile, 'utf8');
-    } catch (err) {
-      throw new Error(`cannot read CA file ${mode.caFile}: ${(err as Error).message}`);
-    }
-    return { ca: [...trustedCas(), ca], rejectUnauthorized: true };
+    const secureContext = contextFor(`file:${mode.caFile}`, () => {
+      let ca: string;
+      try {
+        ca = readFileSync(mode.caFile, 'utf8');
+      } catch (err) {
+        throw new Error(`cannot read CA file ${mode.caFile}: ${(err as Error).message}`);
+      }
+      return [...trustedCas(), ca];
+    });
+    return { secureContext, rejectUnauthorized: true };
   }
-  return { ca: trustedCas(), rejectUnauthorized: true };
+  return { secureContext: contextFor('default', trustedCas), rejectUnauthorized: true };
 }

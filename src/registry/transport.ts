@@ -223,7 +223,7 @@ export class Transport {
           context: { registry: req.url.host },
           cause: err,
           hint: isTlsError(err)
-            ? 'give the registry a CA file (tls.caFile), or set NODE_EXTRA_CA_CERTS'
+            ? 'trust its CA: --ca-file HOST=FILE, or "tls": { "caFile": ... } for the registry in the config, or NODE_EXTRA_CA_CERTS'
             : 'check the host name, port, and that the registry is running',
         });
       }

@@ -391,7 +391,7 @@ describe('bad input', { concurrency: 3 }, () => {
       res.stderr.includes(
         `${https.host}/tls/untrusted:v1: target registry ${https.host}: cannot reach ${https.host}: ` +
           'TLS certificate not trusted (DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate) ' +
-          '(give the registry a CA file (tls.caFile), or set NODE_EXTRA_CA_CERTS)',
+          '(trust its CA: --ca-file HOST=FILE, or "tls": { "caFile": ... } for the registry in the config, or NODE_EXTRA_CA_CERTS)',
       ),
       res.stderr,
     );
@@ -405,7 +405,7 @@ describe('bad input', { concurrency: 3 }, () => {
     assert.match(synced.stderr, /1 up to date/);
   });
 
-  test('--ca-file naming a missing or non-PEM file', async () => {
+  test("--ca-file (or a config's tls.caFile) naming a missing or non-PEM file", async () => {
     const missing = join(world.workDir, 'missing-ca.pem');
     const notPem = await writeJson('not-a-cert.json', { hello: 'world' });
     const copyWith = (caFile: string) =>
@@ -428,6 +428,25 @@ describe('bad input', { concurrency: 3 }, () => {
         `error: --ca-file ${world.open.host}=${notPem}: ${notPem} holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`,
       ),
       noPem.stderr,
+    );
+    // The same mistake in a config: tls.caFile is read before the first request too.
+    const config = await writeJson('cafile-config.json', {
+      registries: { [world.open.host]: { tls: { caFile: 'no-such-ca.pem' } } },
+      mirrors: [
+        {
+          source: `${world.source.host}/cafile/source`,
+          tags: ['v1'],
+          targets: [`${world.open.host}/cafile/app`],
+        },
+      ],
+    });
+    const fromConfig = await world.runCli(['sync', '--config', config]);
+    assert.equal(fromConfig.code, 2, fromConfig.stderr);
+    assert.match(
+      fromConfig.stderr,
+      new RegExp(
+        `error: config registries\\["${world.open.host}"\\]\\.tls\\.caFile: \\S*no-such-ca\\.pem does not exist`,
+      ),
     );
     // Refused before any request.
     assert.equal(requestsFor('cafile/app') + requestsFor('cafile/source'), 0);
@@ -459,7 +478,10 @@ describe('bad input', { concurrency: 3 }, () => {
     assert.equal(res.code, 1, res.stderr);
     assert.match(
       res.stderr,
-      new RegExp(`content does not match its digest: expected ${layer.digest}, got sha256:[0-9a-f]{64}`),
+      new RegExp(
+        `source registry ${world.source.host}, repository bad-input/corruptible, blob GET: ` +
+          `content does not match its digest: expected ${layer.digest}, got sha256:[0-9a-f]{64}`,
+      ),
     );
     assert.match(
       res.stderr,

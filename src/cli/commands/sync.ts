@@ -23,7 +23,7 @@ import { formatBytes, formatDuration } from '../format.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
-import { type ClientFlags, createClient, type RegistryOverrides } from '../runtime.js';
+import { type ClientFlags, checkCaFile, createClient, type RegistryOverrides } from '../runtime.js';
 import { renderSummary } from '../summary.js';
 
 export interface SyncFlags extends ClientFlags {
@@ -70,6 +70,11 @@ export function overridesFrom(config: ResolvedConfig, env: NodeJS.ProcessEnv) {
   for (const settings of config.registries.values()) {
     const o: RegistryOverrides = {};
     if (settings.tls !== undefined) o.tls = settings.tls;
+    // A CA file is read now, not at the first connection, where a missing one would look like a network
+    // fault (and be retried as one).
+    if (typeof settings.tls === 'object') {
+      checkCaFile(settings.tls.caFile, `config registries["${settings.registry}"].tls.caFile`);
+    }
     if (settings.concurrency !== undefined) o.concurrency = settings.concurrency;
     if (isAnonymous(settings)) o.anonymous = true;
     else o.credentials = credentialSourcesFor(settings, env);
