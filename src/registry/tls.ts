@@ -49,7 +49,10 @@ function contextFor(key: string, cas: () => string[]): SecureContext {
   return ctx;
 }
 
-export function connectOptions(mode: TlsMode): { secureContext?: SecureContext; rejectUnauthorized?: boolean } {
+export function connectOptions(mode: TlsMode): {
+  secureContext?: SecureContext;
+  rejectUnauthorized?: boolean;
+} {
   if (mode === 'insecure') return { rejectUnauthorized: false };
   if (typeof mode === 'object') {
     const secureContext = contextFor(`file:${mode.caFile}`, () => {
