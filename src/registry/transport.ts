@@ -141,6 +141,13 @@ function describeNetworkError(err: unknown): string {
   }
 }
 
+/** The server closed the connection without an HTTP answer: what a TLS server does with plain HTTP. */
+function isClosedBeforeAnswer(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
+}
+
 function isTlsError(err: unknown): boolean {
   const e = err as { code?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
@@ -224,7 +231,9 @@ export class Transport {
           cause: err,
           hint: isTlsError(err)
             ? 'trust its CA: --ca-file HOST=FILE, or "tls": { "caFile": ... } for the registry in the config, or NODE_EXTRA_CA_CERTS'
-            : 'check the host name, port, and that the registry is running',
+            : req.url.protocol === 'http:' && isClosedBeforeAnswer(err)
+              ? `${req.url.host} is spoken to in plain HTTP (the default for loopback hosts); if it serves HTTPS, give it "tls": "verify" or a CA file in the config, or --ca-file HOST=FILE`
+              : 'check the host name, port, and that the registry is running',
         });
       }
       if (mayRetry && retryableStatus(res.status) && attempt < this.retryPolicy.attempts) {

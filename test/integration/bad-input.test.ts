@@ -399,6 +399,16 @@ describe('bad input', { concurrency: 3 }, () => {
     assert.equal(copied.code, 0, copied.stderr);
     assert.equal(await openHas('tls/app', 'v1'), true);
 
+    // Without any TLS setting a loopback host is spoken to in plain HTTP; the hint says so.
+    const plain = await world.runCli(['copy', src, `${https.host}/tls/plain`, '--retries', '0']);
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.ok(
+      plain.stderr.includes(
+        `${https.host} is spoken to in plain HTTP (the default for loopback hosts); if it serves HTTPS`,
+      ),
+      plain.stderr,
+    );
+
     // The fix in the config, which the hint names: tls.caFile (relative to the config file).
     const synced = await syncTo('tls-ca.json', 'tls/app', { caFile: 'tls/ca.pem' });
     assert.equal(synced.code, 0, synced.stderr);
