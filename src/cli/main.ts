@@ -5,15 +5,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort, UsageError } from '../errors.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { TraceFn } from '../registry/transport.js';
-import { runAuthCheck } from './commands/auth-check.js';
-import { type CheckFlags, runCheck } from './commands/check.js';
-import { runCopy } from './commands/copy.js';
-import { runInspect } from './commands/inspect.js';
-import { runSync, type SyncFlags, type SyncSession } from './commands/sync.js';
-import { runTags } from './commands/tags.js';
+import type { CheckFlags } from './commands/check.js';
+import type { SyncFlags, SyncSession } from './commands/sync.js';
 import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
 import { createOutput, type Output } from './output.js';
-import { type ClientFlags, createClient } from './runtime.js';
+import type { ClientFlags } from './runtime.js';
+
+// Commands (and with them undici, zod, cosmiconfig) are loaded when one runs: --help and --version stay
+// quick, and each command loads only what it uses.
 
 export const VERSION = '0.1.0';
 const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
@@ -75,6 +74,7 @@ async function withClient<T>(
   session: Session,
   fn: (client: RegistryClient) => Promise<T>,
 ): Promise<T> {
+  const { createClient } = await import('./runtime.js');
   const client = createClient({
     flags,
     signal: session.signal,
@@ -123,6 +123,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       dsts: string[],
       flags: CommonFlags & { chunkSize: number; concurrency: number; auditLog?: string },
     ) => {
+      const { runCopy } = await import('./commands/copy.js');
       setCode(await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out)));
     },
   );
@@ -133,6 +134,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .description('show the manifest tree of a reference: digests, media types, platforms, sizes')
       .argument('<reference>', 'image reference'),
   ).action(async (ref: string, flags: CommonFlags) => {
+    const { runInspect } = await import('./commands/inspect.js');
     setCode(await withClient(flags, session, (client) => runInspect(ref, flags, client, session.out)));
   });
 
@@ -142,6 +144,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .description('list the tags of a repository')
       .argument('<repository>', 'repository, e.g. quay.io/org/app'),
   ).action(async (repo: string, flags: CommonFlags) => {
+    const { runTags } = await import('./commands/tags.js');
     setCode(await withClient(flags, session, (client) => runTags(repo, flags, client, session.out)));
   });
 
@@ -185,6 +188,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .description('mirror everything the config selects; skip what is already identical')
       .option('--dry-run', 'plan only: the same walk, nothing written (same as `regmirror plan`)'),
   ).action(async (flags: CommonFlags & SyncFlags) => {
+    const { runSync } = await import('./commands/sync.js');
     setCode(await runSync('sync', flags, syncSession(session, flags)));
   });
 
@@ -195,6 +199,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         'what sync would do: tags to create/move/keep, blobs to upload/mount/skip, bytes; read-only',
       ),
   ).action(async (flags: CommonFlags & SyncFlags) => {
+    const { runSync } = await import('./commands/sync.js');
     setCode(await runSync('plan', flags, syncSession(session, flags)));
   });
 
@@ -215,6 +220,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       )
       .option('--fix', 'sync exactly the rows that drifted'),
   ).action(async (flags: CommonFlags & CheckFlags) => {
+    const { runCheck } = await import('./commands/check.js');
     setCode(await runCheck(flags, syncSession(session, flags)));
   });
 
@@ -224,6 +230,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .command('check')
       .description('check that every source can be pulled and every target pushed (writes nothing)'),
   ).action(async (flags: CommonFlags & SyncFlags) => {
+    const { runAuthCheck } = await import('./commands/auth-check.js');
     setCode(await runAuthCheck(flags, syncSession(session, flags)));
   });
 
@@ -264,7 +271,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const wantsQuiet = argv.includes('-q') || argv.includes('--quiet');
-  const out = createOutput({ quiet: wantsQuiet });
+  const out = await createOutput({ quiet: wantsQuiet });
   let code = 0;
   const program = buildProgram({ signal: controller.signal, out }, (c) => {
     code = c;

@@ -1,7 +1,7 @@
 // Output channels. Results go to stdout (JSON or plain data); everything for people goes to stderr:
 // an ora spinner on a terminal, plain lines (no escape codes) elsewhere, nothing with --quiet.
 
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 
 export interface Output {
   /** A line for people (stderr). */
@@ -24,10 +24,12 @@ export interface OutputOptions {
   stderr?: NodeJS.WriteStream | NodeJS.WritableStream;
 }
 
-export function createOutput(options: OutputOptions = {}): Output {
+/** ora (and its dependencies) is loaded only for a terminal: CI logs and pipes never need it. */
+export async function createOutput(options: OutputOptions = {}): Promise<Output> {
   const stdout = options.stdout ?? process.stdout;
   const stderr = (options.stderr ?? process.stderr) as NodeJS.WriteStream;
   const interactive = Boolean(stderr.isTTY) && !process.env.CI && !options.quiet;
+  const ora = interactive ? (await import('ora')).default : undefined;
   let spinner: Ora | undefined;
   const withSpinnerPaused = (fn: () => void) => {
     if (spinner?.isSpinning) {
@@ -46,7 +48,7 @@ export function createOutput(options: OutputOptions = {}): Output {
       withSpinnerPaused(() => stderr.write(`${line}\n`));
     },
     status(text) {
-      if (!interactive) return;
+      if (!ora) return;
       if (!spinner) spinner = ora({ text, stream: stderr, discardStdin: false }).start();
       else spinner.text = text;
     },
