@@ -8,7 +8,16 @@
 //     knows one, else join one fan-out upload fed by a single streamed source GET.
 //  5. Per target, once its blobs are in: manifests children first, the tag last.
 
-import { errorKind, formatError, isAbort, isTransient, NotFoundError, RegmirrorError } from '../errors.js';
+import {
+  AuthError,
+  errorKind,
+  formatError,
+  isAbort,
+  isTransient,
+  NotFoundError,
+  PermissionError,
+  RegmirrorError,
+} from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/media-types.js';
@@ -54,6 +63,8 @@ interface TargetWork {
   needs: Map<Digest, Descriptor>;
   done: Map<Digest, Promise<void>>;
   failed?: unknown;
+  /** The target refused our credentials (401/403) for a write: its remaining blobs are not tried. */
+  denied?: unknown;
 }
 
 export type OverwritePolicy = 'changed' | 'never' | 'always';
@@ -433,6 +444,11 @@ async function transferClaimed(
     return false;
   };
 
+  /** A target that refused our credentials once will refuse them for its other blobs: ask no more. */
+  const failed = (i: number, err: unknown) => {
+    outcomes[i] = err;
+    if (err instanceof AuthError || err instanceof PermissionError) targets[i]!.denied ??= err;
+  };
   const toUpload: number[] = [];
   await Promise.all(
     targets.map(async (w, i) => {
@@ -440,6 +456,10 @@ async function transferClaimed(
         const inflight = foreign[i];
         if (inflight) await inflight.catch(() => {});
         if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
+        if (w.denied) {
+          outcomes[i] = w.denied;
+          return;
+        }
         // A restarted transfer: the failed commit may have landed after all.
         if (round > 1 && (await store.blobHead(w.ref, desc.digest)) === desc.size) {
           knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
@@ -449,7 +469,7 @@ async function transferClaimed(
         if (from && (await tryMount(w, from))) return mounted(w, from);
         toUpload.push(i);
       } catch (err) {
-        outcomes[i] = err;
+        failed(i, err);
       }
     }),
   );
@@ -469,19 +489,25 @@ async function transferClaimed(
     }
   }
   const sessions: { i: number; session: UploadSink }[] = [];
-  await Promise.all(
-    leaders.map(async (i) => {
-      try {
-        const opened = await store.uploadStart(targets[i]!.ref);
-        if (opened.mounted) return mounted(targets[i]!);
-        sessions.push({ i, session: opened.session });
-      } catch (err) {
-        outcomes[i] = err;
-      }
-    }),
-  );
-
   const transfer = ctx.transfers(async () => {
+    // Sessions are opened once this blob's turn has come, not while it waits for a slot: no idle
+    // sessions to expire, and fewer to abandon on an interrupt.
+    await Promise.all(
+      leaders.map(async (i) => {
+        const w = targets[i]!;
+        if (w.denied) {
+          outcomes[i] = w.denied;
+          return;
+        }
+        try {
+          const opened = await store.uploadStart(w.ref);
+          if (opened.mounted) return mounted(w);
+          sessions.push({ i, session: opened.session });
+        } catch (err) {
+          failed(i, err);
+        }
+      }),
+    );
     if (sessions.length === 0) return;
     ctx.onEvent?.({
       type: 'blob-start',
@@ -515,7 +541,7 @@ async function transferClaimed(
       const i = sessions[k]!.i;
       const w = targets[i]!;
       if (err !== undefined) {
-        outcomes[i] = err;
+        failed(i, err);
         return;
       }
       knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
@@ -542,7 +568,7 @@ async function transferClaimed(
         if (leaderOk && (await tryMount(w, leaderPath))) return mounted(w, leaderPath);
         retry.push(i);
       } catch (err) {
-        outcomes[i] = err;
+        failed(i, err);
       }
     }),
   );

@@ -546,6 +546,22 @@ describe('copyImage: failures', () => {
     assert.equal(exitCodeFor([result]), 1);
   });
 
+  it('asks a registry that refused an upload for no more of that image (one refusal, not one per blob)', async () => {
+    const img = multiPlatform();
+    const store = new MemoryStore();
+    seed(store, SOURCE, img.root, '1.0');
+    store.fault = (c) =>
+      c.op === 'uploadStart' && c.registry === 'b.example'
+        ? new PermissionError('DENIED', { context: { registry: 'b.example', step: 'upload start' } })
+        : undefined;
+    const result = await copyImage(SOURCE, THREE, context(store, { transfers: 1 }));
+
+    assert.equal(result.targets[1]!.errorKind, 'permission');
+    assert.equal(store.count('uploadStart', 'b.example'), 1);
+    assert.equal(store.count('mount', 'b.example'), 0);
+    assertSameContent(store, THREE[0]!, img.root);
+  });
+
   it('fails only the target whose PATCH fails mid-stream; the others commit from the same GET', async () => {
     const big = layer(20_000, 60);
     const img = image(text(OCI_CONFIG, '{}'), [big]);
