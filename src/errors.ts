@@ -108,6 +108,20 @@ export class AbortedError extends RegmirrorError {
   }
 }
 
+/** Why a file could not be read, in words: "does not exist", "is a directory, not a file", ... */
+export function whyUnreadable(err: unknown): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'does not exist';
+    case 'EISDIR':
+      return 'is a directory, not a file';
+    case 'EACCES':
+      return 'is not readable (permission denied)';
+    default:
+      return `cannot be read (${(err as Error).message})`;
+  }
+}
+
 /**
  * A fault that may pass if the work is done again (a dropped connection, a 5xx or 429 that outlasted the
  * transport's retries, an upload session the registry lost): worth restarting a blob transfer for.

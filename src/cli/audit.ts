@@ -94,13 +94,19 @@ export class AuditLog {
   }
 }
 
-/** The audit log a command asked for (--audit-log), identities looked up through the client. */
-export function openAuditLog(
+/**
+ * The audit log a command asked for (--audit-log), with the identities for `registries` already looked
+ * up through the client; undefined without the flag.
+ */
+export async function openAuditLog(
   path: string | undefined,
   client: { authenticator(registry: string): { identity(): Promise<string | undefined> } },
-): AuditLog | undefined {
+  registries: Iterable<string>,
+): Promise<AuditLog | undefined> {
   if (path === undefined) return undefined;
-  return AuditLog.open(path, (registry) => client.authenticator(registry).identity());
+  const log = AuditLog.open(path, (registry) => client.authenticator(registry).identity());
+  await log.prime(registries);
+  return log;
 }
 
 /** Call every sink with each event. */

@@ -2,7 +2,7 @@
 // credentials), the abort signal, and the output channels.
 
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { UsageError, whyUnreadable } from '../errors.js';
 import { apiHost, normaliseRegistry } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain, findCredential } from '../registry/credentials/chain.js';
@@ -52,14 +52,7 @@ export function checkCaFile(file: string, given: string): void {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'does not exist'
-        : code === 'EISDIR'
-          ? 'is a directory, not a file'
-          : `cannot be read (${(err as Error).message})`;
-    throw new UsageError(`${given}: ${file} ${why}`, { cause: err });
+    throw new UsageError(`${given}: ${file} ${whyUnreadable(err)}`, { cause: err });
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) {
     throw new UsageError(

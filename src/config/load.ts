@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
-import { ConfigError } from '../errors.js';
+import { ConfigError, whyUnreadable } from '../errors.js';
 import { ConfigValidationError, configErrorMap, displayPath, issuesFromZod } from './issues.js';
 import { JsonSyntaxError, parseJsonText } from './json-text.js';
 import { type ResolvedConfig, resolveConfig } from './resolve.js';
@@ -133,16 +133,7 @@ function notFound(cwd: string): ConfigError {
 }
 
 function readFailure(file: string, err: unknown): ConfigError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const why =
-    code === 'ENOENT'
-      ? 'does not exist'
-      : code === 'EISDIR'
-        ? 'is a directory, not a file'
-        : code === 'EACCES'
-          ? 'is not readable (permission denied)'
-          : `could not be read: ${(err as Error).message}`;
-  return new ConfigError(`config file ${file} ${why}`, { cause: err });
+  return new ConfigError(`config file ${file} ${whyUnreadable(err)}`, { cause: err });
 }
 
 /**

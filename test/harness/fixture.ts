@@ -68,6 +68,8 @@ export interface World {
   startCli(args: string[], opts?: RunCliOptions): RunningCli;
   /** Forget what every proxy and the token server recorded. */
   resetCounts(): void;
+  /** Remove every proxy's fault hook. */
+  clearFaults(): void;
   stop(): Promise<void>;
 }
 
@@ -140,11 +142,15 @@ function endpoint(registry: Registry, proxy: RegistryProxy, creds?: Credentials)
   };
 }
 
-async function writeDockerConfig(dir: string, entries: Array<[string, Credentials]>): Promise<void> {
+/** config.json's `auth`: base64 of `user:password`. */
+export function basicAuth(c: Credentials): string {
+  return Buffer.from(`${c.username}:${c.password}`).toString('base64');
+}
+
+/** Write `dir/config.json` with these credentials per registry host (replacing what was there). */
+export async function writeDockerConfig(dir: string, entries: Array<[string, Credentials]>): Promise<void> {
   const auths: Record<string, { auth: string }> = {};
-  for (const [host, c] of entries) {
-    auths[host] = { auth: Buffer.from(`${c.username}:${c.password}`).toString('base64') };
-  }
+  for (const [host, c] of entries) auths[host] = { auth: basicAuth(c) };
   await writeFile(join(dir, 'config.json'), `${JSON.stringify({ auths }, null, 2)}\n`);
 }
 
@@ -242,6 +248,9 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       resetCounts() {
         for (const e of [source, basic, open]) e.proxy.reset();
         tokenServer.requests.length = 0;
+      },
+      clearFaults() {
+        for (const e of [source, basic, open]) e.proxy.settings.fault = undefined;
       },
       stop: teardown,
     };

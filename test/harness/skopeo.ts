@@ -14,27 +14,13 @@ export interface SkopeoOptions {
   creds?: string;
 }
 
-async function runSkopeo(
-  subcommand: string,
-  ref: string,
-  opts: SkopeoOptions,
-  extra: string[] = [],
-): Promise<Buffer> {
+/** Run skopeo in a throwaway HOME with an empty auth file; `args` gets that auth file's path. */
+async function runIsolated(args: (dir: string, authfile: string) => string[]): Promise<Buffer> {
   const dir = await makeTempDir('skopeo');
   try {
     const authfile = join(dir, 'auth.json');
     await writeFile(authfile, '{"auths":{}}\n');
-    const auth = opts.creds !== undefined ? ['--creds', opts.creds] : ['--no-creds'];
-    const args = [
-      subcommand,
-      ...extra,
-      '--tls-verify=false',
-      '--authfile',
-      authfile,
-      ...auth,
-      `docker://${ref}`,
-    ];
-    const { stdout } = await runCommand('skopeo', args, {
+    const { stdout } = await runCommand('skopeo', args(dir, authfile), {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         HOME: dir,
@@ -47,6 +33,24 @@ async function runSkopeo(
   } finally {
     await removeDir(dir);
   }
+}
+
+function runSkopeo(
+  subcommand: string,
+  ref: string,
+  opts: SkopeoOptions,
+  extra: string[] = [],
+): Promise<Buffer> {
+  const auth = opts.creds !== undefined ? ['--creds', opts.creds] : ['--no-creds'];
+  return runIsolated((_dir, authfile) => [
+    subcommand,
+    ...extra,
+    '--tls-verify=false',
+    '--authfile',
+    authfile,
+    ...auth,
+    `docker://${ref}`,
+  ]);
 }
 
 /** The manifest exactly as the registry serves it; `ref` is `host:port/repo:tag` or `...@sha256:...`. */
@@ -67,34 +71,15 @@ export async function skopeoListTags(repoRef: string, opts: SkopeoOptions = {}):
  * platform of an index.
  */
 export async function skopeoPullAll(ref: string, opts: SkopeoOptions = {}): Promise<void> {
-  const dir = await makeTempDir('skopeo-pull');
-  try {
-    const authfile = join(dir, 'auth.json');
-    await writeFile(authfile, '{"auths":{}}\n');
-    const auth = opts.creds !== undefined ? ['--src-creds', opts.creds] : ['--src-no-creds'];
-    await runCommand(
-      'skopeo',
-      [
-        'copy',
-        '--all',
-        '--src-tls-verify=false',
-        '--authfile',
-        authfile,
-        ...auth,
-        `docker://${ref}`,
-        `dir:${join(dir, 'image')}`,
-      ],
-      {
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: dir,
-          XDG_RUNTIME_DIR: dir,
-          XDG_CONFIG_HOME: dir,
-        },
-        cwd: dir,
-      },
-    );
-  } finally {
-    await removeDir(dir);
-  }
+  const auth = opts.creds !== undefined ? ['--src-creds', opts.creds] : ['--src-no-creds'];
+  await runIsolated((dir, authfile) => [
+    'copy',
+    '--all',
+    '--src-tls-verify=false',
+    '--authfile',
+    authfile,
+    ...auth,
+    `docker://${ref}`,
+    `dir:${join(dir, 'image')}`,
+  ]);
 }

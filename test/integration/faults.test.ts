@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { syncReportSchema } from '../../src/cli/report.js';
-import { type Endpoint, startWorld, type World } from '../harness/fixture.js';
+import { type Endpoint, startWorld, type World, writeDockerConfig } from '../harness/fixture.js';
 import type { FaultAction, FaultRequest } from '../harness/proxy.js';
 import { startProxy } from '../harness/proxy.js';
 import { startRegistry } from '../harness/registry.js';
@@ -18,7 +18,7 @@ import {
   seedImage,
   seedLargeBlobImage,
 } from '../harness/seed.js';
-import { skopeoInspectRaw, skopeoPullAll } from '../harness/skopeo.js';
+import { assertSkopeoPulls } from '../harness/witness.js';
 
 const MiB = 1024 * 1024;
 
@@ -32,17 +32,6 @@ before(async () => {
 after(async () => {
   await world?.stop();
 });
-
-function clearFaults(): void {
-  for (const e of [world.source, world.basic, world.open]) e.proxy.settings.fault = undefined;
-}
-
-async function assertPulls(ep: Endpoint, repo: string, tag: string, expected: Buffer): Promise<void> {
-  const creds = ep.skopeoCreds ? { creds: ep.skopeoCreds } : {};
-  const raw = await skopeoInspectRaw(`${ep.host}/${repo}:${tag}`, creds);
-  assert.ok(raw.equals(expected), `${ep.host}/${repo}:${tag} has other manifest bytes`);
-  await skopeoPullAll(`${ep.host}/${repo}:${tag}`, creds);
-}
 
 describe('a blob GET cut midway', () => {
   let image: LargeBlobImage;
@@ -67,7 +56,7 @@ describe('a blob GET cut midway', () => {
         { env },
       );
     } finally {
-      clearFaults();
+      world.clearFaults();
     }
     assert.equal(res.code, 0, res.stderr);
     // Each resume starts where the bytes received so far end: at or after the cut point.
@@ -79,7 +68,7 @@ describe('a blob GET cut midway', () => {
     assert.ok(report.retries >= 2, `retries ${report.retries}`);
     // One upload of the layer on the target: the resumed stream fed the same session.
     assert.equal(world.open.proxy.count({ method: 'POST', kind: 'upload', repo: 'cut/ranged' }), 2);
-    await assertPulls(world.open, 'cut/ranged', 'v1', image.manifest.bytes);
+    await assertSkopeoPulls(world.open, 'cut/ranged', 'v1', image.manifest.bytes);
   });
 
   test('restarts from the first byte when the server ignores Range, and skips what it already has', async () => {
@@ -98,11 +87,11 @@ describe('a blob GET cut midway', () => {
         { env },
       );
     } finally {
-      clearFaults();
+      world.clearFaults();
     }
     assert.equal(res.code, 0, res.stderr);
     assert.equal(gets, 2);
-    await assertPulls(world.open, 'cut/restarted', 'v1', image.manifest.bytes);
+    await assertSkopeoPulls(world.open, 'cut/restarted', 'v1', image.manifest.bytes);
   });
 });
 
@@ -127,7 +116,7 @@ test('an upload whose PATCH answer is lost starts again in a new session, and th
       { env },
     );
   } finally {
-    clearFaults();
+    world.clearFaults();
   }
   assert.equal(res.code, 0, res.stderr);
   const report = JSON.parse(res.stdout) as { targets: { blobsUploaded: number }[] };
@@ -142,8 +131,8 @@ test('an upload whose PATCH answer is lost starts again in a new session, and th
     (r) => r.method === 'GET' && r.path.endsWith(image.layer.digest),
   );
   assert.equal(layerGets.length, 2);
-  await assertPulls(world.basic, 'lost/app', 'v1', image.manifest.bytes);
-  await assertPulls(world.open, 'lost/app', 'v1', image.manifest.bytes);
+  await assertSkopeoPulls(world.basic, 'lost/app', 'v1', image.manifest.bytes);
+  await assertSkopeoPulls(world.open, 'lost/app', 'v1', image.manifest.bytes);
 });
 
 test('--retries bounds the attempts: 503 forever fails after exactly N+1 requests, naming the registry', async () => {
@@ -157,7 +146,7 @@ test('--retries bounds the attempts: 503 forever fails after exactly N+1 request
       { env },
     );
   } finally {
-    clearFaults();
+    world.clearFaults();
   }
   assert.equal(res.code, 1, res.stderr);
   assert.equal(world.open.proxy.count({ kind: 'manifest' }), 3);
@@ -256,12 +245,12 @@ test('a sync through 429s, 503s and cut bodies on the source and a target comple
     }
     assert.equal(world.source.proxy.count({ method: 'GET', kind: 'blob' }), 0);
   } finally {
-    clearFaults();
+    world.clearFaults();
   }
   for (const [ref, bytes] of seeded) {
     const [repo, tag] = ref.split(':') as [string, string];
-    await assertPulls(world.basic, repo, tag, bytes);
-    await assertPulls(world.open, repo, tag, bytes);
+    await assertSkopeoPulls(world.basic, repo, tag, bytes);
+    await assertSkopeoPulls(world.open, repo, tag, bytes);
   }
 });
 
@@ -285,17 +274,10 @@ describe('tokens that live 3 seconds', () => {
       skopeoCreds: short.source.skopeoCreds!,
       seedTarget: { url: proxy.url, ...short.source.creds! },
     };
-    const auth = (u: string, p: string) => Buffer.from(`${u}:${p}`).toString('base64');
-    const { username, password } = short.source.creds!;
-    await writeFile(
-      join(short.dockerConfigDir, 'config.json'),
-      JSON.stringify({
-        auths: {
-          [short.source.host]: { auth: auth(username, password) },
-          [target.host]: { auth: auth(username, password) },
-        },
-      }),
-    );
+    await writeDockerConfig(short.dockerConfigDir, [
+      [short.source.host, short.source.creds!],
+      [target.host, short.source.creds!],
+    ]);
   });
   after(async () => {
     for (const stop of stops.reverse()) await stop();
@@ -339,6 +321,6 @@ describe('tokens that live 3 seconds', () => {
       (r) => r.ok && r.scopes.some((s) => s.includes(':pull,push') || s.endsWith(':push,pull')),
     );
     assert.ok(pushTokens.length >= 4, `${pushTokens.length} push tokens for a ${took} ms run`);
-    for (const [repo, bytes] of seeded) await assertPulls(target, repo, 'v1', bytes);
+    for (const [repo, bytes] of seeded) await assertSkopeoPulls(target, repo, 'v1', bytes);
   });
 });

@@ -4,16 +4,25 @@
 // audit log as a true record, and known passwords and tokens absent from everything the tool writes.
 
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { AuditEntry } from '../../src/cli/audit.js';
 import { syncReportSchema } from '../../src/cli/report.js';
 import type { DriftRow } from '../../src/copy/check.js';
-import { ALICE, BOB, type CliResult, READER, startWorld, type World } from '../harness/fixture.js';
+import {
+  ALICE,
+  BOB,
+  basicAuth,
+  type CliResult,
+  READER,
+  startWorld,
+  type World,
+  writeDockerConfig,
+} from '../harness/fixture.js';
 import type { FaultRequest } from '../harness/proxy.js';
 import { RegistryClient as SeedClient, seedImage, seedLargeBlobImage } from '../harness/seed.js';
-import { skopeoInspectRaw, skopeoPullAll } from '../harness/skopeo.js';
+import { assertSkopeoPulls } from '../harness/witness.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,10 +36,6 @@ before(async () => {
 after(async () => {
   await world?.stop();
 });
-
-function clearFaults(): void {
-  for (const e of [world.source, world.basic, world.open]) e.proxy.settings.fault = undefined;
-}
 
 async function writeConfig(name: string, repos: string[], tags: string[]): Promise<string> {
   const file = join(world.workDir, name);
@@ -83,7 +88,7 @@ test('Ctrl-C during a sync: exit 130 within two seconds, a partial report, open 
   try {
     res = await run.result;
   } finally {
-    clearFaults();
+    world.clearFaults();
   }
   const stoppedIn = Date.now() - interruptedAt;
   assert.ok(interruptedAt > 0, 'no upload reached the target');
@@ -145,7 +150,7 @@ describe('kill -9 at three moments, then run again', () => {
       assert.ok(killed, `the moment never came; the sync ended with ${res.code}: ${res.stderr}`);
       assert.equal(res.signal, 'SIGKILL');
     } finally {
-      clearFaults();
+      world.clearFaults();
     }
   }
 
@@ -213,11 +218,7 @@ describe('kill -9 at three moments, then run again', () => {
     await assertAuditIsTrue();
     for (const [ref, bytes] of seeded) {
       const [repo, tag] = ref.split(':') as [string, string];
-      for (const ep of [world.basic, world.open]) {
-        const creds = ep.skopeoCreds ? { creds: ep.skopeoCreds } : {};
-        assert.ok((await skopeoInspectRaw(`${ep.host}/${repo}:${tag}`, creds)).equals(bytes));
-        await skopeoPullAll(`${ep.host}/${repo}:${tag}`, creds);
-      }
+      for (const ep of [world.basic, world.open]) await assertSkopeoPulls(ep, repo, tag, bytes);
     }
   });
 });
@@ -314,18 +315,12 @@ test('no password, token or Authorization value appears in stdout, stderr, --deb
   );
   // Wrong and pull-only credentials: errors and hints must not echo them either.
   const wrong = join(world.workDir, 'wrong-docker-config');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(wrong, { recursive: true });
-  const b64 = (u: string, p: string) => Buffer.from(`${u}:${p}`).toString('base64');
-  await writeFile(
-    join(wrong, 'config.json'),
-    JSON.stringify({
-      auths: {
-        [world.source.host]: { auth: b64(READER.username, READER.password) },
-        [world.basic.host]: { auth: b64(BOB.username, 'wrong-secret-for-bob') },
-      },
-    }),
-  );
+  const wrongBob = { username: BOB.username, password: 'wrong-secret-for-bob' };
+  await writeDockerConfig(wrong, [
+    [world.source.host, READER],
+    [world.basic.host, wrongBob],
+  ]);
   const wrongEnv = { DOCKER_CONFIG: wrong, HOME: world.homeDir };
   outputs.push(await world.runCli(['sync', '--config', configFile, ...debug], { env: wrongEnv }));
   outputs.push(await world.runCli(['auth', 'check', '--config', configFile, ...debug], { env: wrongEnv }));
@@ -336,9 +331,7 @@ test('no password, token or Authorization value appears in stdout, stderr, --deb
   const tokens = world.tokenServer.issued;
   assert.ok(tokens.length > 0, 'the token server issued tokens during these runs');
   const secrets = [
-    ...[ALICE, BOB, READER].flatMap((c) => [c.password, b64(c.username, c.password)]),
-    'wrong-secret-for-bob',
-    b64(BOB.username, 'wrong-secret-for-bob'),
+    ...[ALICE, BOB, READER, wrongBob].flatMap((c) => [c.password, basicAuth(c)]),
     ...tokens,
     // A JWT's signature part alone is a secret too.
     ...tokens.map((t) => t.split('.').at(-1)!).filter((s) => s.length > 20),

@@ -19,7 +19,7 @@ import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
 import { table } from '../summary.js';
-import { openConfigRun, type SyncFlags, type SyncSession, specsFrom } from './sync.js';
+import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
   deep?: boolean;
@@ -182,9 +182,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     let code = checkExitCode(rows, failOn);
     let fixed: ImageResult[] | undefined;
     if (flags.fix && code === 1) {
-      const audit = openAuditLog(flags.auditLog, client);
+      const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
       try {
-        await audit?.prime(mirrors.flatMap((m) => m.targets.map((t) => t.registry)));
         const ctx: CopyContext = {
           store: client,
           knowledge: new BlobKnowledge(),

@@ -88,10 +88,13 @@ export async function runCopy(
       );
     }
   };
-  const audit = openAuditLog(flags.auditLog, client);
+  const audit = await openAuditLog(
+    flags.auditLog,
+    client,
+    targets.map((t) => t.registry),
+  );
   let result: ImageResult;
   try {
-    await audit?.prime(targets.map((t) => t.registry));
     out.status(`copying ${formatReference(source)}`);
     result = await copyImage(source, targets, {
       store: client,

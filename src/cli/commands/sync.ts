@@ -83,6 +83,11 @@ export function overridesFrom(config: ResolvedConfig, env: NodeJS.ProcessEnv) {
   return (host: string) => byHost.get(host);
 }
 
+/** Every registry some mirror writes to. */
+export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
+  return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
+}
+
 export function specsFrom(mirrors: ResolvedMirror[], dryRun: boolean): MirrorSpec[] {
   return mirrors.map((m) => ({
     name: m.name,
@@ -141,8 +146,7 @@ export async function runSync(
   const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
   let audit: AuditLog | undefined;
   try {
-    audit = dryRun ? undefined : openAuditLog(flags.auditLog, client);
-    await audit?.prime(mirrors.flatMap((m) => m.targets.map((t) => t.registry)));
+    audit = dryRun ? undefined : await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
     const progress = new Progress(out, dryRun);
     const ctx: CopyContext = {
       store: client,
