@@ -26,9 +26,7 @@ fi
 
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<18)) { console.error("regmirror needs Node.js >= 20.18, this is "+process.version); process.exit(1) }'
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # `npm install` installs the versions package-lock.json pins. (`npm ci` would be stricter, but it
-  # refuses a lock that lacks the other platforms' optional binaries of biome, which a registry mirror
-  # without them cannot record.)
-  npm install --no-audit --no-fund --loglevel=error
+  # Exactly the versions package-lock.json pins; the lock is never rewritten.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
