@@ -26,6 +26,8 @@ export interface Counts {
   /** All requests: registry requests plus token requests. */
   total: number;
   unauthorized: number;
+  /** Manifest requests answered 401 (the first contact with a registry that wants credentials). */
+  manifestUnauthorized: number;
   throttled: number;
   /** Bytes of blob bodies served (200 answers to blob GETs), from the sizes the corpus knows. */
   blobBytesServed: number;
@@ -33,7 +35,7 @@ export interface Counts {
 
 export function emptyCounts(): Counts {
   const byKind = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
-  return { byKind, total: 0, unauthorized: 0, throttled: 0, blobBytesServed: 0 };
+  return { byKind, total: 0, unauthorized: 0, manifestUnauthorized: 0, throttled: 0, blobBytesServed: 0 };
 }
 
 function kindOf(r: ProxyRequestRecord): Kind {
@@ -70,6 +72,7 @@ export function countSide(side: Side, blobSizes: Map<string, number>): Counts {
     c.byKind[kind]++;
     c.total++;
     if (r.status === 401) c.unauthorized++;
+    if (r.status === 401 && kind.startsWith('manifest')) c.manifestUnauthorized++;
     if (r.status === 429) c.throttled++;
     if (kind === 'blob GET' && r.status === 200) {
       const digest = r.path.slice(r.path.lastIndexOf('/') + 1);
@@ -87,6 +90,7 @@ export function addCounts(a: Counts, b: Counts): Counts {
   for (const k of KINDS) out.byKind[k] = a.byKind[k] + b.byKind[k];
   out.total = a.total + b.total;
   out.unauthorized = a.unauthorized + b.unauthorized;
+  out.manifestUnauthorized = a.manifestUnauthorized + b.manifestUnauthorized;
   out.throttled = a.throttled + b.throttled;
   out.blobBytesServed = a.blobBytesServed + b.blobBytesServed;
   return out;

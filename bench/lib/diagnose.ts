@@ -58,6 +58,8 @@ export interface Diagnosis {
   cpuByArea: Array<{ area: string; ms: number; share: number }>;
   topFunctions: Array<{ fn: string; ms: number; share: number }>;
   profileMs: number;
+  /** Share of the machine's CPU busy during the run (set by the caller). */
+  machineBusy?: number;
 }
 
 function percentile(values: number[], p: number): number {

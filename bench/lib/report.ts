@@ -65,6 +65,8 @@ function summaryTable(results: WorkloadResult[]): string {
         ? median(ss.map((s) => (s.counts!.source.total + s.counts!.targets.total) / r.tags)).toFixed(1)
         : '–';
     const ratio = medianOf(r, 'regmirror') / medianOf(r, 'skopeo');
+    const busy = (ss: Sample[]) =>
+      ss.length ? `${(median(ss.map((s) => s.run.machineBusy)) * 100).toFixed(0)} %` : '–';
     rows.push([
       r.title + (cu.length ? `; curl floor ${spread(cu.map((s) => s.run.wallSeconds))}` : ''),
       `${spread(rm.map((s) => s.run.wallSeconds))} ×${rm.length}`,
@@ -74,6 +76,7 @@ function summaryTable(results: WorkloadResult[]): string {
         (r.id === 'huge' ? `≤ 1.5× curl: ${fmtRatio(medianOf(r, 'regmirror') / medianOf(r, 'curl'))}` : '–'),
       `${fmtMiB(medianOf(r, 'regmirror', undefined, (s) => s.run.maxRssKiB))} / ${fmtMiB(medianOf(r, 'skopeo', undefined, (s) => s.run.maxRssKiB))}`,
       `${perTag(rm)} / ${perTag(sk)}`,
+      `${busy(rm)} / ${busy(sk)}`,
     ]);
   }
   return table(
@@ -103,6 +106,7 @@ function medianCounts(ss: Sample[], pick: (s: Sample) => Counts): Counts | undef
     byKind,
     total: median(cs.map((c) => c.total)),
     unauthorized: median(cs.map((c) => c.unauthorized)),
+    manifestUnauthorized: median(cs.map((c) => c.manifestUnauthorized)),
     throttled: median(cs.map((c) => c.throttled)),
     blobBytesServed: median(cs.map((c) => c.blobBytesServed)),
   };
@@ -172,6 +176,10 @@ function diagnosisTable(ds: Diagnosis[]): string {
       (d) => `${(d.cpuMs / 1000).toFixed(2)} s (${((d.cpuMs / d.wallMs) * 100).toFixed(0)} %)`,
     ],
     ['event-loop delay p99', (d) => `${d.eventLoopDelayP99Ms.toFixed(1)} ms`],
+    [
+      'machine CPU busy (all processes)',
+      (d) => (d.machineBusy === undefined ? '–' : `${(d.machineBusy * 100).toFixed(0)} %`),
+    ],
   ];
   return table(
     ['', ...ds.map((d) => d.label)],

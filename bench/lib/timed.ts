@@ -2,6 +2,7 @@
 // clean environment, a time limit, and a registry of running children so Ctrl-C can stop them.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -20,6 +21,26 @@ export interface TimedResult {
   /** Wall-clock start and end (ms since the epoch), to place the run on the proxies' timelines. */
   startedAt: number;
   endedAt: number;
+  /** Share of the whole machine's CPU time that was busy during the run (all processes, from /proc/stat). */
+  machineBusy: number;
+}
+
+/** Busy and total jiffies of all CPUs together (first line of /proc/stat). */
+export function cpuJiffies(): { busy: number; total: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+export function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  const total = b.total - a.total;
+  return total > 0 ? (b.busy - a.busy) / total : Number.NaN;
 }
 
 const running = new Set<ChildProcess>();
@@ -54,6 +75,7 @@ export function timed(file: string, args: string[], opts: TimedOptions): Promise
   const timeFile = join(opts.scratch, `time-${process.pid}-${++seq}.txt`);
   return new Promise((resolve, reject) => {
     const startedAt = Date.now();
+    const jiffies = cpuJiffies();
     const t0 = process.hrtime.bigint();
     const child = spawn(TIME_BIN, ['-v', '-o', timeFile, file, ...args], {
       cwd: opts.cwd,
@@ -81,6 +103,7 @@ export function timed(file: string, args: string[], opts: TimedOptions): Promise
       running.delete(child);
       const endedAt = Date.now();
       const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const machineBusy = busyShare(jiffies, cpuJiffies());
       readFile(timeFile, 'utf8').then(
         (text) => {
           try {
@@ -94,6 +117,7 @@ export function timed(file: string, args: string[], opts: TimedOptions): Promise
               cpuSeconds,
               startedAt,
               endedAt,
+              machineBusy,
             });
           } catch (err) {
             reject(new Error(`${opts.label}: ${(err as Error).message}\nstderr: ${stderr.slice(-2000)}`));

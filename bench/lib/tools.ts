@@ -22,6 +22,8 @@ export interface ToolRun {
   cpuSeconds: number;
   startedAt: number;
   endedAt: number;
+  /** Share of the machine's CPU busy during the run (all processes; > 0.9 = the machine was the limit). */
+  machineBusy: number;
   /** regmirror's --json report, when there is one. */
   report?: unknown;
   /** With --diagnose: the probe's JSON file and the CPU profile directory. */
@@ -35,6 +37,8 @@ export interface RunOptions {
   extraArgs?: string[];
   /** Preload the request probe and write a CPU profile (diagnosis runs only: both cost time). */
   diagnose?: boolean;
+  /** `defaults` for the generated sync config (e.g. { concurrency: 16 }). */
+  configDefaults?: Record<string, unknown>;
 }
 
 function baseEnv(home: string, dockerConfig?: string): Record<string, string> {
@@ -58,6 +62,12 @@ function combine(runs: TimedResult[], problems: string[]): ToolRun {
     cpuSeconds: runs.reduce((n, r) => n + r.cpuSeconds, 0),
     startedAt: Math.min(...runs.map((r) => r.startedAt)),
     endedAt: Math.max(...runs.map((r) => r.endedAt)),
+    machineBusy:
+      runs.reduce((n, r) => n + r.machineBusy * r.wallSeconds, 0) /
+      Math.max(
+        1e-9,
+        runs.reduce((n, r) => n + r.wallSeconds, 0),
+      ),
   };
 }
 
@@ -110,6 +120,7 @@ export async function regmirrorSync(
 ): Promise<ToolRun> {
   const dir = await scratchDir('bench-config');
   const config = {
+    ...(opts.configDefaults ? { defaults: opts.configDefaults } : {}),
     mirrors: corpus.repos.map((r) => ({
       source: `${source.host}/${r.repo}`,
       targets: targets.map((t) => `${t.host}/${r.repo}`),

@@ -67,7 +67,9 @@ export interface WorkloadResult {
 
 export interface Settings {
   reps: number;
-  /** skopeo repetitions at migration scale (one run is minutes long). */
+  /** Repetitions at migration scale (one run is minutes long; request counts do not vary). */
+  migrationReps: number;
+  /** skopeo repetitions at migration scale. */
   skopeoMigrationReps: number;
   migrationTags: number;
   smallTags: number;
@@ -146,7 +148,8 @@ async function measure(
   run.ok = run.problems.length === 0;
   b.settings.log(
     `    ${tool}${variant ? ` (${variant})` : ''} rep ${rep}: ${run.wallSeconds.toFixed(2)} s, ` +
-      `${(run.maxRssKiB / 1024).toFixed(0)} MiB, ${counts.source.total} source + ${counts.targets.total} target requests` +
+      `${(run.maxRssKiB / 1024).toFixed(0)} MiB, ${counts.source.total} source + ${counts.targets.total} target requests, ` +
+      `machine CPU ${(run.machineBusy * 100).toFixed(0)} % busy` +
       (run.ok ? '' : ` — PROBLEMS: ${run.problems.join('; ').slice(0, 400)}`),
   );
   return { tool, rep, run, counts, ...(variant ? { variant } : {}) };
@@ -170,37 +173,54 @@ function tokenOrigins(sides: Side[]): string[] {
   return sides.flatMap((s) => (s.tokenServer ? [s.tokenServer.url] : []));
 }
 
-/** One extra regmirror run with the probe and a CPU profile; not part of the timed samples. */
-async function diagnoseRun(
+export interface DiagnosisVariant {
+  label: string;
+  extraArgs?: string[];
+  configDefaults?: Record<string, unknown>;
+  /** Added to every request at every proxy, source included (a registry across a network). */
+  latencyMs?: number;
+}
+
+/** Diagnosis runs (probe + CPU profile) on fresh targets, one per variant; not part of the timed samples. */
+async function diagnoseRuns(
   b: Bench,
-  label: string,
   corpus: Corpus,
   targetCount: number,
-  extraArgs: string[] = [],
-  prepare?: (targets: Side[]) => Promise<void>,
-): Promise<Diagnosis | undefined> {
-  return withTargets(targetCount, async ({ targets }) => {
-    if (prepare) await prepare(targets);
-    const run = await regmirrorSync(corpus, b.source, targets, {
-      timeoutMs: TIMEOUT_MS,
-      diagnose: true,
-      extraArgs,
+  variants: DiagnosisVariant[],
+  /** Receives the filled targets of the last variant, before they are stopped. */
+  keep?: (targets: Side[]) => Promise<void>,
+): Promise<Diagnosis[]> {
+  const out: Diagnosis[] = [];
+  for (const [i, v] of variants.entries()) {
+    await withTargets(targetCount, async ({ targets }) => {
+      const sides = [b.source, ...targets];
+      const latency = v.latencyMs;
+      if (latency) for (const s of sides) s.throttle = () => ({ delayMs: latency });
+      try {
+        const run = await regmirrorSync(corpus, b.source, targets, {
+          timeoutMs: TIMEOUT_MS,
+          diagnose: true,
+          ...(v.extraArgs ? { extraArgs: v.extraArgs } : {}),
+          ...(v.configDefaults ? { configDefaults: v.configDefaults } : {}),
+        });
+        b.settings.log(
+          `    diagnosis run (${v.label}): ${run.wallSeconds.toFixed(2)} s, machine CPU ${(run.machineBusy * 100).toFixed(0)} % busy` +
+            (run.ok ? '' : ` — PROBLEMS: ${run.problems.join('; ').slice(0, 300)}`),
+        );
+        if (run.probeFile) {
+          const d = await diagnose(v.label, run.probeFile, run.cpuProfDir, run.report, tokenOrigins(sides));
+          d.machineBusy = run.machineBusy;
+          out.push(d);
+        }
+      } catch (err) {
+        b.settings.log(`    diagnosis of ${v.label} failed: ${String(err)}`);
+      } finally {
+        for (const s of sides) s.throttle = undefined;
+      }
+      if (keep && i === variants.length - 1) await keep(targets);
     });
-    if (!run.probeFile) return undefined;
-    b.settings.log(`    diagnosis run (${label}): ${run.wallSeconds.toFixed(2)} s`);
-    try {
-      return await diagnose(
-        label,
-        run.probeFile,
-        run.cpuProfDir,
-        run.report,
-        tokenOrigins([b.source, ...targets]),
-      );
-    } catch (err) {
-      b.settings.log(`    diagnosis of ${label} failed: ${String(err)}`);
-      return undefined;
-    }
-  });
+  }
+  return out;
 }
 
 /** The config-driven workloads: a corpus to three fresh targets, regmirror sync vs skopeo sync. */
@@ -210,10 +230,10 @@ async function syncWorkload(
   title: string,
   corpus: Corpus,
   targetCount: number,
+  reps: number,
   skopeoReps: number,
 ): Promise<WorkloadResult> {
   const samples: Sample[] = [];
-  const { reps } = b.settings;
   for (let rep = 1; rep <= reps; rep++) {
     const tools: Tool[] =
       b.settings.skopeo && rep <= skopeoReps ? order(rep, 'regmirror', 'skopeo') : ['regmirror'];
@@ -246,15 +266,19 @@ async function noopWorkload(
   title: string,
   corpus: Corpus,
   targetCount: number,
+  reps: number,
   skopeoReps: number,
+  filled?: Side[],
 ): Promise<WorkloadResult> {
   const samples: Sample[] = [];
   const diagnoses: Diagnosis[] = [];
-  await withTargets(targetCount, async ({ targets }) => {
-    b.settings.log('    filling the targets (regmirror sync, not measured)…');
-    const fill = await regmirrorSync(corpus, b.source, targets, { timeoutMs: TIMEOUT_MS });
-    if (!fill.ok) throw new Error(`${id}: filling the targets failed: ${fill.problems.join('; ')}`);
-    for (let rep = 1; rep <= b.settings.reps; rep++) {
+  const measureOn = async (targets: Side[]) => {
+    if (!filled) {
+      b.settings.log('    filling the targets (regmirror sync, not measured)…');
+      const fill = await regmirrorSync(corpus, b.source, targets, { timeoutMs: TIMEOUT_MS });
+      if (!fill.ok) throw new Error(`${id}: filling the targets failed: ${fill.problems.join('; ')}`);
+    }
+    for (let rep = 1; rep <= reps; rep++) {
       const tools: Tool[] =
         b.settings.skopeo && rep <= skopeoReps ? order(rep, 'regmirror', 'skopeo') : ['regmirror'];
       for (const tool of tools) {
@@ -279,7 +303,9 @@ async function noopWorkload(
         );
       }
     }
-  });
+  };
+  if (filled) await measureOn(filled);
+  else await withTargets(targetCount, ({ targets }) => measureOn(targets));
   return {
     id,
     title,
@@ -393,6 +419,7 @@ async function curlFloor(
       wallSeconds,
       maxRssKiB: Number.NaN,
       cpuSeconds: Number.NaN,
+      machineBusy: Number.NaN,
       startedAt,
       endedAt: Date.now(),
     },
@@ -434,9 +461,9 @@ async function hugeWorkload(b: Bench): Promise<WorkloadResult> {
   };
 }
 
-/** While the window is open, the first target answers 30 % of its requests with 429 (no Retry-After). */
+/** While the window is open, the first target answers 30 % of its requests with 429 and `Retry-After: 1`. */
 const THROTTLE_SHARE = 0.3;
-const THROTTLE_WINDOW_MS = 5_000;
+const THROTTLE_WINDOW_MS = 10_000;
 
 /** Seconds from `start` to each target's last manifest PUT (its last tag). */
 function doneTimes(targets: Side[], start: number): number[] {
@@ -465,7 +492,7 @@ async function throttleWorkload(b: Bench): Promise<WorkloadResult> {
               // Every tenth request in a fixed pattern of three: 30 %, the same on every run.
               seq++;
               if (seq % 10 === 3 || seq % 10 === 6 || seq % 10 === 9) {
-                return req.kind === 'ping' ? undefined : { status: 429 };
+                return req.kind === 'ping' ? undefined : { status: 429, headers: { 'retry-after': '1' } };
               }
               return undefined;
             };
@@ -491,7 +518,7 @@ async function throttleWorkload(b: Bench): Promise<WorkloadResult> {
   }
   return {
     id: 'throttle',
-    title: `throttling: ${corpus.repos[0]!.tags.length} small tags → 3 targets, t1 answers ${THROTTLE_SHARE * 100} % with 429 for ${THROTTLE_WINDOW_MS / 1000} s`,
+    title: `throttling: ${corpus.repos[0]!.tags.length} small tags → 3 targets, t1 answers ${THROTTLE_SHARE * 100} % with 429 (Retry-After: 1) for ${THROTTLE_WINDOW_MS / 1000} s`,
     tags: tagCount(corpus),
     targets: 3,
     distinctBlobBytes: [...corpus.blobSizes.values()].reduce((n, s) => n + s, 0),
@@ -501,84 +528,85 @@ async function throttleWorkload(b: Bench): Promise<WorkloadResult> {
   };
 }
 
-export async function runWorkload(b: Bench, id: WorkloadId): Promise<WorkloadResult> {
-  const { reps, skopeoMigrationReps } = b.settings;
+const SMALL_VARIANTS: DiagnosisVariant[] = [
+  { label: 'small' },
+  { label: 'small -c 16', extraArgs: ['-c', '16'] },
+  { label: 'small, config concurrency 16', configDefaults: { concurrency: 16 } },
+  { label: 'small +20 ms', latencyMs: 20 },
+  { label: 'small +20 ms, config concurrency 16', latencyMs: 20, configDefaults: { concurrency: 16 } },
+];
+
+/** Runs one workload; `migration` also measures `migration-noop` on its filled target when asked to. */
+export async function runWorkload(
+  b: Bench,
+  id: WorkloadId,
+  also: WorkloadId[] = [],
+): Promise<WorkloadResult[]> {
+  const { reps, migrationReps, skopeoMigrationReps } = b.settings;
   switch (id) {
     case 'mixed': {
       const corpus = await b.mixed();
-      return syncWorkload(
-        b,
-        id,
-        `mixed: 3 multi-arch repos (12 tags) + one image with a ${b.settings.bigLayerBytes / MiB} MiB layer (4 tags) → 3 targets`,
-        corpus,
-        3,
-        reps,
-      );
+      const title = `mixed: 3 multi-arch repos (12 tags) + one image with a ${b.settings.bigLayerBytes / MiB} MiB layer (4 tags) → 3 targets`;
+      return [await syncWorkload(b, id, title, corpus, 3, reps, reps)];
     }
     case 'small': {
       const corpus = await b.small();
-      const r = await syncWorkload(
-        b,
-        id,
-        `many small: ${tagCount(corpus)} single-platform tags of one repository → 3 targets`,
-        corpus,
-        3,
-        reps,
-      );
-      if (b.settings.diagnose) {
-        for (const [label, args] of [
-          ['small', []],
-          ['small -c 16', ['-c', '16']],
-          ['small --host-concurrency 32 -c 16', ['-c', '16', '--host-concurrency', '32']],
-        ] as Array<[string, string[]]>) {
-          const d = await diagnoseRun(b, label, corpus, 3, args);
-          if (d) r.diagnoses.push(d);
-        }
-      }
-      return r;
+      const title = `many small: ${tagCount(corpus)} single-platform tags of one repository → 3 targets`;
+      const r = await syncWorkload(b, id, title, corpus, 3, reps, reps);
+      if (b.settings.diagnose) r.diagnoses.push(...(await diagnoseRuns(b, corpus, 3, SMALL_VARIANTS)));
+      return [r];
     }
     case 'noop': {
       const corpus = mergeCorpora(await b.mixed(), await b.small());
-      return noopWorkload(
-        b,
-        id,
-        `no-op re-sync of the ${tagCount(corpus)} tags above → 3 targets`,
-        corpus,
-        3,
-        reps,
-      );
+      return [
+        await noopWorkload(
+          b,
+          id,
+          `no-op re-sync of the ${tagCount(corpus)} tags above → 3 targets`,
+          corpus,
+          3,
+          reps,
+          reps,
+        ),
+      ];
     }
     case 'migration': {
       const corpus = await b.migration();
+      const title = `migration scale: one repository with ${tagCount(corpus)} small tags → 1 target (Bearer)`;
       const r = await syncWorkload(
         b,
         id,
-        `migration scale: one repository with ${tagCount(corpus)} small tags → 1 target (Bearer)`,
+        title,
         corpus,
         1,
-        skopeoMigrationReps,
+        migrationReps,
+        Math.min(migrationReps, skopeoMigrationReps),
       );
+      const out = [r];
+      const noopTitle = `no-op re-sync of the ${tagCount(corpus)} migration tags → 1 target`;
+      const noop = (filled?: Side[]) =>
+        noopWorkload(b, 'migration-noop', noopTitle, corpus, 1, reps, skopeoMigrationReps, filled);
       if (b.settings.diagnose) {
-        const d = await diagnoseRun(b, 'migration', corpus, 1);
-        if (d) r.diagnoses.push(d);
+        // The diagnosis run fills a target; the no-op re-sync is measured on it.
+        r.diagnoses.push(
+          ...(await diagnoseRuns(b, corpus, 1, [{ label: 'migration' }], async (targets) => {
+            if (also.includes('migration-noop')) out.push(await noop(targets));
+          })),
+        );
+      } else if (also.includes('migration-noop')) {
+        out.push(await noop());
       }
-      return r;
+      return out;
     }
     case 'migration-noop': {
       const corpus = await b.migration();
-      return noopWorkload(
-        b,
-        id,
-        `no-op re-sync of the ${tagCount(corpus)} migration tags → 1 target`,
-        corpus,
-        1,
-        skopeoMigrationReps,
-      );
+      const title = `no-op re-sync of the ${tagCount(corpus)} migration tags → 1 target`;
+      return [await noopWorkload(b, id, title, corpus, 1, reps, skopeoMigrationReps)];
     }
     case 'huge':
-      return hugeWorkload(b);
+      return [await hugeWorkload(b)];
     case 'throttle':
-      return throttleWorkload(b);
+      return [await throttleWorkload(b)];
   }
 }
 
