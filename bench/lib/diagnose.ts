@@ -60,6 +60,8 @@ export interface Diagnosis {
   profileMs: number;
   /** Share of the machine's CPU busy during the run (set by the caller). */
   machineBusy?: number;
+  /** Latency the proxies added to every request in this run (set by the caller). */
+  latencyMs?: number;
 }
 
 function percentile(values: number[], p: number): number {

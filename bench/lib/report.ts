@@ -304,6 +304,18 @@ export function renderPage(p: PageInput): string {
   const allDiagnoses = p.results.flatMap((r) => r.diagnoses);
   if (allDiagnoses.length > 0) {
     lines.push('## Inside the regmirror process', '', diagnosisTable(allDiagnoses), '');
+    const byLabel = new Map(allDiagnoses.map((d) => [d.label, d]));
+    for (const b of allDiagnoses) {
+      const a = b.latencyMs ? byLabel.get(b.label.replace(/ \+\d+ ms/, '')) : undefined;
+      if (!a || !b.latencyMs) continue;
+      const delta = b.imageP50Ms - a.imageP50Ms;
+      lines.push(
+        `- \`${b.label}\` vs \`${a.label}\`: ${b.latencyMs} ms more per request made each image ${delta.toFixed(0)} ms slower ` +
+          `(median): about **${(delta / b.latencyMs).toFixed(1)} round trips one after the other** per image. The run took ` +
+          `${(b.wallMs / 1000).toFixed(2)} s instead of ${(a.wallMs / 1000).toFixed(2)} s.`,
+      );
+    }
+    lines.push('');
     lines.push(
       'From `bench/probe/undici-probe.mjs`, preloaded with `node --import` into extra regmirror runs (not the timed',
       'ones): undici’s diagnostics channels give each request’s creation (past regmirror’s host limiter), socket,',

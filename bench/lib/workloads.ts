@@ -210,6 +210,7 @@ async function diagnoseRuns(
         if (run.probeFile) {
           const d = await diagnose(v.label, run.probeFile, run.cpuProfDir, run.report, tokenOrigins(sides));
           d.machineBusy = run.machineBusy;
+          if (latency) d.latencyMs = latency;
           out.push(d);
         }
       } catch (err) {
@@ -532,8 +533,8 @@ const SMALL_VARIANTS: DiagnosisVariant[] = [
   { label: 'small' },
   { label: 'small -c 16', extraArgs: ['-c', '16'] },
   { label: 'small, config concurrency 16', configDefaults: { concurrency: 16 } },
-  { label: 'small +20 ms', latencyMs: 20 },
-  { label: 'small +20 ms, config concurrency 16', latencyMs: 20, configDefaults: { concurrency: 16 } },
+  { label: 'small +100 ms', latencyMs: 100 },
+  { label: 'small +100 ms, config concurrency 16', latencyMs: 100, configDefaults: { concurrency: 16 } },
 ];
 
 /** Runs one workload; `migration` also measures `migration-noop` on its filled target when asked to. */
