@@ -20,7 +20,6 @@ const LARGE_BLOB = 16 * 1024 * 1024;
 export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
-  chunkSize: number;
   concurrency: number;
 }
 
@@ -99,7 +98,6 @@ export async function runCopy(
     result = await copyImage(source, targets, {
       store: client,
       knowledge: new BlobKnowledge(),
-      chunkSize: () => flags.chunkSize,
       transfers: createLimiter(flags.concurrency),
       onEvent: allOf(onEvent, audit?.onEvent),
     });
