@@ -48,6 +48,8 @@ export interface Diagnosis {
   poolWaitP95: number;
   /** Per request category: count, median latency (sent → headers) and busy time (union of intervals). */
   phases: Array<{ phase: string; count: number; p50Ms: number; busyMs: number }>;
+  /** Per registry (and token server): requests, latency sent → response headers (p50, p95). */
+  perSide: Array<{ side: string; count: number; p50Ms: number; p95Ms: number }>;
   /** Images in flight (from the report's startedAt + durationMs): time-weighted mean and max. */
   meanImagesInFlight: number;
   maxImagesInFlight: number;
@@ -179,6 +181,8 @@ export async function diagnose(
   cpuProfDir: string | undefined,
   report: unknown,
   tokenOrigins: string[],
+  /** host:port → the name the page uses (source, t1-bearer…). */
+  sideNames: Map<string, string> = new Map(),
 ): Promise<Diagnosis> {
   const probe = JSON.parse(await readFile(probeFile, 'utf8')) as ProbeFile;
   const reqs = probe.requests.filter((r) => r.ended !== undefined);
@@ -209,6 +213,14 @@ export async function diagnose(
   const poolWaits = reqs.filter((r) => r.sent !== undefined).map((r) => r.sent! - r.created);
   const sockets = new Set(reqs.map((r) => r.socket).filter((s) => s !== undefined));
   const profile = await analyseProfile(cpuProfDir);
+  const bySide = new Map<string, number[]>();
+  for (const r of reqs) {
+    if (r.sent === undefined || r.headers === undefined) continue;
+    const host = r.origin.replace(/^https?:\/\//, '');
+    const isToken = tokenOrigins.some((o) => r.origin.startsWith(o));
+    const name = isToken ? `token server (${sideNames.get(host) ?? host})` : (sideNames.get(host) ?? host);
+    bySide.set(name, [...(bySide.get(name) ?? []), r.headers - r.sent]);
+  }
   return {
     label,
     wallMs: probe.exitedAt - probe.startedAt,
@@ -238,6 +250,9 @@ export async function diagnose(
           last,
         ).covered,
       }))
+      .sort((a, b) => b.count - a.count),
+    perSide: [...bySide.entries()]
+      .map(([side, ls]) => ({ side, count: ls.length, p50Ms: percentile(ls, 50), p95Ms: percentile(ls, 95) }))
       .sort((a, b) => b.count - a.count),
     meanImagesInFlight: imagesInFlight.mean,
     maxImagesInFlight: imagesInFlight.max,

@@ -201,6 +201,14 @@ function phaseTable(d: Diagnosis): string {
   );
 }
 
+function sideTable(d: Diagnosis): string {
+  return table(
+    ['registry', 'requests', 'latency p50', 'latency p95'],
+    d.perSide.map((x) => [x.side, String(x.count), `${x.p50Ms.toFixed(1)} ms`, `${x.p95Ms.toFixed(1)} ms`]),
+    [false, true, true, true],
+  );
+}
+
 function profileTables(d: Diagnosis): string {
   if (d.profileMs === 0) return '';
   return [
@@ -291,12 +299,14 @@ export function renderPage(p: PageInput): string {
     }
     const c = countsTable(r);
     if (c) lines.push(c, '');
-    for (const d of r.diagnoses) {
+    // The plain diagnosis run of a workload gets its tables; the what-if variants are compared below.
+    for (const d of r.diagnoses.filter((x) => x.label === r.id)) {
       lines.push(
         `Probe and CPU profile of one more regmirror run (\`${d.label}\`), not part of the medians:`,
         '',
       );
       lines.push(phaseTable(d), '');
+      if (d.perSide.length > 0) lines.push(sideTable(d), '');
       const prof = profileTables(d);
       if (prof) lines.push(prof, '');
     }

@@ -169,6 +169,15 @@ function order<T>(rep: number, a: T, b: T): T[] {
   return rep % 2 === 1 ? [a, b] : [b, a];
 }
 
+function names(sides: Side[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const s of sides) {
+    m.set(s.host, s.name);
+    if (s.tokenServer) m.set(s.tokenServer.url.replace(/^https?:\/\//, ''), s.name);
+  }
+  return m;
+}
+
 function tokenOrigins(sides: Side[]): string[] {
   return sides.flatMap((s) => (s.tokenServer ? [s.tokenServer.url] : []));
 }
@@ -208,7 +217,14 @@ async function diagnoseRuns(
             (run.ok ? '' : ` — PROBLEMS: ${run.problems.join('; ').slice(0, 300)}`),
         );
         if (run.probeFile) {
-          const d = await diagnose(v.label, run.probeFile, run.cpuProfDir, run.report, tokenOrigins(sides));
+          const d = await diagnose(
+            v.label,
+            run.probeFile,
+            run.cpuProfDir,
+            run.report,
+            tokenOrigins(sides),
+            names(sides),
+          );
           d.machineBusy = run.machineBusy;
           if (latency) d.latencyMs = latency;
           out.push(d);
@@ -300,6 +316,7 @@ async function noopWorkload(
             run.cpuProfDir,
             run.report,
             tokenOrigins([b.source, ...targets]),
+            names([b.source, ...targets]),
           ),
         );
       }
