@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/harness/fixture.js';
 import { renderChart } from './lib/chart.js';
-import { checkLine, judge } from './lib/checks.js';
+import { type Check, checkLine, judge } from './lib/checks.js';
 import { MiB } from './lib/corpus.js';
 import { startSource, stopAll } from './lib/lab.js';
 import { type Machine, renderPage } from './lib/report.js';
@@ -44,6 +44,7 @@ const USAGE = `usage: bash bench/run.sh [options]
   --big-mib N        size of the mixed workload's large layer in MiB (default 256)
   --out FILE         the page to write (default docs/benchmarks.md; the chart goes beside it)
   --no-write         print the results, write no page
+  --render FILE      write the page again from a run's saved results (docs/benchmarks.json), run nothing
 `;
 
 function log(line: string): void {
@@ -90,6 +91,26 @@ async function machine(loadAtStart: number[], commit: string): Promise<Machine> 
   };
 }
 
+/** What a run saves beside the page (settings without the log function). */
+interface SavedRun {
+  results: WorkloadResult[];
+  checks: Check[];
+  machine: Machine;
+  settings: Omit<Settings, 'log'> & { log?: undefined };
+  totalSeconds: number;
+  args: string[];
+}
+
+async function writePage(out: string, saved: SavedRun): Promise<void> {
+  const svgName = `${out.replace(/^.*\//, '').replace(/\.md$/, '')}.svg`;
+  await writeFile(join(out, '..', svgName), renderChart(saved.results));
+  const previous = await readFile(out, 'utf8').catch(() => '');
+  await writeFile(
+    out,
+    renderPage({ ...saved, settings: { ...saved.settings, log: () => {} }, svgName, previous }),
+  );
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -104,11 +125,19 @@ async function main(): Promise<number> {
       'big-mib': { type: 'string' },
       out: { type: 'string' },
       'no-write': { type: 'boolean' },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  const out = values.out ?? join(REPO_ROOT, 'docs', 'benchmarks.md');
+  if (values.render) {
+    const saved = JSON.parse(await readFile(values.render, 'utf8')) as SavedRun;
+    await writePage(out, saved);
+    log(`written: ${out} (from ${values.render})`);
     return 0;
   }
   const only = (values.only
@@ -176,27 +205,20 @@ async function main(): Promise<number> {
   log('\nacceptance (issue 14):');
   for (const c of checks) log(`  ${checkLine(c)}`);
   const m = await machine(loadAtStart, commit);
-  const out = values.out ?? join(REPO_ROOT, 'docs', 'benchmarks.md');
   if (!values['no-write']) {
-    const svgName = out.replace(/^.*\//, '').replace(/\.md$/, '') + '.svg';
-    const svgPath = join(out, '..', svgName);
-    await writeFile(svgPath, renderChart([...results.values()]));
-    const previous = await readFile(out, 'utf8').catch(() => '');
-    const args = process.argv.slice(2);
-    await writeFile(
-      out,
-      renderPage({
-        results: [...results.values()],
-        checks,
-        machine: m,
-        settings,
-        totalSeconds,
-        args,
-        svgName,
-        previous,
-      }),
-    );
-    log(`\nwritten: ${out} and ${svgPath}`);
+    const saved: SavedRun = {
+      results: [...results.values()],
+      checks,
+      machine: m,
+      settings: { ...settings, log: undefined },
+      totalSeconds,
+      args: process.argv.slice(2),
+    };
+    // The raw results beside the page: `--render` rewrites the page from them without running anything.
+    const json = out.replace(/\.md$/, '') + '.json';
+    await writeFile(json, `${JSON.stringify(saved, null, 1)}\n`);
+    await writePage(out, saved);
+    log(`\nwritten: ${out}, its chart and ${json}`);
   }
   log(`total ${(totalSeconds / 60).toFixed(1)} min`);
   return failed ? 1 : 0;

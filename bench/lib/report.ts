@@ -88,9 +88,10 @@ function summaryTable(results: WorkloadResult[]): string {
       'goal',
       'peak RSS rm / sk',
       'requests per tag rm / sk',
+      'machine CPU busy rm / sk',
     ],
     rows,
-    [false, true, true, true, false, true, true],
+    [false, true, true, true, false, true, true, true],
   );
 }
 
