@@ -207,7 +207,14 @@ async function main(): Promise<number> {
   const m = await machine(loadAtStart, commit);
   if (!values['no-write']) {
     const saved: SavedRun = {
-      results: [...results.values()],
+      // Without the bulky per-run parts (regmirror's --json reports, probe paths): the page needs none.
+      results: [...results.values()].map((r) => ({
+        ...r,
+        samples: r.samples.map((smp) => {
+          const { report: _report, probeFile: _probe, cpuProfDir: _prof, ...run } = smp.run;
+          return { ...smp, run };
+        }),
+      })),
       checks,
       machine: m,
       settings: { ...settings, log: undefined },

@@ -3,7 +3,7 @@
 # packages) and builds regmirror, then runs bench/main.ts, which starts its own registries on loopback,
 # runs regmirror and skopeo side by side and writes docs/benchmarks.md (+ docs/benchmarks.svg).
 #
-#   bash bench/run.sh                           every workload, 3 repetitions (about 25 min on 2 busy cores)
+#   bash bench/run.sh                           every workload, 3 repetitions (44 min on 2 busy cores)
 #   bash bench/run.sh --only mixed,noop --reps 5
 #   bash bench/run.sh --help
 #
