@@ -4,7 +4,10 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { Manifest } from '../oci/manifest.js';
+import type { ReferrersAnswer } from '../oci/referrers.js';
 import type { Reference, Repository } from '../reference/reference.js';
+
+export type { ReferrersAnswer };
 
 export interface ManifestInfo {
   digest: Digest;
@@ -32,4 +35,14 @@ export interface RegistryStore {
     repo: Repository,
     mount?: { digest: Digest; from: string },
   ): Promise<{ mounted: true } | { mounted: false; session: UploadSink }>;
+  /**
+   * The referrers of `subject` through the registry's referrers API (every page). A registry found to
+   * have no such API is not asked again: later calls answer `{ api: false }` at once.
+   */
+  referrers(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer>;
+  /**
+   * Whether `registry` has the referrers API, as far as this run has learned without asking (a referrers
+   * request, or a manifest PUT answered with OCI-Subject); undefined when not known yet.
+   */
+  referrersApi(registry: string): boolean | undefined;
 }

@@ -5,10 +5,11 @@
 
 import { Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
-import type { ManifestInfo, RegistryStore, UploadSink } from '../../src/copy/store.js';
+import type { ManifestInfo, ReferrersAnswer, RegistryStore, UploadSink } from '../../src/copy/store.js';
 import { NotFoundError } from '../../src/errors.js';
 import { type Digest, digestOf, isDigest } from '../../src/oci/digest.js';
 import { type Manifest, parseManifest } from '../../src/oci/manifest.js';
+import { referrerDescriptor } from '../../src/oci/referrers.js';
 import type { Reference, Repository } from '../../src/reference/reference.js';
 
 /**
@@ -26,7 +27,8 @@ export type Op =
   | 'mount'
   | 'patch'
   | 'finish'
-  | 'cancel';
+  | 'cancel'
+  | 'referrers';
 
 export interface Call {
   op: Op;
@@ -59,6 +61,13 @@ export class MemoryStore implements RegistryStore {
   maxOpenStreams = 0;
   /** Every session opened, for inspecting PATCH ranges. */
   readonly sessions: MemorySession[] = [];
+  /**
+   * Registries with the referrers API (listing every manifest whose subject is the digest, and saying so
+   * on a manifest PUT, like OCI-Subject). The others answer a referrers request as distribution 2.8 does:
+   * not found, so the fallback tag schema applies.
+   */
+  readonly referrersApiRegistries = new Set<string>();
+  private readonly learned = new Map<string, boolean>();
   private readonly repos = new Map<string, Repo>();
 
   // ---- seeding and inspection -------------------------------------------------------------------
@@ -179,7 +188,32 @@ export class MemoryStore implements RegistryStore {
     }
     repo.manifests.set(digest, { bytes: Uint8Array.from(bytes), mediaType });
     if (!isDigest(selector)) repo.tags.set(selector, digest);
+    if (m.subject && this.referrersApiRegistries.has(r.registry) && !this.learned.has(r.registry)) {
+      this.learned.set(r.registry, true);
+    }
     return digest;
+  }
+
+  async referrers(r: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer> {
+    if (this.learned.get(r.registry) === false) return { api: false };
+    await this.record('referrers', r, subject);
+    if (!this.referrersApiRegistries.has(r.registry)) {
+      this.learned.set(r.registry, false);
+      return { api: false };
+    }
+    this.learned.set(r.registry, true);
+    const repo = this.repos.get(`${r.registry}/${r.path}`);
+    if (!repo) return { api: undefined };
+    const descriptors = [...repo.manifests.values()]
+      .map((m) => parseManifest(m.bytes, m.mediaType))
+      .filter((m) => m.subject?.digest === subject)
+      .map(referrerDescriptor)
+      .filter((d) => artifactType === undefined || d.artifactType === artifactType);
+    return { api: true, descriptors, filtered: artifactType !== undefined };
+  }
+
+  referrersApi(registry: string): boolean | undefined {
+    return this.learned.get(registry);
   }
 
   async blobHead(r: Repository, digest: Digest): Promise<number | undefined> {
