@@ -539,7 +539,11 @@ describe('loadConfig: resolution', () => {
         mirrors: [
           withMirrorEntry({ name: 'a' }),
           withMirrorEntry({ name: 'b', referrers: false }),
-          withMirrorEntry({ name: 'c', referrers: { artifactTypes: ['application/spdx+json'] }, cosignTags: true }),
+          withMirrorEntry({
+            name: 'c',
+            referrers: { artifactTypes: ['application/spdx+json'] },
+            cosignTags: true,
+          }),
           withMirrorEntry({ name: 'd', referrers: true }),
         ],
       },

@@ -11,6 +11,7 @@ import { type Digest, digestOf, isDigest } from '../../src/oci/digest.js';
 import { type Manifest, parseManifest } from '../../src/oci/manifest.js';
 import { referrerDescriptor } from '../../src/oci/referrers.js';
 import type { Reference, Repository } from '../../src/reference/reference.js';
+import { ReferrersModes } from '../../src/registry/referrers-mode.js';
 
 /**
  * `uploadStart` with a mount request is counted as 'mount' (whatever the answer), without one as
@@ -67,7 +68,8 @@ export class MemoryStore implements RegistryStore {
    * not found, so the fallback tag schema applies.
    */
   readonly referrersApiRegistries = new Set<string>();
-  private readonly learned = new Map<string, boolean>();
+  /** What was learned, kept as the registry client keeps it (one probe per registry at a time). */
+  private modes = new ReferrersModes();
   private readonly repos = new Map<string, Repo>();
 
   // ---- seeding and inspection -------------------------------------------------------------------
@@ -124,6 +126,11 @@ export class MemoryStore implements RegistryStore {
     return this.calls.filter(
       (c) => ops.includes(c.op) && (registry === undefined || c.registry === registry),
     );
+  }
+
+  /** Forget which registries were found to have the referrers API: what a new run (process) knows. */
+  forgetReferrersModes(): void {
+    this.modes = new ReferrersModes();
   }
 
   resetCalls(): void {
@@ -188,20 +195,26 @@ export class MemoryStore implements RegistryStore {
     }
     repo.manifests.set(digest, { bytes: Uint8Array.from(bytes), mediaType });
     if (!isDigest(selector)) repo.tags.set(selector, digest);
-    if (m.subject && this.referrersApiRegistries.has(r.registry) && !this.learned.has(r.registry)) {
-      this.learned.set(r.registry, true);
-    }
+    if (m.subject && this.referrersApiRegistries.has(r.registry)) this.modes.learn(r.registry, 'api');
     return digest;
   }
 
   async referrers(r: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer> {
-    if (this.learned.get(r.registry) === false) return { api: false };
+    return this.modes.once(r.registry, () => this.referrersCall(r, subject, artifactType));
+  }
+
+  private async referrersCall(
+    r: Repository,
+    subject: Digest,
+    artifactType?: string,
+  ): Promise<ReferrersAnswer> {
+    if (this.modes.get(r.registry) === 'tag-schema') return { api: false };
     await this.record('referrers', r, subject);
     if (!this.referrersApiRegistries.has(r.registry)) {
-      this.learned.set(r.registry, false);
+      this.modes.learn(r.registry, 'tag-schema');
       return { api: false };
     }
-    this.learned.set(r.registry, true);
+    this.modes.learn(r.registry, 'api');
     const repo = this.repos.get(`${r.registry}/${r.path}`);
     if (!repo) return { api: undefined };
     const descriptors = [...repo.manifests.values()]
@@ -213,7 +226,8 @@ export class MemoryStore implements RegistryStore {
   }
 
   referrersApi(registry: string): boolean | undefined {
-    return this.learned.get(registry);
+    const mode = this.modes.get(registry);
+    return mode === undefined ? undefined : mode === 'api';
   }
 
   async blobHead(r: Repository, digest: Digest): Promise<number | undefined> {
