@@ -25,7 +25,7 @@ import {
 } from '../oci/referrers.js';
 import { formatRepository, type Repository, withTag } from '../reference/reference.js';
 import type { ReferrerRun } from './referrer-run.js';
-import type { RegistryStore } from './store.js';
+import type { ReferrersAnswer, RegistryStore } from './store.js';
 
 export interface ReferrerOptions extends ReferrerFilter {
   /** Also cosign's tags (`sha256-<hex>.sig`, `.att`, `.sbom`) of every manifest; they keep their names. */
@@ -77,6 +77,22 @@ interface Lookup {
   cosign: { tag: string; digest: Digest }[];
 }
 
+/** The store's referrers API; a store without one (an OCI layout) keeps referrers in fallback tags. */
+export function referrersOf(
+  store: RegistryStore,
+  repo: Repository,
+  subject: Digest,
+  artifactType?: string,
+): Promise<ReferrersAnswer> {
+  return store.referrers ? store.referrers(repo, subject, artifactType) : Promise.resolve({ api: false });
+}
+
+/** Whether the store is known to have the referrers API (false for a store without the operation). */
+export function hasReferrersApi(store: RegistryStore, registry: string): boolean | undefined {
+  if (!store.referrers) return false;
+  return store.referrersApi?.(registry);
+}
+
 function filterKey(o: ReferrerOptions): string {
   return JSON.stringify([o.artifactTypes ?? null, o.exclude ?? null, o.cosignTags]);
 }
@@ -102,7 +118,7 @@ async function listed(
   subject: Digest,
   artifactType?: string,
 ): Promise<{ descriptors: Descriptor[]; filtered: boolean; index?: Manifest }> {
-  const answer = await store.referrers(repo, subject, artifactType);
+  const answer = await referrersOf(store, repo, subject, artifactType);
   if (answer.api === true) return { descriptors: answer.descriptors, filtered: answer.filtered };
   if (answer.api === undefined) return { descriptors: [], filtered: false };
   const tag = referrersTagFor(subject);
@@ -165,7 +181,7 @@ export async function discoverAtSource(
 ): Promise<SourceReferrers> {
   const out: SourceReferrers = { found: [], bySubject: new Map(), fallbackIndex: new Map() };
   await lookupAtSource(store, run, repo, root, options);
-  if (store.referrersApi(repo.registry) !== true && (await run.referrerTags(store, repo)).size === 0) {
+  if (hasReferrersApi(store, repo.registry) !== true && (await run.referrerTags(store, repo)).size === 0) {
     return out;
   }
   let level = await subjects();

@@ -30,6 +30,8 @@ export interface TargetResult {
   referrersCopied: number;
   /** Which: each with the manifest it refers to. Absent when none. */
   referrers?: ReferrerEntry[];
+  /** The target repository did not exist and was created for this copy (registries that need it: ECR). */
+  repositoryCreated?: boolean;
   error?: string;
   errorKind?: ErrorKind;
 }

@@ -18,6 +18,10 @@ export interface ManifestInfo {
 export interface UploadSink {
   /** Bytes the registry has accepted so far. */
   readonly offset: number;
+  /** Bytes per PATCH this registry wants (its profile's policy, raised to its OCI-Chunk-Min-Length). */
+  readonly chunkSize: number;
+  /** A blob up to this size goes in one PUT. */
+  readonly monolithicMaxSize: number;
   patch(chunk: Uint8Array): Promise<void>;
   finish(digest: Digest, last?: Uint8Array): Promise<void>;
   cancel(): Promise<void>;
@@ -35,14 +39,22 @@ export interface RegistryStore {
     repo: Repository,
     mount?: { digest: Digest; from: string },
   ): Promise<{ mounted: true } | { mounted: false; session: UploadSink }>;
+  /** Whether asking this registry for a cross-repository mount can succeed (default: yes). */
+  supportsMounts?(registry: string): boolean;
+  /**
+   * Make sure a target repository exists before anything is written to it (registries that need
+   * repositories created first). Resolves once it exists; "unmanaged" where the store does not create.
+   */
+  ensureRepository?(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'>;
   /**
    * The referrers of `subject` through the registry's referrers API (every page). A registry found to
-   * have no such API is not asked again: later calls answer `{ api: false }` at once.
+   * have no such API is not asked again: later calls answer `{ api: false }` at once. A store without
+   * this operation (an OCI layout) is taken to have no such API: its referrers are in fallback tags.
    */
-  referrers(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer>;
+  referrers?(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer>;
   /**
    * Whether `registry` has the referrers API, as far as this run has learned without asking (a referrers
    * request, or a manifest PUT answered with OCI-Subject); undefined when not known yet.
    */
-  referrersApi(registry: string): boolean | undefined;
+  referrersApi?(registry: string): boolean | undefined;
 }

@@ -1,22 +1,44 @@
 // Whether a registry has the OCI referrers API, learned once per registry and then trusted for the rest
 // of the run: from the first referrers request it answers (200: the API; 404 or another "not supported":
-// the fallback tag schema), or from a manifest PUT answered with `OCI-Subject` (the API). Kept apart from
-// the client so that it can move into the per-registry profile (registry/profile) as it is.
+// the fallback tag schema), or from a manifest PUT answered with `OCI-Subject` (the API). What was
+// learned lives in the registry's profile (`profile.referrers`); this class keeps the first requests to a
+// registry from all probing at once.
 
-export type ReferrersMode = 'api' | 'tag-schema';
+import type { ReferrersMode } from './profile/profile.js';
+
+export type LearnedReferrersMode = Exclude<ReferrersMode, 'unknown'>;
+
+/** Where the learned mode is kept: a registry's profile, or (for stores without profiles) a map. */
+export type ReferrersModeHolder = (registry: string) => { referrers: ReferrersMode };
 
 export class ReferrersModes {
-  private readonly modes = new Map<string, ReferrersMode>();
   private readonly probes = new Map<string, Promise<unknown>>();
+  private readonly holderOf: ReferrersModeHolder;
+
+  constructor(holderOf?: ReferrersModeHolder) {
+    const own = new Map<string, { referrers: ReferrersMode }>();
+    this.holderOf =
+      holderOf ??
+      ((registry) => {
+        let holder = own.get(registry);
+        if (!holder) {
+          holder = { referrers: 'unknown' };
+          own.set(registry, holder);
+        }
+        return holder;
+      });
+  }
 
   /** What is known about `registry`; undefined until a request has told. */
-  get(registry: string): ReferrersMode | undefined {
-    return this.modes.get(registry);
+  get(registry: string): LearnedReferrersMode | undefined {
+    const mode = this.holderOf(registry).referrers;
+    return mode === 'unknown' ? undefined : mode;
   }
 
   /** Record what a registry showed. The first answer stands: the registry is not asked again. */
-  learn(registry: string, mode: ReferrersMode): void {
-    if (!this.modes.has(registry)) this.modes.set(registry, mode);
+  learn(registry: string, mode: LearnedReferrersMode): void {
+    const holder = this.holderOf(registry);
+    if (holder.referrers === 'unknown') holder.referrers = mode;
   }
 
   /**
@@ -27,7 +49,7 @@ export class ReferrersModes {
    */
   async once<T>(registry: string, ask: () => Promise<T>): Promise<T> {
     for (;;) {
-      if (this.modes.has(registry)) return ask();
+      if (this.get(registry) !== undefined) return ask();
       const probing = this.probes.get(registry);
       if (!probing) break;
       await probing.catch(() => {});

@@ -155,7 +155,6 @@ function context(store: MemoryStore, run = new ReferrerRun()): CopyContext & { e
   return {
     store,
     knowledge: new BlobKnowledge(),
-    chunkSize: () => 1 << 20,
     transfers: createLimiter(4),
     onEvent: (e) => events.push(e),
     referrerRun: run,

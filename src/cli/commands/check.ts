@@ -197,7 +197,6 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
         const ctx: CopyContext = {
           store: client,
           knowledge: new BlobKnowledge(),
-          chunkSize: () => flags.chunkSize,
           transfers: createLimiter(4),
           ...(audit ? { onEvent: audit.onEvent } : {}),
           referrerRun,

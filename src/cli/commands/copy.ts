@@ -22,7 +22,6 @@ const LARGE_BLOB = 16 * 1024 * 1024;
 export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
-  chunkSize: number;
   concurrency: number;
   /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
   referrers?: boolean;
@@ -125,7 +124,6 @@ export async function runCopy(
       {
         store: client,
         knowledge: new BlobKnowledge(),
-        chunkSize: () => flags.chunkSize,
         transfers: createLimiter(flags.concurrency),
         onEvent: allOf(onEvent, audit?.onEvent),
         referrerRun: new ReferrerRun(),
