@@ -39,6 +39,8 @@ export interface ReferrersApi {
 export interface ReferrersApiOptions {
   /** Descriptors per page of a referrers answer (default 2: clients must follow the Link header). */
   pageSize?: number;
+  /** Answer a manifest PUT with a subject with `OCI-Subject` (default true; Quay has the API but does not). */
+  announceSubject?: boolean;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
@@ -66,6 +68,7 @@ export async function startReferrersApi(
   const upstream = new URL(upstreamUrl);
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   const pageSize = opts.pageSize ?? 2;
+  const announceSubject = opts.announceSubject ?? true;
   const index = new Map<string, Map<string, Descriptor[]>>();
 
   /** Send a request upstream with a buffered body; resolves with the answer, body buffered too. */
@@ -176,7 +179,7 @@ export async function startReferrersApi(
     if (answer.status === 201) {
       const contentType = req.headers['content-type'];
       const subject = record(repo, body, Array.isArray(contentType) ? contentType[0] : contentType);
-      if (subject) headers['oci-subject'] = subject;
+      if (subject && announceSubject) headers['oci-subject'] = subject;
     }
     send(res, answer.status, headers, answer.body);
   }

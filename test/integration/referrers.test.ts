@@ -41,6 +41,10 @@ let apiRegistry: Registry;
 let apiFront: ReferrersApi;
 let apiProxy: RegistryProxy;
 let api: Endpoint;
+/** The same registry behind a front that has the API but never says OCI-Subject (as Quay does). */
+let quietFront: ReferrersApi;
+let quietProxy: RegistryProxy;
+let quiet: Endpoint;
 let key: SigningKey;
 
 before(async () => {
@@ -58,15 +62,27 @@ before(async () => {
     skopeoCreds: `${ALICE.username}:${ALICE.password}`,
     seedTarget: { url: apiProxy.url, username: ALICE.username, password: ALICE.password },
   };
+  quietFront = await startReferrersApi(apiRegistry.url, { announceSubject: false });
+  quietProxy = await startProxy(quietFront.url);
+  quiet = {
+    ...api,
+    proxy: quietProxy,
+    host: quietProxy.host,
+    url: quietProxy.url,
+    seedTarget: { url: quietProxy.url, username: ALICE.username, password: ALICE.password },
+  };
   await writeDockerConfig(world.dockerConfigDir, [
     [world.source.host, ALICE],
     [world.basic.host, BOB],
     [world.open.host, { username: 'anyone', password: 'unused' }],
     [api.host, ALICE],
+    [quiet.host, ALICE],
   ]);
   key = generateSigningKey();
 });
 after(async () => {
+  await quietProxy?.stop();
+  await quietFront?.stop();
   await apiProxy?.stop();
   await apiFront?.stop();
   await apiRegistry?.stop();
@@ -375,6 +391,29 @@ describe('targets with and without the referrers API', () => {
     );
     assert.ok(apiProxy.count({ kind: 'referrers', status: 200 }) >= 1);
     for (const [what, v] of await verifyAll(signed, api, repo)) assert.ok(v.ok, `${what}: ${v.reason}`);
+  });
+
+  test('a target with the API but no OCI-Subject (Quay): its referrers endpoint answering is enough, no fallback tag', async () => {
+    quietProxy.reset();
+    const res = await world.runCli(
+      ['copy', `${world.source.host}/${repo}:v1`, `${quiet.host}/quiet/app`, '--json'],
+      {
+        env,
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    await assertReferrersAt(signed, quiet, 'quiet/app', false);
+    // The repository did not exist when the target was surveyed (404 NAME_UNKNOWN decides nothing); no
+    // PUT said OCI-Subject; after the pushes one referrers request found the API.
+    const asked = quietProxy.requests.filter((r) => r.kind === 'referrers').map((r) => r.status);
+    assert.ok(asked.includes(404) && asked.at(-1) === 200, JSON.stringify(asked));
+    assert.deepEqual(
+      quietFront.index
+        .get('quiet/app')
+        ?.get(signed.image.digest)
+        ?.map((d) => d.digest),
+      [signed.sbom.digest],
+    );
   });
 
   test('a target without it gets the fallback index merged with the one it had: both referrers kept', async () => {
