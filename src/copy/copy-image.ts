@@ -22,6 +22,7 @@ import {
   isTransient,
   NotFoundError,
   PermissionError,
+  RegistryError,
   RegmirrorError,
 } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -834,8 +835,8 @@ async function pushManifests(
       w.result.manifestsPushed++;
       rootPushed = true;
     }
-    const listed = new Set<Digest>();
-    for (const r of w.referrers) {
+    // Referrers of one depth go side by side; a depth starts once the one above (their subjects) is in.
+    const pushReferrer = async (r: ReferrerPush): Promise<void> => {
       const f = r.found;
       for (const m of r.graph.order) {
         const top = m === r.graph.root;
@@ -844,15 +845,41 @@ async function pushManifests(
         const about = top
           ? { subject: f.subject, ...(f.artifactType ? { artifactType: f.artifactType } : {}) }
           : {};
-        await put(m, top && f.tag !== undefined ? f.tag : m.digest, {
-          ...about,
-          ...(top && r.previousDigest !== undefined ? { previousDigest: r.previousDigest } : {}),
-        });
+        try {
+          await put(m, top && f.tag !== undefined ? f.tag : m.digest, {
+            ...about,
+            ...(top && r.previousDigest !== undefined ? { previousDigest: r.previousDigest } : {}),
+          });
+        } catch (err) {
+          // A registry that refuses a kind of artifact (its config or artifact type) refuses it for every
+          // image: say which referrer it was and how to leave that kind out.
+          if (!(err instanceof RegistryError)) throw err;
+          const what = f.tag ?? f.artifactType ?? 'referrer';
+          throw new RegistryError(`${err.message}; it was ${what} ${f.digest} of ${f.subject}`, {
+            context: err.context,
+            status: err.status,
+            codes: err.codes,
+            cause: err,
+            hint: f.tag
+              ? 'set "cosignTags": false for this mirror to leave cosign\'s tags out'
+              : 'leave that artifact type out with "referrers": { "exclude": [...] }, or set "referrers": false',
+          });
+        }
       }
-      if (f.tag === undefined) listed.add(f.subject);
-      w.result.referrersCopied++;
-      w.result.referrers = [...(w.result.referrers ?? []), entryOf(r)];
+    };
+    const depths = [...new Set(w.referrers.map((r) => r.found.depth))].sort((a, b) => a - b);
+    for (const depth of depths) {
+      // allSettled: every write of the depth has answered before this target is judged.
+      const settled = await Promise.allSettled(
+        w.referrers.filter((r) => r.found.depth === depth).map(pushReferrer),
+      );
+      const refused = settled.find((x) => x.status === 'rejected');
+      if (refused) throw (refused as PromiseRejectedResult).reason;
     }
+    const listed = new Set<Digest>();
+    for (const r of w.referrers) if (r.found.tag === undefined) listed.add(r.found.subject);
+    w.result.referrersCopied += w.referrers.length;
+    if (w.referrers.length > 0) w.result.referrers = w.referrers.map(entryOf);
     if (found && listed.size > 0) await listReferrers(w, [...listed], found, ctx);
     if (w.pushTag && root && !(rootPushed && w.ref.tag === undefined)) {
       await put(root, w.ref.tag ?? root.digest, {

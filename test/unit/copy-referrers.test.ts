@@ -9,6 +9,7 @@ import { type CopyContext, copyImage, type ImageOptions } from '../../src/copy/c
 import type { CopyEvent } from '../../src/copy/events.js';
 import { BlobKnowledge } from '../../src/copy/knowledge.js';
 import { ReferrerRun } from '../../src/copy/referrer-run.js';
+import { RegistryError } from '../../src/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { type Descriptor, parseManifest } from '../../src/oci/manifest.js';
 import { OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/media-types.js';
@@ -422,6 +423,32 @@ describe('copyImage with referrers', () => {
       ],
     );
     assert.equal(s.store.count('manifestPut') + s.store.count('uploadStart') + s.store.count('mount'), 0);
+  });
+
+  it('a registry refusing a referrer fails the target with what it was and how to leave it out; no tag', async () => {
+    s.store.fault = (call) =>
+      call.op === 'manifestPut' && call.detail === s.sbom.desc.digest
+        ? new RegistryError('registry answered HTTP 400: MANIFEST_INVALID: unknown config media type', {
+            status: 400,
+            codes: ['MANIFEST_INVALID'],
+            context: {
+              registry: call.registry,
+              repository: call.repository,
+              step: `manifest PUT ${call.detail}`,
+            },
+          })
+        : undefined;
+    const result = await copyImage(SOURCE, [TAG_SCHEMA], context(s.store), ALL);
+    const t = result.targets[0]!;
+    assert.equal(t.status, 'failed');
+    assert.match(
+      t.error!,
+      new RegExp(
+        `MANIFEST_INVALID: unknown config media type; it was application/spdx\\+json ${s.sbom.desc.digest} of ${s.image.root.desc.digest}`,
+      ),
+    );
+    assert.match(t.error!, /leave that artifact type out with "referrers": \{ "exclude": \[\.\.\.\] \}/);
+    assert.equal(s.store.manifestBytes(TAG_SCHEMA, '1.0'), undefined, 'the tag was pushed without its SBOM');
   });
 
   it('refuses to overwrite a fallback tag that holds something other than an index; the tag is not pushed', async () => {

@@ -3,6 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { specsFrom } from '../../src/cli/commands/sync.js';
+import type { ResolvedMirror } from '../../src/config/resolve.js';
 import { digestOf, referrersTagFor } from '../../src/oci/digest.js';
 import { type Descriptor, parseManifest } from '../../src/oci/manifest.js';
 import { OCI_EMPTY, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/media-types.js';
@@ -225,5 +227,44 @@ describe('ReferrersModes', () => {
     modes.learn('a.example', 'tag-schema');
     assert.equal(modes.get('a.example'), 'api');
     assert.equal(modes.get('b.example'), undefined);
+  });
+});
+
+describe('sync tag selection with referrers', () => {
+  const mirror = (referrers: ResolvedMirror['referrers']): ResolvedMirror => ({
+    name: 'm',
+    source: { registry: 'src.example', path: 'app' },
+    targets: [{ registry: 'dst.example', path: 'app' }],
+    tags: undefined,
+    platforms: 'all',
+    overwrite: 'changed',
+    concurrency: 1,
+    referrers,
+    cosignTags: true,
+  });
+  const tags = ['v1', `sha256-${HEX}`, `sha256-${HEX}.sig`, `sha256-${HEX}.att`, 'sha256-latest'];
+
+  it('leaves fallback and cosign tags to travel with their subjects when referrers are on', () => {
+    const [spec] = specsFrom([mirror({})], false);
+    assert.deepEqual(
+      spec!
+        .select(tags)
+        .map((t) => t.tag)
+        .sort(),
+      ['sha256-latest', 'v1'],
+    );
+    assert.deepEqual(spec!.options.referrers, { cosignTags: true });
+  });
+
+  it('selects them as ordinary tags when referrers are off', () => {
+    const [spec] = specsFrom([mirror(false)], false);
+    assert.deepEqual(
+      spec!
+        .select(tags)
+        .map((t) => t.tag)
+        .sort(),
+      [...tags].sort(),
+    );
+    assert.equal(spec!.options.referrers, undefined);
   });
 });
