@@ -17,6 +17,7 @@ export const KINDS = [
   'upload PUT',
   'upload other',
   'tags',
+  'referrers',
   'other',
 ] as const;
 export type Kind = (typeof KINDS)[number];
@@ -59,6 +60,8 @@ function kindOf(r: ProxyRequestRecord): Kind {
       return 'upload other';
     case 'tags':
       return 'tags';
+    case 'referrers':
+      return 'referrers';
     default:
       return 'other';
   }
