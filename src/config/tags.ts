@@ -39,8 +39,13 @@ export interface SelectedTag {
   missing?: true;
 }
 
+const LOOKS_LIKE_VERSION = /^v?\d+\.\d+\.\d+/;
+
 /** The tag as a semantic version ("1.2.3", "v1.2.3", "1.2.3-rc.1"); undefined for anything else ("1.2", "latest"). */
 export function parseSemverTag(tag: string): semver.SemVer | undefined {
+  // Most tags of a large repository are not versions ("r0001", "sha-…"): semver.parse would throw and
+  // catch for each, paying for a stack trace. Strict semver starts with "1.2.3" or "v1.2.3".
+  if (!LOOKS_LIKE_VERSION.test(tag)) return undefined;
   // Strict parsing: loose mode would read "1.2" or "20240101" as versions and rank them wrongly.
   return semver.parse(tag) ?? undefined;
 }
@@ -56,12 +61,37 @@ export function parseSemverTag(tag: string): semver.SemVer | undefined {
  *   "build-100" > "build-99"), ties broken by plain code-unit order so the result never depends on a locale.
  */
 export function compareTags(a: string, b: string): number {
-  const va = parseSemverTag(a);
-  const vb = parseSemverTag(b);
-  if (va && vb) return semver.compare(va, vb) || compareText(a, b);
+  return compareKeys(sortKey(a), sortKey(b));
+}
+
+/** A tag with what ordering needs, parsed once: a sort compares each tag about 2 log n times. */
+interface SortKey {
+  tag: string;
+  version: semver.SemVer | undefined;
+  /** Runs of digits and of other characters, for the natural order of non-versions. */
+  runs: string[];
+}
+
+function sortKey(tag: string): SortKey {
+  const version = parseSemverTag(tag);
+  return { tag, version, runs: version ? [] : (tag.match(RUN) ?? []) };
+}
+
+function compareKeys(a: SortKey, b: SortKey): number {
+  const va = a.version;
+  const vb = b.version;
+  if (va && vb) return va.compare(vb) || compareText(a.tag, b.tag);
   if (va) return 1;
   if (vb) return -1;
   return compareNatural(a, b);
+}
+
+/** `items` in compareTags order of their tags, oldest first; each tag parsed once. */
+export function sortByTag<T>(items: readonly T[], tagOf: (item: T) => string): T[] {
+  return items
+    .map((item) => ({ item, key: sortKey(tagOf(item)) }))
+    .sort((x, y) => compareKeys(x.key, y.key))
+    .map((x) => x.item);
 }
 
 function compareText(a: string, b: string): number {
@@ -70,9 +100,9 @@ function compareText(a: string, b: string): number {
 
 const RUN = /[0-9]+|[^0-9]+/g;
 
-function compareNatural(a: string, b: string): number {
-  const ra = a.match(RUN) ?? [];
-  const rb = b.match(RUN) ?? [];
+function compareNatural(a: SortKey, b: SortKey): number {
+  const ra = a.runs;
+  const rb = b.runs;
   for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
     const x = ra[i]!;
     const y = rb[i]!;
@@ -80,7 +110,7 @@ function compareNatural(a: string, b: string): number {
     const order = digits ? compareDigits(x, y) : compareText(x, y);
     if (order !== 0) return order;
   }
-  return ra.length - rb.length || compareText(a, b);
+  return ra.length - rb.length || compareText(a.tag, b.tag);
 }
 
 /** Digit strings by value, without Number's precision limit (timestamps can be long). */
@@ -115,7 +145,7 @@ function filterTags(available: string[], rules: TagRules): string[] {
     }
     return true;
   });
-  if (rules.latest !== undefined) tags = tags.sort(compareTags).slice(-rules.latest);
+  if (rules.latest !== undefined) tags = sortByTag(tags, (t) => t).slice(-rules.latest);
   return tags;
 }
 
@@ -138,5 +168,5 @@ export function selectTags(available: readonly string[], rules: TagRules | undef
     if (digest !== undefined) selected.set(tag, { tag, digest });
     else if (!selected.has(tag)) selected.set(tag, have.has(tag) ? { tag } : { tag, missing: true });
   }
-  return [...selected.values()].sort((a, b) => compareTags(a.tag, b.tag));
+  return sortByTag([...selected.values()], (s) => s.tag);
 }

@@ -5,6 +5,7 @@ import {
   parseSemverTag,
   type SelectedTag,
   selectTags,
+  sortByTag,
   type TagRules,
 } from '../../src/config/tags.js';
 
@@ -60,6 +61,37 @@ describe('compareTags', () => {
     assert.equal(parseSemverTag('1.2'), undefined);
     assert.equal(parseSemverTag('20240101'), undefined);
     assert.equal(parseSemverTag('v1.2.3')?.version, '1.2.3');
+    assert.equal(parseSemverTag('1.2.3-rc.1+build.5')?.version, '1.2.3-rc.1');
+    assert.equal(parseSemverTag('1.2.3.4'), undefined);
+    assert.equal(parseSemverTag('01.2.3'), undefined);
+    assert.equal(parseSemverTag('r0001'), undefined);
+  });
+
+  it('sorts with keys parsed once (sortByTag) exactly as compareTags does', () => {
+    const tags = [
+      ...Array.from({ length: 300 }, (_, i) => `r${String((i * 7919) % 1000).padStart(4, '0')}`),
+      ...Array.from(
+        { length: 100 },
+        (_, i) => `${i % 3}.${(i * 13) % 17}.${i % 5}${i % 4 === 0 ? '-rc.1' : ''}`,
+      ),
+      ...Array.from({ length: 50 }, (_, i) => `v${i % 2}.${i}.0`),
+      'latest',
+      'edge',
+      '3.10',
+      '3.9',
+      'build-100',
+      'build-99',
+    ];
+    const expected = [...tags].sort(compareTags);
+    assert.deepEqual(
+      sortByTag(tags, (t) => t),
+      expected,
+    );
+    const objects = sortByTag(
+      tags.map((tag) => ({ tag })),
+      (o) => o.tag,
+    ).map((o) => o.tag);
+    assert.deepEqual(objects, expected);
   });
 });
 
