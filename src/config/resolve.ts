@@ -26,7 +26,10 @@ export interface MirrorPolicy {
   /** "all": the source index byte-exact; a list: an index of those platforms only (its digest differs). */
   platforms: 'all' | Platform[];
   overwrite: Overwrite;
-  /** Images in flight at once. */
+  /**
+   * Images in flight at once. In `defaults`: the run's bound (`-c` replaces it). A mirror's own value is a
+   * further cap for that mirror; a mirror that sets none shares the run's bound with the others.
+   */
   concurrency: number;
   /** Copy referrers (those the filter keeps), or not at all. */
   referrers: ReferrerFilter | false;
@@ -37,7 +40,9 @@ export interface MirrorPolicy {
 export const BUILTIN_DEFAULTS: Readonly<MirrorPolicy> = Object.freeze({
   platforms: 'all',
   overwrite: 'changed',
-  concurrency: 4,
+  // Each image spends most of its time waiting for round trips (about ten one after the other): 16 in
+  // flight keep a registry across a network busy without flooding it (docs/benchmarks.md).
+  concurrency: 16,
   referrers: {},
   cosignTags: true,
 });
@@ -52,7 +57,9 @@ function referrersOf(value: ReferrersConfig): ReferrerFilter | false {
   };
 }
 
-export interface ResolvedMirror extends MirrorPolicy {
+export interface ResolvedMirror extends Omit<MirrorPolicy, 'concurrency'> {
+  /** Images in flight for this mirror, when it sets its own cap; undefined: only the run's bound. */
+  concurrency?: number;
   /** The mirror's own name, else the normalised source ("quay.io/org/app"). Unique in a config. */
   name: string;
   source: Repository;
@@ -137,7 +144,7 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
       tags: mirror.tags,
       platforms: mirror.platforms === undefined ? defaults.platforms : platformsOf(mirror.platforms),
       overwrite: mirror.overwrite ?? defaults.overwrite,
-      concurrency: mirror.concurrency ?? defaults.concurrency,
+      ...(mirror.concurrency !== undefined ? { concurrency: mirror.concurrency } : {}),
       // A mirror's own "referrers" replaces the defaults' as a whole (filters are not merged).
       referrers: mirror.referrers === undefined ? defaults.referrers : referrersOf(mirror.referrers),
       cosignTags: mirror.cosignTags ?? defaults.cosignTags,

@@ -345,7 +345,12 @@ const policyShape = {
       'When a target tag already points elsewhere: "changed" moves it (default), "never" leaves it and ' +
         'reports it (immutable releases), "always" re-pushes even when identical.',
     ),
-  concurrency: positiveInt.optional().describe('Images in flight at once. Default 4.'),
+  concurrency: positiveInt
+    .optional()
+    .describe(
+      'Images in flight at once. In defaults: for the whole run (default 16; -c replaces it). In a ' +
+        'mirror: a further cap for that mirror alone.',
+    ),
   referrers: referrersSchema.optional(),
   cosignTags: z
     .boolean()

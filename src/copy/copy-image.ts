@@ -45,7 +45,8 @@ import {
   type SourceReferrers,
 } from './referrers.js';
 import { type ImageResult, newTargetResult, type ReferrerEntry, type TargetResult } from './result.js';
-import type { RegistryStore, UploadSink } from './store.js';
+import type { ManifestInfo, RegistryStore, UploadSink } from './store.js';
+import type { TargetTags } from './target-tags.js';
 import { fanOut, type SinkSpec } from './transfer.js';
 
 export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -61,7 +62,20 @@ export interface CopyContext {
   onEvent?: EventSink;
   /** What the images of one run share about referrers (tag lists, fallback-tag locks); else one per image. */
   referrerRun?: ReferrerRun;
+  /**
+   * The target repositories' tags as listed when the run started (sync): a tag they lack is created
+   * without a HEAD first, and a repository that had no tag gets its small blobs without HEADs.
+   */
+  targetTags?: TargetTags;
 }
+
+/**
+ * In a target repository that had no tag when the run started, blobs up to this size are uploaded
+ * without a HEAD first: they are almost never there (only an earlier run interrupted before its first
+ * tag leaves any), and a HEAD is a round trip per blob. Larger ones are still asked about, so that an
+ * interrupted migration does not send its big layers again.
+ */
+export const UNCHECKED_BLOB_MAX = 16 * 1024 * 1024;
 
 /** Give an error the side it happened on, unless it already says. */
 function onSide<T>(err: T, side: 'source' | 'target'): T {
@@ -186,17 +200,33 @@ async function copyInto(
   let wanted: Digest;
   let work: TargetWork[];
   try {
-    // 1. Cheapest check first: HEADs on both sides.
-    const [src, ...heads] = await Promise.all([
-      ctx.store.manifestHead(source).catch((err) => {
+    // 1. Cheapest check first: HEADs on both sides. A target tag the run's listing showed absent needs
+    // none (except under "never", where only a fresh answer may allow a write); when every target lacks
+    // the tag, the source manifest is needed anyway and one GET gives its digest too.
+    const listed = (t: Reference) =>
+      overwrite !== 'never' && t.tag !== undefined && ctx.targetTags?.lacks(t, t.tag) === true;
+    const direct = targets.length > 0 && targets.every(listed);
+    let fetched: Manifest | undefined;
+    const sourceHead = async (): Promise<ManifestInfo | undefined> => {
+      try {
+        if (!direct) return await ctx.store.manifestHead(source);
+        fetched = await ctx.store.manifestGet(source);
+        return { digest: fetched.digest, mediaType: fetched.mediaType, size: fetched.bytes.byteLength };
+      } catch (err) {
+        if (direct && errorKind(err) === 'not-found') return undefined;
         throw onSide(err, 'source');
-      }),
+      }
+    };
+    const [src, ...heads] = await Promise.all([
+      sourceHead(),
       ...targets.map((t, i) =>
-        ctx.store.manifestHead(t).catch((err) => {
-          if (isAbort(err)) throw err;
-          failTarget(results[i]!, err);
-          return undefined;
-        }),
+        listed(t)
+          ? Promise.resolve(undefined)
+          : ctx.store.manifestHead(t).catch((err) => {
+              if (isAbort(err)) throw err;
+              failTarget(results[i]!, err);
+              return undefined;
+            }),
       ),
     ]);
     if (!src) {
@@ -215,10 +245,13 @@ async function copyInto(
     // A platform filter makes a new index: its digest, not the source's, is what targets should hold.
     // That needs the source index itself: one GET; its children only once a target needs work.
     wanted = src.digest;
+    root = fetched;
     if (options.platforms && (src.mediaType === undefined || isIndexType(src.mediaType))) {
-      const sourceRoot = await ctx.store.manifestGet(withDigest(source, src.digest)).catch((err) => {
-        throw onSide(err, 'source');
-      });
+      const sourceRoot =
+        fetched ??
+        (await ctx.store.manifestGet(withDigest(source, src.digest)).catch((err) => {
+          throw onSide(err, 'source');
+        }));
       root = filterRoot(sourceRoot, options.platforms, source);
       if (root.digest !== src.digest) {
         wanted = root.digest;
@@ -427,7 +460,13 @@ async function surveyTarget(
   ctx: CopyContext,
   verify: boolean,
 ): Promise<void> {
-  const missing = await missingManifests(w.ref, graph, ctx, verify);
+  // An image manifest under a tag the target lacks: a HEAD by digest could only find it untagged (an
+  // interrupted push), which would spare nothing but the blob HEADs below it. An index is asked about:
+  // the same index under another tag (latest = 1.4.2) spares its whole tree.
+  const untagged = w.result.tagAction === 'create' && graph.root.kind === 'image' && !verify;
+  const missing = untagged
+    ? new Set<Digest>([graph.root.digest])
+    : await missingManifests(w.ref, graph, ctx, verify);
   w.rootMissing = missing.has(graph.root.digest);
   w.manifests = graph.order.filter((m) => missing.has(m.digest) || m === graph.root);
   const blobs = blobsBelow(verify ? graph.order : w.manifests.filter((m) => missing.has(m.digest)));
@@ -462,6 +501,11 @@ async function needBlobs(w: TargetWork, blobs: Iterable<Descriptor>, ctx: CopyCo
       w.checked.add(b.digest);
       if (knowledge.isPresent(w.ref.registry, w.ref.path, b.digest)) {
         w.result.blobsExisting++;
+        return;
+      }
+      if (b.size <= UNCHECKED_BLOB_MAX && ctx.targetTags?.wasEmpty(w.ref)) {
+        // A repository with no tag when the run started: uploading is what a HEAD would lead to.
+        w.needs.set(b.digest, b);
         return;
       }
       const size = await store.blobHead(w.ref, b.digest);
@@ -885,6 +929,7 @@ async function pushManifests(
       await put(root, w.ref.tag ?? root.digest, {
         ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
       });
+      if (w.ref.tag !== undefined) ctx.targetTags?.noteTag(w.ref, w.ref.tag);
       if (!rootPushed) w.result.manifestsPushed++;
     }
     w.result.status = 'copied';

@@ -1,6 +1,7 @@
 // Many images: resolve each mirror's tags, then copy with a bound on images in flight. One failing
 // image does not stop the others; an interrupt stops scheduling new ones.
 
+import pLimit from 'p-limit';
 import { errorKind, formatError, isAbort, RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import {
@@ -46,7 +47,10 @@ export interface MirrorResult {
   images: ImageResult[];
 }
 
-/** Resolve a mirror's selection into image jobs (one tag list request per source repository). */
+/**
+ * Resolve a mirror's selection into image jobs: one tag list per source repository, and, when the run
+ * keeps them (ctx.targetTags), one per target repository.
+ */
 export async function resolveMirror(
   mirror: MirrorSpec,
   ctx: CopyContext,
@@ -59,7 +63,10 @@ export async function resolveMirror(
     images: [],
   };
   try {
+    // The targets' tag lists too, side by side with the source's: a tag a target lacks then costs no HEAD.
+    const listings = ctx.targetTags ? mirror.targets.map((t) => ctx.targetTags!.load(ctx.store, t)) : [];
     const available = mirror.needsTagList ? await ctx.store.tagList(mirror.source) : [];
+    await Promise.all(listings);
     // The same list tells which manifests have referrer tags: no need to read it again per image.
     if (mirror.needsTagList) ctx.referrerRun?.seedTags(mirror.source, available);
     const selected = mirror.select(available);
@@ -114,4 +121,27 @@ export async function runJobs(
   settled.forEach((r, i) => {
     if (r) results.get(jobs[i]!.mirror)!.images.push(r);
   });
+}
+
+/**
+ * A whole sync: every mirror resolved (tag lists, at most 8 at a time), then every image job with at most
+ * `images` in flight. Returns the mirrors' results (in the order given) and how many jobs there were.
+ */
+export async function syncMirrors(
+  specs: MirrorSpec[],
+  ctx: CopyContext,
+  images: Limiter,
+  options: { signal?: AbortSignal; onResolved?: (result: MirrorResult, jobs: number) => void } = {},
+): Promise<{ results: MirrorResult[]; jobs: number }> {
+  const resolveLimit = pLimit(8);
+  const resolved = await Promise.all(specs.map((spec) => resolveLimit(() => resolveMirror(spec, ctx))));
+  const results = new Map<MirrorSpec, MirrorResult>();
+  const jobs: ImageJob[] = [];
+  resolved.forEach((r, i) => {
+    results.set(specs[i]!, r.result);
+    jobs.push(...r.jobs);
+    options.onResolved?.(r.result, r.jobs.length);
+  });
+  await runJobs(jobs, results, ctx, images, options.signal);
+  return { results: [...results.values()], jobs: jobs.length };
 }

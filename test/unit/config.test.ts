@@ -509,7 +509,8 @@ describe('loadConfig: resolution', () => {
         referrers,
       })),
       [
-        { name: 'a', platforms: 'all', overwrite: 'never', concurrency: 2, referrers: {} },
+        // A mirror without its own cap has none: the run's bound (defaults.concurrency, -c) is its bound.
+        { name: 'a', platforms: 'all', overwrite: 'never', concurrency: undefined, referrers: {} },
         {
           name: 'b',
           platforms: [
@@ -526,7 +527,7 @@ describe('loadConfig: resolution', () => {
     assert.deepEqual(bare.defaults, {
       platforms: 'all',
       overwrite: 'changed',
-      concurrency: 4,
+      concurrency: 16,
       referrers: {},
       cosignTags: true,
     });

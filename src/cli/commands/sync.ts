@@ -8,7 +8,8 @@ import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ReferrerOptions } from '../../copy/referrers.js';
-import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
+import { type MirrorSpec, syncMirrors } from '../../copy/run.js';
+import { TargetTags } from '../../copy/target-tags.js';
 import { UsageError } from '../../errors.js';
 import { isReferrerTag } from '../../oci/referrers.js';
 import { formatRepository } from '../../reference/reference.js';
@@ -92,7 +93,8 @@ export function specsFrom(mirrors: ResolvedMirror[], dryRun: boolean): MirrorSpe
         ...(referrers ? { referrers } : {}),
         dryRun,
       },
-      limit: createLimiter(m.concurrency),
+      // The run's bound (-c, defaults.concurrency) applies to every image; a mirror's own value caps it further.
+      ...(m.concurrency !== undefined ? { limit: createLimiter(m.concurrency) } : {}),
     };
   });
 }
@@ -144,29 +146,26 @@ export async function runSync(
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
       referrerRun: new ReferrerRun(),
+      targetTags: new TargetTags(),
     };
     out.status(`resolving tags of ${mirrors.length} mirrors`);
     const specs = specsFrom(mirrors, dryRun);
-    const resolveLimit = createLimiter(8);
-    const resolved = await Promise.all(specs.map((spec) => resolveLimit(() => resolveMirror(spec, ctx))));
-    const results = new Map<MirrorSpec, MirrorResult>();
-    const jobs: ImageJob[] = [];
-    resolved.forEach((r, i) => {
-      results.set(specs[i]!, r.result);
-      jobs.push(...r.jobs);
-      if (r.result.error) out.warn(`✗ ${r.result.name}: ${r.result.error}`);
-    });
-    progress.setTotal(jobs.length);
-    await runJobs(
-      jobs,
-      results,
+    let jobCount = 0;
+    const { results: mirrorResults, jobs } = await syncMirrors(
+      specs,
       ctx,
       createLimiter(flags.concurrency ?? config.defaults.concurrency),
-      signal,
+      {
+        signal,
+        onResolved: (r, n) => {
+          jobCount += n;
+          progress.setTotal(jobCount);
+          if (r.error) out.warn(`✗ ${r.name}: ${r.error}`);
+        },
+      },
     );
     out.stop();
 
-    const mirrorResults = [...results.values()];
     const code = signal.aborted ? 130 : exitCodeForMirrors(mirrorResults);
     const summary = summarise(mirrorResults, client.transport.stats);
     out.info('');
@@ -180,7 +179,7 @@ export async function runSync(
         0,
       );
       out.warn(
-        `interrupted: ${reported - cut} of ${jobs.length} images finished, ${cut} stopped midway (no tag pushed for unfinished targets), ${jobs.length - reported} not started`,
+        `interrupted: ${reported - cut} of ${jobs} images finished, ${cut} stopped midway (no tag pushed for unfinished targets), ${jobs - reported} not started`,
       );
     }
     const failedMirrors = mirrorResults.filter((m) => m.error).length;
