@@ -30,6 +30,7 @@ import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType, OCI_INDEX } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import { describeSelector, formatReference, type Reference, withDigest } from '../reference/reference.js';
+import { untilSettledOrCongested, type Watched } from './congestion.js';
 import type { EventSink } from './events.js';
 import { blobsBelow, filterRoot, loadGraph, type ManifestGraph, manifestDigests } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
@@ -47,7 +48,7 @@ import {
 import { type ImageResult, newTargetResult, type ReferrerEntry, type TargetResult } from './result.js';
 import type { ManifestInfo, RegistryStore, UploadSink } from './store.js';
 import type { TargetTags } from './target-tags.js';
-import { fanOut, type SinkSpec } from './transfer.js';
+import { fanOut, type SinkOutcome, type SinkSpec } from './transfer.js';
 
 export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -131,6 +132,16 @@ export interface ImageOptions {
   referrers?: ReferrerOptions;
 }
 
+/** What the caller that runs many images learns while one is under way. */
+export interface ImageHooks {
+  /**
+   * Every target not yet done is one whose registry is throttling us: the image no longer needs its
+   * place among the images in flight, and the run may start another (the throttled targets go on).
+   * Called at most once; the result still comes when every target is done.
+   */
+  detach?: () => void;
+}
+
 /**
  * Copy `source` to every target. Failures are reported in the result, per target or for the image; an
  * abort (the run's signal) is too — targets not finished by then are `failed` with kind `interrupted` —
@@ -141,6 +152,7 @@ export async function copyImage(
   targets: Reference[],
   ctx: CopyContext,
   options: ImageOptions = {},
+  hooks: ImageHooks = {},
 ): Promise<ImageResult> {
   const started = Date.now();
   const image: ImageResult = {
@@ -150,7 +162,7 @@ export async function copyImage(
     durationMs: 0,
   };
   try {
-    return await copyInto(image, source, targets, ctx, options);
+    return await copyInto(image, source, targets, ctx, options, hooks);
   } catch (err) {
     if (!isAbort(err)) throw err;
     image.error = 'interrupted';
@@ -173,6 +185,7 @@ async function copyInto(
   targets: Reference[],
   ctx: CopyContext,
   options: ImageOptions,
+  hooks: ImageHooks,
 ): Promise<ImageResult> {
   const started = Date.now();
   const sourceName = image.source;
@@ -199,6 +212,8 @@ async function copyInto(
   let found: SourceReferrers | undefined;
   let wanted: Digest;
   let work: TargetWork[];
+  let surveyed: Promise<void>[];
+  let interrupted: unknown;
   try {
     // 1. Cheapest check first: HEADs on both sides. A target tag the run's listing showed absent needs
     // none (except under "never", where only a fresh answer may allow a write); when every target lacks
@@ -339,33 +354,39 @@ async function copyInto(
       ...pending.map((i) => ({ i, pushTag: true })),
       ...current.map((i) => ({ i, pushTag: false })),
     ];
-    work = await Promise.all(
-      candidates.map(async ({ i, pushTag }) => {
-        const w: TargetWork = {
-          index: i,
-          sourceName,
-          ref: targets[i]!,
-          result: results[i]!,
-          manifests: [],
-          pushTag,
-          rootMissing: false,
-          referrers: [],
-          needs: new Map(),
-          checked: new Set(),
-          done: new Map(),
-        };
-        try {
-          if (pushTag) await surveyTarget(w, graph!, ctx, verify);
-          if (found && found.found.length > 0) await surveyReferrers(w, found, referrerGraph, ctx, verify);
-        } catch (err) {
-          if (isAbort(err)) throw err;
-          w.failed = err;
-          failTarget(w.result, err);
+    work = candidates.map(({ i, pushTag }) => ({
+      index: i,
+      sourceName,
+      ref: targets[i]!,
+      result: results[i]!,
+      manifests: [],
+      pushTag,
+      rootMissing: false,
+      referrers: [],
+      needs: new Map(),
+      checked: new Set(),
+      done: new Map(),
+    }));
+    surveyed = work.map(async (w) => {
+      if (interrupted !== undefined) return;
+      try {
+        if (w.pushTag) await surveyTarget(w, graph!, ctx, verify);
+        if (found && found.found.length > 0) await surveyReferrers(w, found, referrerGraph, ctx, verify);
+        // Registries that need a repository before the first write (ECR) get it now, once per run.
+        if (!options.dryRun && isLive(w)) {
+          if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
         }
-        if (!pushTag && !w.failed && w.referrers.length === 0) upToDate(w.result, wanted);
-        return w;
-      }),
-    );
+      } catch (err) {
+        // Errors of a survey are the target's; an interrupt is the image's (thrown once all have settled).
+        if (isAbort(err)) {
+          interrupted ??= err;
+          return;
+        }
+        w.failed = err;
+        failTarget(w.result, err);
+      }
+      if (!w.pushTag && !w.failed && w.referrers.length === 0) upToDate(w.result, wanted);
+    });
   } catch (err) {
     if (isAbort(err)) throw err;
     image.error = formatError(onSide(err, 'source'));
@@ -380,30 +401,50 @@ async function copyInto(
     return finish();
   }
 
-  // Targets with something to do: the image, or only referrers.
-  const live = work.filter((w) => !w.failed && (w.pushTag || w.referrers.length > 0));
   const rootDigest = wanted;
   if (options.dryRun) {
-    planTransfers(live, rootDigest, ctx);
+    await Promise.all(surveyed);
+    if (interrupted !== undefined) throw interrupted;
+    planTransfers(work.filter(isLive), rootDigest, ctx);
     return finish();
   }
-  // Registries that need a repository before the first write (ECR) get it now, once per run.
-  await Promise.all(
-    live.map(async (w) => {
-      try {
-        if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
-      } catch (err) {
-        if (isAbort(err)) throw err;
-        w.failed = err;
-        failTarget(w.result, err);
-      }
-    }),
+  // From here each target goes on its own: survey → blobs → manifests. Targets whose surveys are in
+  // share one fan-out per blob; a target whose registry is throttling us is not waited for — it joins
+  // with transfers of its own once its survey is in, and slows nobody else.
+  const watched = (w: TargetWork, promise: Promise<unknown>): Watched => ({
+    promise,
+    registry: w.ref.registry,
+  });
+  const inTime = await untilSettledOrCongested(
+    work.map((w, k) => watched(w, surveyed[k]!)),
+    ctx.store,
   );
-  const ready = live.filter((w) => !w.failed);
-  // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
-  transferBlobs(source, ready, ctx);
-  await Promise.all(ready.map((w) => pushManifests(w, graph, rootDigest, found, ctx)));
+  if (interrupted !== undefined) throw interrupted;
+  const together = work.filter((w, k) => inTime[k] && isLive(w));
+  transferBlobs(source, together, ctx);
+  const pipelines = work.map((w, k): Promise<void> => {
+    if (inTime[k]) return isLive(w) ? pushManifests(w, graph, rootDigest, found, ctx) : Promise.resolve();
+    return surveyed[k]!.then(() => {
+      if (interrupted !== undefined) throw interrupted;
+      if (!isLive(w)) return;
+      transferBlobs(source, [w], ctx);
+      return pushManifests(w, graph, rootDigest, found, ctx);
+    });
+  });
+  for (const p of pipelines) p.catch(() => {});
+  const finished = await untilSettledOrCongested(
+    work.map((w, k) => watched(w, pipelines[k]!)),
+    ctx.store,
+  );
+  // Only throttled targets are left: the run may start another image meanwhile (its bound allowing).
+  if (finished.some((f) => !f)) hooks.detach?.();
+  await Promise.all(pipelines);
   return finish();
+}
+
+/** A target with something to do: the image, or only referrers. */
+function isLive(w: TargetWork): boolean {
+  return !w.failed && (w.pushTag || w.referrers.length > 0);
 }
 
 /** The run's shared referrer state, or one for this image alone. */
@@ -557,6 +598,7 @@ function transferBlobs(source: Reference, work: TargetWork[], ctx: CopyContext):
   const byDigest = new Map<Digest, { desc: Descriptor; targets: TargetWork[] }>();
   for (const w of work) {
     for (const [digest, desc] of w.needs) {
+      if (w.done.has(digest)) continue;
       let entry = byDigest.get(digest);
       if (!entry) {
         entry = { desc, targets: [] };
@@ -566,10 +608,10 @@ function transferBlobs(source: Reference, work: TargetWork[], ctx: CopyContext):
     }
   }
   for (const [digest, { desc, targets }] of byDigest) {
-    const all = transferBlob(source, desc, targets, ctx);
+    const outcomes = transferBlob(source, desc, targets, ctx);
     targets.forEach((w, i) => {
-      const p = all.then((outcomes) => {
-        if (outcomes[i] !== undefined) throw outcomes[i];
+      const p = outcomes[i]!.then((err) => {
+        if (err !== undefined) throw err;
       });
       p.catch(() => {});
       w.done.set(digest, p);
@@ -578,48 +620,80 @@ function transferBlobs(source: Reference, work: TargetWork[], ctx: CopyContext):
 }
 
 /**
- * Bring one blob to every target in `targets`. Resolves with one outcome per target (undefined = there);
- * rejects only for a failure that concerns every target (the source, a digest mismatch).
+ * Bring one blob to every target in `targets`. One promise per target, settling (never rejecting) when
+ * that target has the blob (undefined) or has failed (the error) — each on its own, whatever the others
+ * do. A source failure (unreadable, corrupt) settles every target's with that error.
  *
  * Cheapest first: a target that this run knows has the blob is done; one whose registry holds it in
  * another repository mounts it. Of the rest, one target per registry (the leader) joins a single
- * fan-out upload fed by one source GET; the others on that registry mount from the leader afterwards.
+ * fan-out upload fed by one source GET; the others on that registry mount from it once it is done.
  */
-async function transferBlob(
+function transferBlob(
   source: Reference,
   desc: Descriptor,
   targets: TargetWork[],
   ctx: CopyContext,
-): Promise<unknown[]> {
+): Promise<unknown>[] {
   // Claim the registries nobody is sending this digest to yet, before the first await: JavaScript runs
-  // one thing at a time, so no other image can slip in between the check and the claim.
+  // one thing at a time, so no other image can slip in between the check and the claim. A registry's
+  // claim ends when this transfer is done there (another registry's slowness does not hold it).
   const { knowledge } = ctx;
   const foreign = targets.map((w) => knowledge.pending(w.ref.registry, desc.digest));
-  let release!: () => void;
-  const claim = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const claims = new Map<string, { release: () => void; count: number }>();
   for (const w of targets) {
-    if (!knowledge.pending(w.ref.registry, desc.digest)) knowledge.track(w.ref.registry, desc.digest, claim);
+    const registry = w.ref.registry;
+    if (claims.has(registry) || knowledge.pending(registry, desc.digest)) {
+      const c = claims.get(registry);
+      if (c) c.count++;
+      continue;
+    }
+    let release!: () => void;
+    knowledge.track(
+      registry,
+      desc.digest,
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+    );
+    claims.set(registry, { release, count: 1 });
   }
-  try {
-    return await transferClaimed(source, desc, targets, ctx, { allowMount: true, round: 1 }, foreign);
-  } finally {
-    release();
-  }
+  const outcomes = transferClaimed(source, desc, targets, ctx, { allowMount: true, round: 1 }, foreign);
+  targets.forEach((w, i) => {
+    void outcomes[i]!.then(() => {
+      const c = claims.get(w.ref.registry);
+      if (c && --c.count === 0) c.release();
+    });
+  });
+  return outcomes;
 }
 
-async function transferClaimed(
+/** A promise and the functions that settle it. */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** What a target's first look at a blob decided: done (there, or failed), or to be uploaded. */
+type BlobStart = { done: true; outcome: unknown } | { done: false; session?: UploadSink };
+
+/**
+ * The transfer of one blob, after the claim. `sessions`: upload sessions some targets already hold (a
+ * declined mount opened one): they are used, not abandoned.
+ */
+function transferClaimed(
   source: Reference,
   desc: Descriptor,
   targets: TargetWork[],
   ctx: CopyContext,
   how: { allowMount: boolean; round: number },
   foreign: (Promise<void> | undefined)[],
-): Promise<unknown[]> {
+  sessions: (UploadSink | undefined)[] = [],
+): Promise<unknown>[] {
   const { allowMount, round } = how;
   const { store, knowledge } = ctx;
-  const outcomes: unknown[] = targets.map(() => undefined);
   const emit = (w: TargetWork, action: 'mount' | 'upload' | 'exists') =>
     ctx.onEvent?.({
       type: 'blob-done',
@@ -640,179 +714,266 @@ async function transferClaimed(
       mediaType: desc.mediaType,
       ...(from !== undefined ? { from } : {}),
     });
-  const mounted = (w: TargetWork, from?: string) => {
+  const mounted = (w: TargetWork, from?: string): BlobStart => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;
     written(w, 'blob-mount', from);
     emit(w, 'mount');
+    return { done: true, outcome: undefined };
   };
-  const existing = (w: TargetWork) => {
+  const existing = (w: TargetWork): BlobStart => {
     w.result.blobsExisting++;
     emit(w, 'exists');
+    return { done: true, outcome: undefined };
+  };
+  const uploaded = (w: TargetWork): undefined => {
+    knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
+    w.result.blobsUploaded++;
+    w.result.bytesUploaded += desc.size;
+    written(w, 'blob-upload');
+    emit(w, 'upload');
+    return undefined;
   };
   /** Registries where a mount cannot succeed (ECR without blob mounting) are not asked. */
   const mountable = (w: TargetWork) => store.supportsMounts?.(w.ref.registry) ?? true;
-  /** Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure. */
-  const tryMount = async (w: TargetWork, from: string): Promise<boolean> => {
+  /**
+   * Try a mount. Linked: true. Declined with a session opened (202): that session, to upload into — a
+   * stale mount source then costs nothing more than the POST an upload needs anyway. Refused otherwise
+   * (Harbor's 401 for a `from` it will not read): false.
+   */
+  const tryMount = async (w: TargetWork, from: string): Promise<true | UploadSink | false> => {
     try {
       const opened = await store.uploadStart(w.ref, { digest: desc.digest, from });
-      if (opened.mounted) return true;
-      await opened.session.cancel();
+      return opened.mounted ? true : opened.session;
     } catch (err) {
       if (isAbort(err)) throw err;
+      return false;
     }
-    return false;
   };
-
   /** A target that refused our credentials once will refuse them for its other blobs: ask no more. */
-  const failed = (i: number, err: unknown) => {
-    outcomes[i] = err;
-    if (err instanceof AuthError || err instanceof PermissionError) targets[i]!.denied ??= err;
+  const failed = (w: TargetWork, err: unknown): BlobStart => {
+    if (err instanceof AuthError || err instanceof PermissionError) w.denied ??= err;
+    return { done: true, outcome: err };
   };
-  const toUpload: number[] = [];
-  await Promise.all(
-    targets.map(async (w, i) => {
-      try {
-        const inflight = foreign[i];
-        if (inflight) await inflight.catch(() => {});
-        if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
-        if (w.denied) {
-          outcomes[i] = w.denied;
-          return;
-        }
-        // A restarted transfer: the failed commit may have landed after all.
-        if (round > 1 && (await store.blobHead(w.ref, desc.digest)) === desc.size) {
-          knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
-          return existing(w);
-        }
-        const from =
-          allowMount && mountable(w)
-            ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest)
-            : undefined;
-        if (from && (await tryMount(w, from))) return mounted(w, from);
-        toUpload.push(i);
-      } catch (err) {
-        failed(i, err);
-      }
-    }),
-  );
-  if (toUpload.length === 0) return outcomes;
 
-  // One leader per registry uploads; the others mount from it once it is done. Without mounts (a retry
-  // after a refused mount), every target uploads.
-  const leaderOf = new Map<string, number>();
-  const leaders: number[] = [];
-  const followers: number[] = [];
-  for (const i of toUpload) {
-    const registry = targets[i]!.ref.registry;
-    if (allowMount && mountable(targets[i]!) && leaderOf.has(registry)) followers.push(i);
-    else {
-      leaderOf.set(registry, i);
-      leaders.push(i);
+  // 1. Each target on its own: known there, refused before, found by a HEAD (a restart), or mounted.
+  const start = async (w: TargetWork, i: number): Promise<BlobStart> => {
+    try {
+      const inflight = foreign[i];
+      if (inflight) await inflight.catch(() => {});
+      if (knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
+      if (w.denied) return { done: true, outcome: w.denied };
+      const held = sessions[i];
+      if (held) return { done: false, session: held };
+      // A restarted transfer: the failed commit may have landed after all.
+      if (round > 1 && (await store.blobHead(w.ref, desc.digest)) === desc.size) {
+        knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
+        return existing(w);
+      }
+      const from =
+        allowMount && mountable(w)
+          ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest)
+          : undefined;
+      if (from) {
+        const tried = await tryMount(w, from);
+        if (tried === true) return mounted(w, from);
+        if (tried !== false) return { done: false, session: tried };
+      }
+      return { done: false };
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      return failed(w, err);
     }
-  }
-  const sessions: { i: number; session: UploadSink }[] = [];
-  const transfer = ctx.transfers(async () => {
-    // Sessions are opened once this blob's turn has come, not while it waits for a slot: no idle
-    // sessions to expire, and fewer to abandon on an interrupt.
+  };
+  const starts = targets.map((w, i) => start(w, i));
+  const results = targets.map(() => deferred<unknown>());
+  const settle = (i: number, outcome: unknown) => results[i]!.resolve(outcome);
+  /** A target that has to upload after the fan-out went without it: a transfer of its own. */
+  const alone = (i: number, again: { allowMount: boolean; round: number }, session?: UploadSink) => {
+    const [p] = transferClaimed(source, desc, [targets[i]!], ctx, again, [undefined], [session]);
+    void p!.then((o) => settle(i, o));
+  };
+
+  void (async () => {
+    // 2. Wait for every target's decision, except those of registries that are throttling us.
+    const inTime = await untilSettledOrCongested(
+      starts.map((p, i) => ({ promise: p, registry: targets[i]!.ref.registry })),
+      store,
+    );
+    const decided: (BlobStart | undefined)[] = targets.map(() => undefined);
     await Promise.all(
-      leaders.map(async (i) => {
-        const w = targets[i]!;
-        if (w.denied) {
-          outcomes[i] = w.denied;
-          return;
-        }
+      starts.map(async (p, i) => {
+        if (!inTime[i]) return;
         try {
-          const opened = await store.uploadStart(w.ref);
-          if (opened.mounted) return mounted(w);
-          sessions.push({ i, session: opened.session });
+          decided[i] = await p;
         } catch (err) {
-          failed(i, err);
+          decided[i] = { done: true, outcome: err };
         }
       }),
     );
-    if (sessions.length === 0) return;
-    ctx.onEvent?.({
-      type: 'blob-start',
-      source: formatReference(source),
-      digest: desc.digest,
-      size: desc.size,
-      uploads: sessions.length,
+    starts.forEach((p, i) => {
+      if (inTime[i]) return;
+      // Late: it goes alone once it knows what it needs.
+      p.then(
+        (d) => (d.done ? settle(i, d.outcome) : alone(i, how, d.session)),
+        (err) => settle(i, err),
+      );
     });
-    let body: Awaited<ReturnType<RegistryStore['blobGet']>>;
-    try {
-      body = await store.blobGet(source, desc.digest, desc.size);
-    } catch (err) {
-      await Promise.all(sessions.map((s) => s.session.cancel().catch(() => {})));
-      throw onSide(err, 'source');
-    }
-    const sinks: SinkSpec[] = sessions.map((s) => ({ session: s.session }));
-    const { outcomes: sent } = await fanOut(body, desc.digest, desc.size, sinks, (bytes) =>
-      ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
-    ).catch((err) => {
-      // A source failure (corrupt or unreadable blob): say which registry and repository served it.
-      if (err instanceof RegmirrorError && err.context.side === 'source') {
-        err.context.registry ??= source.registry;
-        err.context.repository ??= source.path;
-      }
-      throw err;
-    });
-    sent.forEach((err, k) => {
-      const i = sessions[k]!.i;
-      const w = targets[i]!;
-      if (err !== undefined) {
-        failed(i, err);
-        return;
-      }
-      knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
-      w.result.blobsUploaded++;
-      w.result.bytesUploaded += desc.size;
-      written(w, 'blob-upload');
-      emit(w, 'upload');
-    });
-  });
-  await transfer;
 
-  // Followers: mount from their registry's leader; where that is refused, a plain upload of their own.
-  // Targets whose upload hit a transient fault (a connection lost, a session the registry dropped) go
-  // again, from a fresh source GET and a new session.
-  const retry: number[] = [];
-  await Promise.all(
-    followers.map(async (i) => {
+    // 3. One leader per registry uploads; the others mount from it once it is done. A registry that
+    // declined a mount (it answered with a session) declines the next too: all its targets upload.
+    const toUpload: number[] = [];
+    decided.forEach((d, i) => {
+      if (!d) return;
+      if (d.done) settle(i, d.outcome);
+      else toUpload.push(i);
+    });
+    if (toUpload.length === 0) return;
+    const declined = new Set(
+      toUpload
+        .filter((i) => (decided[i] as { session?: UploadSink }).session)
+        .map((i) => targets[i]!.ref.registry),
+    );
+    const leaderOf = new Map<string, number>();
+    const leaders: number[] = [];
+    const followers: number[] = [];
+    for (const i of toUpload) {
+      const w = targets[i]!;
+      const registry = w.ref.registry;
+      const follow = allowMount && mountable(w) && leaderOf.has(registry) && !declined.has(registry);
+      if (follow) followers.push(i);
+      else {
+        if (!leaderOf.has(registry)) leaderOf.set(registry, i);
+        leaders.push(i);
+      }
+    }
+
+    // 4. The fan-out: one source GET for every leader, their sessions opening beside it once the blob's
+    // turn has come (not while it waits for a slot: no idle sessions to expire, fewer to abandon).
+    const leaderDone = new Map<number, Promise<unknown>>();
+    const sent = leaders.map(() => deferred<SinkOutcome>());
+    for (const [k, i] of leaders.entries()) leaderDone.set(i, sent[k]!.promise);
+    if (leaders.length > 0) {
+      void ctx
+        .transfers(async () => {
+          // A registry that refused our credentials meanwhile (another blob of the image) is not asked.
+          const running: number[] = [];
+          leaders.forEach((i, k) => {
+            const w = targets[i]!;
+            if (!w.denied) running.push(k);
+            else {
+              void (decided[i] as { session?: UploadSink }).session?.cancel();
+              sent[k]!.resolve({ error: w.denied, source: false });
+            }
+          });
+          if (running.length === 0) return;
+          const specs: SinkSpec[] = running.map((k) => {
+            const w = targets[leaders[k]!]!;
+            const held = (decided[leaders[k]!] as { session?: UploadSink }).session;
+            return {
+              session:
+                held ??
+                store.uploadStart(w.ref).then((opened) => {
+                  if (opened.mounted) throw new Error('internal: a plain upload start answered with a mount');
+                  return opened.session;
+                }),
+              congested: () => store.congested?.(w.ref.registry) ?? false,
+            };
+          });
+          ctx.onEvent?.({
+            type: 'blob-start',
+            source: formatReference(source),
+            digest: desc.digest,
+            size: desc.size,
+            uploads: running.length,
+          });
+          const f = fanOut(
+            () =>
+              store.blobGet(source, desc.digest, desc.size).catch((err) => {
+                throw onSide(err, 'source');
+              }),
+            desc.digest,
+            desc.size,
+            specs,
+            (bytes) => ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
+          );
+          running.forEach((k, n) => {
+            void f.outcomes[n]!.then((o) => {
+              if (o !== undefined && !o.source) failed(targets[leaders[k]!]!, o.error);
+              sent[k]!.resolve(o);
+            });
+          });
+          // The slot bounds open source streams and the memory they hold: held until the source is
+          // read and every target of registries that are not throttling us has taken the blob.
+          await f.read;
+          await untilSettledOrCongested(
+            f.outcomes.map((o, n) => ({
+              promise: o,
+              registry: targets[leaders[running[n]!]!]!.ref.registry,
+            })),
+            store,
+          );
+        })
+        .catch((err) => {
+          // The slot itself failed (an interrupt): every sink still waiting ends with it.
+          for (const d of sent) d.resolve({ error: err, source: true });
+        });
+    }
+    leaders.forEach((i, k) => {
+      const w = targets[i]!;
+      void sent[k]!.promise.then((o) => {
+        if (o === undefined) return settle(i, uploaded(w));
+        if (o.source) {
+          // A source failure (corrupt or unreadable blob): say which registry and repository served it.
+          const err = o.error;
+          if (err instanceof RegmirrorError && err.context.side === 'source') {
+            err.context.registry ??= source.registry;
+            err.context.repository ??= source.path;
+          }
+          return settle(i, onSide(err, 'source'));
+        }
+        // A transient fault (a connection lost, a session the registry dropped): the blob goes again, from
+        // a fresh source GET and a new session.
+        if (isTransient(o.error) && round < BLOB_ROUNDS)
+          return alone(i, { allowMount: false, round: round + 1 });
+        failed(w, o.error);
+        settle(i, o.error);
+      });
+    });
+
+    // 5. Followers: mount from their registry's leader; where that is declined, an upload of their own
+    // (in the session the declined mount opened).
+    for (const i of followers) {
       const w = targets[i]!;
       const leader = leaderOf.get(w.ref.registry)!;
-      const leaderOk = outcomes[leader] === undefined;
-      try {
-        if (leaderOk && knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) return existing(w);
-        const leaderPath = targets[leader]!.ref.path;
-        if (leaderOk && (await tryMount(w, leaderPath))) return mounted(w, leaderPath);
-        retry.push(i);
-      } catch (err) {
-        failed(i, err);
-      }
-    }),
-  );
-  for (const { i } of sessions) {
-    if (outcomes[i] !== undefined && isTransient(outcomes[i]) && round < BLOB_ROUNDS) {
-      outcomes[i] = undefined;
-      retry.push(i);
+      void leaderDone.get(leader)!.then(async (o) => {
+        try {
+          const leaderOk = o === undefined;
+          if (leaderOk && knowledge.isPresent(w.ref.registry, w.ref.path, desc.digest)) {
+            existing(w);
+            return settle(i, undefined);
+          }
+          if (o !== undefined && (o as { source?: boolean }).source)
+            return settle(i, (o as { error: unknown }).error);
+          const leaderPath = targets[leader]!.ref.path;
+          if (leaderOk) {
+            const tried = await tryMount(w, leaderPath);
+            if (tried === true) {
+              mounted(w, leaderPath);
+              return settle(i, undefined);
+            }
+            if (tried !== false) return alone(i, { allowMount: false, round }, tried);
+          }
+          alone(i, { allowMount: false, round });
+        } catch (err) {
+          settle(i, err);
+        }
+      });
     }
-  }
-  if (retry.length > 0) {
-    // Still under this call's claim: no waiting on in-flight transfers (that would be waiting on itself).
-    const again = await transferClaimed(
-      source,
-      desc,
-      retry.map((i) => targets[i]!),
-      ctx,
-      { allowMount: false, round: round + 1 },
-      retry.map(() => undefined),
-    );
-    again.forEach((err, k) => {
-      outcomes[retry[k]!] = err;
-    });
-  }
-  return outcomes;
+  })().catch((err) => {
+    for (const r of results) r.resolve(err);
+  });
+  return results.map((r) => r.promise);
 }
 
 /**

@@ -89,8 +89,19 @@ export async function resolveMirror(
 }
 
 /**
+ * Images whose only unfinished targets are on registries that throttle us may give their place to the
+ * next image; at most this many at a time, so that a registry that throttles for long cannot make the
+ * run hold every remaining image in memory.
+ */
+export const MAX_DETACHED_IMAGES = 64;
+
+/**
  * Run jobs with at most `images` in flight overall (and each mirror's own limit). Results are put in
  * their mirror's result in job order. After an abort, jobs not yet started are left out.
+ *
+ * An image holds its place until every target is done — except targets on a registry that is
+ * throttling us: once only those are left, the place goes to the next image (up to
+ * MAX_DETACHED_IMAGES at a time), so one slow registry does not slow the others' images.
  */
 export async function runJobs(
   jobs: ImageJob[],
@@ -99,23 +110,47 @@ export async function runJobs(
   images: Limiter,
   signal?: AbortSignal,
 ): Promise<void> {
+  let detached = 0;
   const settled = await Promise.all(
     jobs.map((job) => {
-      const run = async (): Promise<ImageResult | undefined> => {
-        if (signal?.aborted) return undefined;
-        return copyImage(job.source, job.targets, ctx, job.mirror.options);
-      };
-      return images(() => (job.mirror.limit ? job.mirror.limit(run) : run())).catch((err) => {
-        if (isAbort(err)) return undefined;
-        // copyImage reports its own failures; anything reaching here is a bug, still reported per image.
-        return {
-          source: `${formatRepository(job.source)}:${job.tag}`,
-          targets: [],
-          error: formatError(err),
-          errorKind: errorKind(err),
-          durationMs: 0,
-        } satisfies ImageResult;
-      });
+      let outcome!: Promise<ImageResult | undefined>;
+      const run = () =>
+        new Promise<void>((release) => {
+          if (signal?.aborted) {
+            outcome = Promise.resolve(undefined);
+            release();
+            return;
+          }
+          let gone = false;
+          const hooks = {
+            detach: () => {
+              if (detached >= MAX_DETACHED_IMAGES) return;
+              detached++;
+              gone = true;
+              release();
+            },
+          };
+          outcome = copyImage(job.source, job.targets, ctx, job.mirror.options, hooks);
+          void outcome
+            .finally(() => {
+              if (gone) detached--;
+              release();
+            })
+            .catch(() => {});
+        });
+      return images(() => (job.mirror.limit ? job.mirror.limit(run) : run()))
+        .then(() => outcome)
+        .catch((err) => {
+          if (isAbort(err)) return undefined;
+          // copyImage reports its own failures; anything reaching here is a bug, still reported per image.
+          return {
+            source: `${formatRepository(job.source)}:${job.tag}`,
+            targets: [],
+            error: formatError(err),
+            errorKind: errorKind(err),
+            durationMs: 0,
+          } satisfies ImageResult;
+        });
     }),
   );
   settled.forEach((r, i) => {

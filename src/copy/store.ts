@@ -23,6 +23,12 @@ export interface UploadSink {
   /** A blob up to this size goes in one PUT. */
   readonly monolithicMaxSize: number;
   patch(chunk: Uint8Array): Promise<void>;
+  /**
+   * The registry takes a whole blob in one request (its profile says so): `stream` sends `size` bytes of
+   * `body` as a single PATCH, then `finish` closes with the digest. Absent or false: chunks by `patch`.
+   */
+  readonly streamable?: boolean;
+  stream?(body: Readable, size: number): Promise<void>;
   finish(digest: Digest, last?: Uint8Array): Promise<void>;
   cancel(): Promise<void>;
 }
@@ -57,4 +63,11 @@ export interface RegistryStore {
    * request, or a manifest PUT answered with OCI-Subject); undefined when not known yet.
    */
   referrersApi?(registry: string): boolean | undefined;
+  /**
+   * Whether `registry` is throttling us now (it answered 429 or 503 a moment ago): work for its targets
+   * is then not waited for by the others. Absent: never.
+   */
+  congested?(registry: string): boolean;
+  /** Settles at the next change of any registry's congestion (for waits that depend on it). */
+  congestionChanged?(): Promise<void>;
 }

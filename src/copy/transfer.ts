@@ -2,185 +2,347 @@
 // it. The SHA-256 and the size are checked on the way; nothing is committed (no closing PUT) until the
 // whole blob has been read and verified.
 //
-// Memory: targets that use the same chunk size share the chunk buffers. Each such group has two buffers
-// that take turns — one being uploaded (the same bytes PATCHed to every target of the group), one
-// filling from the source — and the source is not read further until every target has taken the full
-// one. So memory is about 2 × chunk size per distinct chunk size, whatever the blob size and however
-// many targets.
+// The source's pieces go into one shared list; each target (a sink) has its own cursor into it and goes
+// at its own pace, in one of three ways its session chooses:
+//
+//   whole   a blob no larger than the session's single-request size: sent in the closing PUT once it has
+//           been read and verified (all such sinks share one buffer);
+//   stream  registries that take a whole blob in one request: a single PATCH whose body is fed from the
+//           list as the source delivers, then the closing PUT once verified;
+//   chunks  registries that need parts of a size (ECR ≥ 5 MiB, GHCR ≤ 4 MiB) or were given a chunk size:
+//           PATCHes of that size, the last part with the closing PUT.
+//
+// Memory: the list keeps what the slowest sink still needs, and the source is not read further while a
+// sink is more than a window (16 MiB, or a chunk and a bit) behind — so a 1 GiB layer to three registries
+// holds a few tens of MiB, and targets of similar speed never wait for each other's requests. A target
+// whose registry is throttling us (congested) and that holds the others back is dropped instead: it gets
+// the blob again later, from a new source GET, and the others go on. Sessions may still be opening when
+// the source GET starts: their sinks start from the beginning of the list when they open.
 
-import type { Readable } from 'node:stream';
-import { DigestMismatchError, isAbort, RegmirrorError } from '../errors.js';
+import { PassThrough, type Readable } from 'node:stream';
+import { DigestMismatchError, isAbort, RegmirrorError, UploadInterruptedError } from '../errors.js';
 import { algorithmOf, type Digest, Digester } from '../oci/digest.js';
 import type { UploadSink } from './store.js';
 
+/** How far (bytes) a streaming or chunking sink may fall behind the source before the source waits. */
+export const FAN_OUT_WINDOW = 16 * 1024 * 1024;
+
 export interface SinkSpec {
-  session: UploadSink;
+  /** The upload session, or the promise of one still being opened (its POST runs beside the source GET). */
+  session: UploadSink | Promise<UploadSink>;
+  /** True while this target's registry is throttling us: a sink holding the source back then is dropped. */
+  congested?: () => boolean;
 }
 
-/** One target's session: at most one PATCH in flight; a failure ends this target only. */
-class Sink {
-  private inflight: Promise<void> | undefined;
-  error: unknown;
+/** One sink's end: undefined = committed; else the error, and whether the source caused it (every sink's). */
+export type SinkOutcome = undefined | { error: unknown; source: boolean };
 
-  constructor(readonly session: UploadSink) {}
+export interface FanOut {
+  /** Per sink, in the order given; each settles when that target is done, whatever the others do. */
+  outcomes: Promise<SinkOutcome>[];
+  /** Settles once the source has been read to its end (or failed): no stream is open any more. */
+  read: Promise<void>;
+}
 
-  get failed(): boolean {
-    return this.error !== undefined;
+/** A promise that is resolved and replaced each time something changes. */
+class Signal {
+  private resolve!: () => void;
+  private promise!: Promise<void>;
+  constructor() {
+    this.reset();
   }
-
-  /** Start sending `chunk` once the previous one is through; resolves when it has started. */
-  async send(chunk: Buffer): Promise<void> {
-    await this.settle();
-    if (this.failed) return;
-    this.inflight = this.session.patch(chunk).catch((err) => {
-      this.error ??= err;
+  private reset(): void {
+    this.promise = new Promise((r) => {
+      this.resolve = r;
     });
   }
-
-  /** Wait for the PATCH in flight, so its buffer may be reused. */
-  async settle(): Promise<void> {
-    if (this.inflight) {
-      await this.inflight;
-      this.inflight = undefined;
-    }
+  wait(): Promise<void> {
+    return this.promise;
   }
-
-  async finish(digest: Digest, last: Buffer): Promise<void> {
-    await this.settle();
-    if (this.failed) throw this.error;
-    try {
-      await this.session.finish(digest, last.byteLength > 0 ? last : undefined);
-    } catch (err) {
-      this.error = err;
-      throw err;
-    }
-  }
-
-  async abandon(): Promise<void> {
-    await this.settle();
-    await this.session.cancel();
+  fire(): void {
+    const resolve = this.resolve;
+    this.reset();
+    resolve();
   }
 }
 
-/** The targets sharing one chunk size, and the two buffers they take turns with. */
-class ChunkGroup {
-  private readonly buffers: [Buffer, Buffer];
-  private current = 0;
-  private fill = 0;
-  readonly sinks: Sink[] = [];
-  /** A blob sent whole by the closing PUT: nothing is flushed early. */
-  private readonly monolithic: boolean;
+type SinkState = 'opening' | 'running' | 'done';
 
-  constructor(chunkSize: number, total: number, monolithic: boolean) {
-    this.monolithic = monolithic;
-    const size = this.monolithic ? total : chunkSize;
-    this.buffers = [Buffer.allocUnsafe(size), this.monolithic ? Buffer.alloc(0) : Buffer.allocUnsafe(size)];
+class Sink {
+  state: SinkState = 'opening';
+  /** Bytes of the blob this sink no longer needs from the shared list. */
+  cursor = 0;
+  mode: 'whole' | 'stream' | 'chunks' | undefined;
+  session: UploadSink | undefined;
+  /** Why this sink stopped early (set once). */
+  error: unknown;
+  /** A stream sink's request body, to cut when the sink is dropped or the source fails. */
+  body: PassThrough | undefined;
+  constructor(readonly congested: () => boolean) {}
+  get live(): boolean {
+    return this.state !== 'done' && this.error === undefined;
   }
-
-  /** Copy `data` in; every time the buffer is full, hand it to all targets and switch buffers. */
-  async write(data: Buffer): Promise<void> {
-    let offset = 0;
-    while (offset < data.byteLength) {
-      const buf = this.buffers[this.current]!;
-      const n = Math.min(buf.byteLength - this.fill, data.byteLength - offset);
-      data.copy(buf, this.fill, offset, offset + n);
-      this.fill += n;
-      offset += n;
-      if (this.fill === buf.byteLength && !this.monolithic) {
-        // send() waits for each target's previous PATCH, i.e. for the other buffer to be free.
-        await Promise.all(this.sinks.map((s) => s.send(buf)));
-        this.current = 1 - this.current;
-        this.fill = 0;
-      }
-      if (this.fill === buf.byteLength && this.monolithic) break;
-    }
-  }
-
-  /** The bytes not yet sent (the whole blob, for a monolithic upload). */
-  rest(): Buffer {
-    return this.buffers[this.current]!.subarray(0, this.fill);
-  }
-}
-
-export interface FanOutResult {
-  /** Per sink, in the order given: undefined = committed, or the error that failed that target. */
-  outcomes: unknown[];
 }
 
 /**
- * Stream `source` (the blob `digest`, `size` bytes) into every sink. A source failure or a digest
- * mismatch fails all sinks (their sessions are cancelled) and is thrown; a single sink's failure fails
- * only that target and is reported in `outcomes`.
+ * Stream the blob `digest` (`size` bytes) from `open()` into every sink. Each sink's outcome settles on
+ * its own; a source failure or a digest mismatch fails every sink (their sessions are cancelled, nothing
+ * is committed) and is reported with `source: true`.
  */
-export async function fanOut(
-  source: Readable,
+export function fanOut(
+  open: () => Promise<Readable>,
   digest: Digest,
   size: number,
   specs: SinkSpec[],
   onProgress?: (bytes: number) => void,
-): Promise<FanOutResult> {
-  const groups = new Map<string, ChunkGroup>();
-  const sinks = specs.map((spec) => {
-    // Each session says how its registry wants the blob: in one PUT, or in chunks of its size.
-    const { chunkSize, monolithicMaxSize } = spec.session;
-    const monolithic = size <= Math.min(chunkSize, monolithicMaxSize);
-    const key = monolithic ? 'whole' : `chunks of ${chunkSize}`;
-    let group = groups.get(key);
-    if (!group) {
-      group = new ChunkGroup(chunkSize, size, monolithic);
-      groups.set(key, group);
-    }
-    const sink = new Sink(spec.session);
-    group.sinks.push(sink);
-    return { sink, group };
+): FanOut {
+  const pieces: Buffer[] = [];
+  /** Blob offset of pieces[0]. */
+  let base = 0;
+  /** Bytes read from the source so far. */
+  let end = 0;
+  /** The source ended: `verified` then says whether it was right. */
+  let ended = false;
+  let sourceError: unknown;
+  const data = new Signal();
+  const progress = new Signal();
+  let settleVerified!: (ok: boolean) => void;
+  const verified = new Promise<boolean>((r) => {
+    settleVerified = r;
   });
-  const abandonAll = () => Promise.all(sinks.map(({ sink }) => sink.abandon().catch(() => {})));
-  const digester = new Digester(algorithmOf(digest));
-  try {
-    for await (const chunk of source) {
-      const buf = chunk as Buffer;
-      digester.update(buf);
-      if (digester.size > size) break;
-      for (const group of groups.values()) await group.write(buf);
-      onProgress?.(buf.byteLength);
-      if (sinks.every(({ sink }) => sink.failed)) break;
+  let whole: Buffer | undefined;
+
+  const sinks = specs.map((spec) => new Sink(spec.congested ?? (() => false)));
+
+  /** Bytes [from, to) of the blob, copied out of the list. */
+  const copy = (from: number, to: number): Buffer => {
+    const out = Buffer.allocUnsafe(to - from);
+    let at = base;
+    let written = 0;
+    for (const p of pieces) {
+      const pEnd = at + p.byteLength;
+      if (pEnd > from && at < to) {
+        const s = Math.max(from, at) - at;
+        const e = Math.min(to, pEnd) - at;
+        p.copy(out, written, s, e);
+        written += e - s;
+      }
+      at = pEnd;
+      if (at >= to) break;
     }
-  } catch (err) {
-    source.destroy();
-    await abandonAll();
-    if (isAbort(err) || err instanceof RegmirrorError) throw err;
-    throw new RegmirrorError(`reading blob ${digest} from the source failed: ${(err as Error).message}`, {
-      context: { side: 'source', digest },
-      cause: err,
-    });
-  }
-  source.destroy();
-  if (sinks.every(({ sink }) => sink.failed)) {
-    await abandonAll();
-    return { outcomes: sinks.map(({ sink }) => sink.error) };
-  }
-  const actual = digester.digest();
-  if (digester.size !== size || actual !== digest) {
-    await abandonAll();
-    const step =
-      digester.size === size
-        ? 'blob GET'
-        : `blob GET (read ${digester.size} bytes, the descriptor says ${size})`;
-    throw new DigestMismatchError(digest, actual, { context: { side: 'source', step } });
-  }
-  const outcomes = await Promise.all(
-    sinks.map(async ({ sink, group }) => {
-      if (sink.failed) {
-        await sink.abandon().catch(() => {});
-        return sink.error;
-      }
+    return out;
+  };
+
+  /** Bytes [from, to) of the blob as views of the list's pieces. */
+  const slices = (from: number, to: number): Buffer[] => {
+    const out: Buffer[] = [];
+    let at = base;
+    for (const p of pieces) {
+      const pEnd = at + p.byteLength;
+      if (pEnd > from && at < to) out.push(p.subarray(Math.max(from, at) - at, Math.min(to, pEnd) - at));
+      at = pEnd;
+      if (at >= to) break;
+    }
+    return out;
+  };
+
+  /** Drop the pieces every live sink has passed (an opening sink still needs them all). */
+  const trim = (): void => {
+    let keepFrom = end;
+    for (const s of sinks) if (s.live) keepFrom = Math.min(keepFrom, s.state === 'opening' ? 0 : s.cursor);
+    while (pieces.length > 0 && base + pieces[0]!.byteLength <= keepFrom) base += pieces.shift()!.byteLength;
+  };
+
+  const advance = (s: Sink, to: number): void => {
+    s.cursor = to;
+    trim();
+    progress.fire();
+  };
+
+  const fail = (s: Sink, err: unknown): void => {
+    if (s.error !== undefined || s.state === 'done') return;
+    s.error = err;
+    s.body?.destroy(err instanceof Error ? err : new Error(String(err)));
+    trim();
+    progress.fire();
+  };
+
+  /** Wait until the list holds bytes past `at`, or the source ended. False when this sink must stop. */
+  const until = async (s: Sink, wanted: (end: number) => boolean): Promise<boolean> => {
+    while (!wanted(end) && !ended && sourceError === undefined && s.error === undefined) await data.wait();
+    return s.error === undefined && sourceError === undefined;
+  };
+
+  /** Wait for the source's verdict; throws the source's error when it failed. */
+  const verdict = async (): Promise<void> => {
+    const ok = await verified;
+    if (!ok) throw sourceError;
+  };
+
+  const runSink = async (s: Sink, spec: SinkSpec): Promise<void> => {
+    const session = await spec.session;
+    s.session = session;
+    if (s.error !== undefined) throw s.error;
+    s.mode =
+      size <= Math.min(session.chunkSize, session.monolithicMaxSize)
+        ? 'whole'
+        : session.stream && session.streamable
+          ? 'stream'
+          : 'chunks';
+    s.state = 'running';
+    trim();
+    progress.fire();
+    if (s.mode === 'whole') {
+      await verdict();
+      whole ??= copy(0, size);
+      if (s.error !== undefined) throw s.error;
+      await session.finish(digest, whole.byteLength > 0 ? whole : undefined);
+      return;
+    }
+    if (s.mode === 'stream') {
+      const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+      // Its reader (the request) sees an error it is cut with; the event itself needs no other listener.
+      body.on('error', () => {});
+      s.body = body;
+      const feed = async (): Promise<void> => {
+        while (s.cursor < size) {
+          if (!(await until(s, (e) => e > s.cursor))) return;
+          if (s.cursor >= end) return; // the source ended short: the verdict says so
+          // Views of the source's own buffers, not copies: the list never changes a piece.
+          const views = slices(s.cursor, end);
+          advance(s, end);
+          let flowing = true;
+          for (const v of views) flowing = body.write(v);
+          if (!flowing) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                body.off('drain', done);
+                body.off('close', done);
+                resolve();
+              };
+              body.on('drain', done);
+              body.on('close', done);
+            });
+          }
+          if (body.destroyed) return;
+        }
+        body.end();
+      };
+      const fed = feed();
       try {
-        await sink.finish(digest, group.rest());
-        return undefined;
-      } catch (err) {
-        return err;
+        await session.stream!(body, size);
+      } finally {
+        body.destroy();
+        await fed.catch(() => {});
       }
-    }),
-  );
-  return { outcomes };
+      if (s.error !== undefined) throw s.error;
+      await verdict();
+      await session.finish(digest);
+      return;
+    }
+    // Chunks of the session's size; the rest goes with the closing PUT.
+    const chunk = session.chunkSize;
+    while (s.cursor + chunk <= size) {
+      if (!(await until(s, (e) => e >= s.cursor + chunk))) break;
+      if (end < s.cursor + chunk) break; // the source ended short
+      const bytes = copy(s.cursor, s.cursor + chunk);
+      advance(s, s.cursor + chunk);
+      await session.patch(bytes);
+    }
+    if (s.error !== undefined) throw s.error;
+    await verdict();
+    const rest = copy(s.cursor, end);
+    advance(s, end);
+    await session.finish(digest, rest.byteLength > 0 ? rest : undefined);
+  };
+
+  const outcomes = sinks.map(async (s, k): Promise<SinkOutcome> => {
+    try {
+      await runSink(s, specs[k]!);
+      s.state = 'done';
+      return undefined;
+    } catch (err) {
+      // The first reason this sink stopped: its own failure, or the source's (then every sink's).
+      const error = s.error ?? err;
+      const fromSource = sourceError !== undefined && error === sourceError;
+      fail(s, error);
+      s.state = 'done';
+      await s.session?.cancel().catch(() => {});
+      progress.fire();
+      return { error, source: fromSource };
+    }
+  });
+
+  /** The source waits while a streaming or chunking sink is more than a window behind. */
+  const window = (): number => {
+    let w = FAN_OUT_WINDOW;
+    for (const s of sinks)
+      if (s.live && s.mode === 'chunks') w = Math.max(w, s.session!.chunkSize + FAN_OUT_WINDOW / 4);
+    return w;
+  };
+  const holding = (): Sink[] =>
+    sinks.filter(
+      (s) => s.live && s.mode !== 'whole' && (s.state === 'opening' ? 0 : s.cursor) + window() < end,
+    );
+
+  const read = (async (): Promise<void> => {
+    const digester = new Digester(algorithmOf(digest));
+    let body: Readable | undefined;
+    try {
+      body = await open();
+      for await (const chunk of body) {
+        const buf = chunk as Buffer;
+        digester.update(buf);
+        if (digester.size > size) break;
+        pieces.push(buf);
+        end += buf.byteLength;
+        data.fire();
+        onProgress?.(buf.byteLength);
+        for (;;) {
+          const behind = holding();
+          if (behind.length === 0) break;
+          // A target throttled by its registry does not hold the others: it gets the blob again later.
+          for (const s of behind) {
+            if (s.congested()) {
+              fail(
+                s,
+                new UploadInterruptedError(
+                  'the registry is throttling requests and this upload fell behind the others; it is sent again',
+                ),
+              );
+            }
+          }
+          if (holding().length === 0) break;
+          await progress.wait();
+        }
+        if (sinks.every((s) => !s.live)) break;
+      }
+    } catch (err) {
+      sourceError =
+        isAbort(err) || err instanceof RegmirrorError
+          ? err
+          : new RegmirrorError(`reading blob ${digest} from the source failed: ${(err as Error).message}`, {
+              context: { side: 'source', digest },
+              cause: err,
+            });
+    } finally {
+      body?.destroy();
+    }
+    if (sourceError === undefined && sinks.some((s) => s.live)) {
+      const actual = digester.digest();
+      if (digester.size !== size || actual !== digest) {
+        const step =
+          digester.size === size
+            ? 'blob GET'
+            : `blob GET (read ${digester.size} bytes, the descriptor says ${size})`;
+        sourceError = new DigestMismatchError(digest, actual, { context: { side: 'source', step } });
+      }
+    }
+    ended = true;
+    if (sourceError !== undefined) for (const s of sinks) if (s.live) fail(s, sourceError);
+    data.fire();
+    settleVerified(sourceError === undefined);
+  })();
+
+  return { outcomes, read };
 }

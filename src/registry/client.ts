@@ -666,6 +666,8 @@ export class RegistryClient {
       session: new UploadSession(this, repo, new URL(location, res.url), {
         chunkSize: chunkSizeFor(policy, registryMinimum),
         monolithicMaxSize: policy.monolithicMaxSize,
+        // A registry that announces a minimum chunk wants chunks of it.
+        streamable: policy.streamed && registryMinimum === 0,
       }),
     };
   }
@@ -677,7 +679,7 @@ export class RegistryClient {
     url: URL,
     step: string,
     headers: Headers = {},
-    body?: Uint8Array,
+    body?: Uint8Array | Readable,
     signal?: AbortSignal,
   ): Promise<TransportResponse> {
     return this.call({
@@ -768,14 +770,53 @@ export class UploadSession {
   readonly chunkSize: number;
   /** Blobs up to this size go in one PUT. */
   readonly monolithicMaxSize: number;
+  /** A larger blob may go in one streamed PATCH (the profile allows it). */
+  readonly streamable: boolean;
   constructor(
     private readonly client: RegistryClient,
     readonly repo: Repository,
     private location: URL,
-    policy: { chunkSize: number; monolithicMaxSize: number },
+    policy: { chunkSize: number; monolithicMaxSize: number; streamable?: boolean },
   ) {
     this.chunkSize = policy.chunkSize;
     this.monolithicMaxSize = policy.monolithicMaxSize;
+    this.streamable = policy.streamable ?? false;
+  }
+
+  /**
+   * Send `size` bytes of `body` in one PATCH (Content-Length, and the Content-Range the spec gives
+   * chunks). The body is a stream, sent once: a failure part-way is an interrupted upload, which the
+   * engine starts again from a new session.
+   */
+  async stream(body: Readable, size: number): Promise<void> {
+    const start = this.offset;
+    let res: TransportResponse;
+    try {
+      res = await this.client.uploadCall(
+        this.repo,
+        'PATCH',
+        this.location,
+        'blob upload (stream)',
+        {
+          'content-type': 'application/octet-stream',
+          'content-range': `${start}-${start + size - 1}`,
+          'content-length': String(size),
+        },
+        body,
+      );
+    } catch (err) {
+      if (!resumable(err)) throw err;
+      throw new UploadInterruptedError(`upload interrupted: ${formatError(err)}`, {
+        context: { registry: this.repo.registry, repository: this.repo.path, step: 'blob upload (stream)' },
+        cause: err,
+      });
+    }
+    if (res.status !== 202 && res.status !== 201 && res.status !== 204) {
+      throw await this.client.uploadError(res, this.repo, 'blob upload (stream)');
+    }
+    drain(res.body);
+    this.follow(res);
+    this.offset = start + size;
   }
 
   /** Send one chunk (Content-Range start-end inclusive, no "bytes " prefix). */

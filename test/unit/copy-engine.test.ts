@@ -453,7 +453,7 @@ describe('copyImage: mounts', () => {
     assert.equal(store.log(['finish']).filter((c) => c.detail === shared.desc.digest).length, 1);
   });
 
-  it('falls back to an upload when the registry declines a mount, and cancels the session it opened', async () => {
+  it('uploads in the session a declined mount opened (a stale mount source costs no extra request)', async () => {
     const img = small();
     const store = new MemoryStore();
     seed(store, SOURCE, img, '1.0');
@@ -465,8 +465,10 @@ describe('copyImage: mounts', () => {
 
     assert.deepEqual([result.targets[0]?.status, result.targets[0]?.blobsUploaded], ['copied', 3]);
     assert.equal(store.count('mount'), 3);
-    assert.equal(store.count('cancel'), 3);
-    assert.equal(store.count('uploadStart'), 3);
+    // The 202 of each declined mount opened the session the blob then went into: no cancel, no new POST.
+    assert.equal(store.count('cancel'), 0);
+    assert.equal(store.count('uploadStart'), 0);
+    assert.equal(store.count('finish'), 3);
     assertSameContent(store, target, img);
   });
 });
@@ -501,7 +503,7 @@ describe('copyImage: failures', () => {
     assert.equal(exitCodeFor([result]), 1);
   });
 
-  it('detects a source blob longer than its descriptor, after chunks were sent, and commits nothing of it', async () => {
+  it('detects a source blob longer than its descriptor while chunks go out, and commits nothing of it', async () => {
     const big = layer(10_000, 50);
     const img = image(text(OCI_CONFIG, '{}'), [big]);
     const store = new MemoryStore();
@@ -515,8 +517,12 @@ describe('copyImage: failures', () => {
     assert.equal(t.status, 'failed');
     assert.ok(t.error?.includes(big.desc.digest), t.error);
     assert.match(t.error ?? '', /the descriptor says 10000/);
-    assert.ok(store.count('patch', 'a.example') >= 2, 'expected chunks before the mismatch was found');
+    // The source may be read ahead of the uploads (up to a window): how many chunks went out before the
+    // mismatch was found varies; none was committed, and the session was abandoned.
     assert.equal(store.log(['finish']).filter((c) => c.detail === big.desc.digest).length, 0);
+    const session = store.sessions.find((s) => s.ranges.length > 0 || s.state === 'cancelled');
+    assert.ok(store.sessions.every((s) => s.state !== 'open' || s.committed !== undefined));
+    assert.ok(session === undefined || session.state === 'cancelled');
     assert.equal(store.blob(target, big.desc.digest), undefined);
     assert.equal(store.count('manifestPut'), 0);
   });

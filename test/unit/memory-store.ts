@@ -75,6 +75,13 @@ export class MemoryStore implements RegistryStore {
    * not found, so the fallback tag schema applies.
    */
   readonly referrersApiRegistries = new Set<string>();
+  /** Registries whose sessions take a whole blob in one streamed PATCH (their profile allows it). */
+  readonly streaming = new Set<string>();
+  /** Registries throttling us now (what the transport learns from 429s), and a way to wait for a change. */
+  private readonly congestedNow = new Set<string>();
+  private congestionWaiters: (() => void)[] = [];
+  /** Hold a call (after it is counted, before it is answered) until the returned promise settles. */
+  hold: ((call: Call) => Promise<void> | undefined) | undefined;
   /** What was learned, kept as the registry client keeps it (one probe per registry at a time). */
   private modes = new ReferrersModes();
   private readonly repos = new Map<string, Repo>();
@@ -150,6 +157,8 @@ export class MemoryStore implements RegistryStore {
     const call: Call = { op, registry: r.registry, repository: r.path, detail };
     this.calls.push(call);
     await tick();
+    const held = this.hold?.(call);
+    if (held) await held;
     const err = this.fault?.(call);
     if (err !== undefined) throw err;
   }
@@ -277,6 +286,22 @@ export class MemoryStore implements RegistryStore {
     return { mounted: false, session };
   }
 
+  setCongested(registry: string, congested: boolean): void {
+    if (congested) this.congestedNow.add(registry);
+    else this.congestedNow.delete(registry);
+    const waiters = this.congestionWaiters;
+    this.congestionWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  congested(registry: string): boolean {
+    return this.congestedNow.has(registry);
+  }
+
+  congestionChanged(): Promise<void> {
+    return new Promise((resolve) => this.congestionWaiters.push(resolve));
+  }
+
   supportsMounts(registry: string): boolean {
     return !this.noMounts.has(registry);
   }
@@ -306,6 +331,7 @@ export class MemorySession implements UploadSink {
   private busy = false;
 
   readonly monolithicMaxSize: number;
+  readonly streamable: boolean;
 
   constructor(
     private readonly store: MemoryStore,
@@ -313,7 +339,35 @@ export class MemorySession implements UploadSink {
     readonly chunkSize: number,
   ) {
     this.monolithicMaxSize = chunkSize;
+    this.streamable = store.streaming.has(repository.registry);
   }
+
+  /** One PATCH whose body is streamed: counted as a 'patch' of the whole range once it has been read. */
+  async stream(body: Readable, size: number): Promise<void> {
+    if (!this.streamable) throw new Error('stream on a session whose registry takes chunks');
+    if (this.busy) throw new Error('416: streamed PATCH sent while another PATCH is in flight');
+    if (this.state !== 'open') throw new Error(`PATCH on a ${this.state} session`);
+    const start = this.offset;
+    const range = `${start}-${start + size - 1}`;
+    this.busy = true;
+    const parts: Buffer[] = [];
+    try {
+      await this.store.record('patch', this.repository, range);
+      for await (const chunk of body) parts.push(Buffer.from(chunk as Buffer));
+    } finally {
+      this.busy = false;
+    }
+    const bytes = Buffer.concat(parts);
+    // Content-Length: a body of another length is refused like an HTTP server would.
+    if (bytes.byteLength !== size) throw new Error(`400: streamed ${bytes.byteLength} bytes, said ${size}`);
+    this.parts.push(bytes);
+    this.ranges.push(range);
+    this.offset += size;
+    this.streamedBytes += size;
+  }
+
+  /** Bytes that came in streamed PATCHes. */
+  streamedBytes = 0;
 
   async patch(chunk: Uint8Array): Promise<void> {
     const start = this.offset;

@@ -98,6 +98,22 @@ describe('upload policy', () => {
     assert.equal(ghcr.upload.monolithicMaxSize, 4 * MIB);
   });
 
+  it('streams a large blob in one request only where no part size is to be kept', () => {
+    const profiles = profilesFor({ registries: { 'b.example': { chunkSize: '2MiB' } } }, {});
+    assert.equal(profiles.for('r.example').upload.streamed, true, 'distribution');
+    assert.equal(profiles.for('quay.io').upload.streamed, true, 'quay');
+    assert.equal(profiles.for('docker.io').upload.streamed, true, 'docker hub');
+    assert.equal(profiles.for('public.ecr.aws').upload.streamed, false, 'ECR Public: parts ≥ 5 MiB');
+    assert.equal(profiles.for('123456789012.dkr.ecr.eu-west-1.amazonaws.com').upload.streamed, false, 'ECR');
+    assert.equal(profiles.for('ghcr.io').upload.streamed, false, 'GHCR: bodies ≤ 4 MiB');
+    assert.equal(profiles.for('b.example').upload.streamed, false, 'a chunk size the config chose');
+    assert.equal(
+      profilesFor({}, { chunkSize: 3 * MIB }).for('r.example').upload.streamed,
+      false,
+      '--chunk-size',
+    );
+  });
+
   it('keeps chunks within what the registry accepts, and raises them to its OCI-Chunk-Min-Length', () => {
     const profiles = profilesFor({
       registries: { 'public.ecr.aws': { chunkSize: '1MiB' }, 'ghcr.io': { chunkSize: '16MiB' } },

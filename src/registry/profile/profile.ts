@@ -31,6 +31,12 @@ export interface UploadPolicy {
   maxChunkSize: number;
   /** Blobs up to this size go in one PUT (monolithic); larger ones in chunks. */
   monolithicMaxSize: number;
+  /**
+   * A larger blob goes in one streamed PATCH fed as the source delivers (as `docker push` does), not in
+   * chunks. Off where parts have a size to keep (ECR ≥ 5 MiB, GHCR ≤ 4 MiB) and where the user chose a
+   * chunk size; chunks also stay what an interrupted session resumes from.
+   */
+  streamed: boolean;
 }
 
 /** What a registry does differently from the distribution spec, as data the generic code consults. */

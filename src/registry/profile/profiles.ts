@@ -117,12 +117,19 @@ export class RegistryProfiles {
     const defaults = this.inputs.defaults ?? {};
     const chunkSize =
       settings.chunkSize ?? defaults.chunkSize ?? vendor?.upload?.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    const minChunkSize = vendor?.upload?.minChunkSize ?? 0;
+    const chosen = settings.chunkSize !== undefined || defaults.chunkSize !== undefined;
     const upload: UploadPolicy = {
       chunkSize,
-      minChunkSize: vendor?.upload?.minChunkSize ?? 0,
+      minChunkSize,
       maxChunkSize,
       // A blob that fits in one chunk goes in one PUT, unless the vendor limits request bodies further.
       monolithicMaxSize: Math.min(vendor?.upload?.monolithicMaxSize ?? chunkSize, maxChunkSize),
+      // One streamed request per blob where nothing bounds a part: no vendor part sizes, no chunk size
+      // the user asked for (a proxy in between may need it).
+      streamed:
+        vendor?.upload?.streamed ??
+        (!chosen && minChunkSize === 0 && maxChunkSize === DEFAULT_MAX_CHUNK_SIZE),
     };
 
     let credentials: CredentialProvider;
