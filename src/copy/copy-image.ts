@@ -18,7 +18,7 @@ import {
   PermissionError,
   RegmirrorError,
 } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import { algorithmOf, type Digest, digestOf } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
@@ -623,7 +623,9 @@ async function pushManifests(w: TargetWork, graph: ManifestGraph, ctx: CopyConte
       const isRoot = m === graph.root;
       const selector = isRoot ? (w.ref.tag ?? m.digest) : m.digest;
       const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
-      if (pushed !== m.digest) {
+      // Under a tag the registry names it by sha256 even when the source named it by sha512: the same
+      // bytes either way, which is what counts.
+      if (pushed !== m.digest && digestOf(m.bytes, algorithmOf(pushed)) !== pushed) {
         throw new RegmirrorError(`pushed manifest has digest ${pushed}, expected ${m.digest}`, {
           context: { registry: w.ref.registry, repository: w.ref.path, step: `manifest PUT ${selector}` },
         });
