@@ -38,6 +38,7 @@ import { Authenticator, repositoryScope } from './auth.js';
 import {
   deadlineFor,
   descriptorProblem,
+  MAX_CHUNK_MINIMUM,
   type RegistryLimits,
   type RequestKind,
   TAG_PAGE_BODY_LIMIT,
@@ -857,6 +858,15 @@ export class RegistryClient {
     const url = checkUploadLocation(location, res.url, this.registryOrigin(repo.registry), context);
     const policy = this.profile(repo.registry).upload;
     const registryMinimum = Number(header(res.headers, 'oci-chunk-min-length') ?? 0) || 0;
+    if (registryMinimum > MAX_CHUNK_MINIMUM) {
+      // Chunks are buffered in memory (two per chunk size): a registry cannot make us hold gigabytes.
+      const session = new UploadSession(this, repo, url, { chunkSize: 0, monolithicMaxSize: 0 });
+      await session.cancel();
+      throw new RegistryError(
+        `the registry asks for upload chunks of at least ${registryMinimum} bytes (OCI-Chunk-Min-Length), more than the ${MAX_CHUNK_MINIMUM} regmirror buffers; refused`,
+        { context },
+      );
+    }
     return {
       mounted: false,
       session: new UploadSession(this, repo, url, {

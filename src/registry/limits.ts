@@ -57,6 +57,8 @@ export const DEFAULT_LIMITS: Readonly<RegistryLimits> = Object.freeze({
 export const TAG_PAGE_BODY_LIMIT = 16 * MiB;
 /** A token server's answer. */
 export const TOKEN_BODY_LIMIT = 1 * MiB;
+/** The largest OCI-Chunk-Min-Length honoured: chunks are buffered in memory, two per chunk size. */
+export const MAX_CHUNK_MINIMUM = 64 * MiB;
 
 /** `base` with the parts `input` sets. */
 export function mergeLimits(base: RegistryLimits, input: LimitsInput | undefined): RegistryLimits {

@@ -501,6 +501,7 @@ class DeadlineTimer {
         this.expired = true;
         this.body?.destroy(this.error());
         this.controller.abort(this.error());
+        this.parent?.removeEventListener('abort', this.onParentAbort);
       },
       Math.max(0, deadline.ms),
     );
