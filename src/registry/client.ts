@@ -221,8 +221,9 @@ export class RegistryClient {
     try {
       return await this.callOnce(o);
     } catch (err) {
-      // Say where: the transport knows the host, not the repository or the step.
-      if (err instanceof RegmirrorError) {
+      // Say where: the transport knows the host, not the repository or the step. (Only for the verdicts
+      // on what a registry did — a refused redirect, a spent deadline; "cannot reach" is about the host.)
+      if (err instanceof RegistryError || err instanceof TimeoutError) {
         err.context.registry ??= o.repo.registry;
         err.context.repository ??= o.repo.path;
         err.context.step ??= o.step;
