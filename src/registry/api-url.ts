@@ -51,10 +51,10 @@ export function uploadsPath(mount?: { digest: string; from: string }): ApiPath {
   };
 }
 
-/** referrers/<digest> */
-export function referrersPath(digest: string): ApiPath {
+/** referrers/<digest>, optionally filtered by artifact type (?artifactType=) */
+export function referrersPath(digest: string, artifactType?: string): ApiPath {
   if (!isDigest(digest)) throw new InvalidReferenceError(`${quoted(digest)} is not a digest`);
-  return { segments: ['referrers', digest] };
+  return { segments: ['referrers', digest], ...(artifactType ? { query: { artifactType } } : {}) };
 }
 
 /**

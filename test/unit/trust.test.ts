@@ -20,7 +20,14 @@ import {
   TimeoutError,
   UntrustedError,
 } from '../../src/errors.js';
-import { apiUrl, blobPath, manifestPath, tagsPath, uploadsPath } from '../../src/registry/api-url.js';
+import {
+  apiUrl,
+  blobPath,
+  manifestPath,
+  referrersPath,
+  tagsPath,
+  uploadsPath,
+} from '../../src/registry/api-url.js';
 import { DEFAULT_LIMITS, deadlineFor, descriptorProblem, mergeLimits } from '../../src/registry/limits.js';
 import { redactUrl, Transport } from '../../src/registry/transport.js';
 import { checkRealm, checkUploadLocation, mayAdoptChallenge, mayCarry } from '../../src/registry/trust.js';
@@ -236,6 +243,9 @@ describe('URLs from typed parts (api-url.ts)', () => {
     const mount = apiUrl(base, repo, uploadsPath({ digest, from: 'other/app' }));
     assert.equal(mount.searchParams.get('mount'), digest);
     assert.equal(mount.searchParams.get('from'), 'other/app');
+    const referrers = apiUrl(base, repo, referrersPath(digest, 'application/vnd.dev.sigstore.bundle+json'));
+    assert.equal(referrers.pathname, `/v2/mirror/app/referrers/${digest}`);
+    assert.equal(referrers.searchParams.get('artifactType'), 'application/vnd.dev.sigstore.bundle+json');
   });
 
   it('refuses a selector that is neither a tag nor a digest: it never becomes a path', () => {
