@@ -435,7 +435,7 @@ describe('hostile registries', { concurrency: 1 }, () => {
   test('a target cannot make regmirror buffer gigabytes: an absurd OCI-Chunk-Min-Length is refused', async () => {
     hb.serve('f5/chunk-min', { chunkMinLength: 10 * 1024 ** 3 });
     const res = await runCliMeasured(
-      ['copy', `${world.source.host}/hostile/base:v1`, `${hb.host}/f5/chunk-min`],
+      ['copy', `${world.source.host}/hostile/large:v1`, `${hb.host}/f5/chunk-min`],
       {
         env: env(),
         timeoutMs: 60_000,
