@@ -22,8 +22,16 @@ import {
 } from '../errors.js';
 import { MAX_GRAPH_MANIFESTS } from '../oci/bounds.js';
 import { algorithmOf, type Digest, digestOf, isDigest } from '../oci/digest.js';
-import { blobsOf, childrenOf, type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
-import { baseMediaType, MANIFEST_ACCEPT } from '../oci/media-types.js';
+import {
+  blobsOf,
+  childrenOf,
+  type Descriptor,
+  type Manifest,
+  ManifestParseError,
+  parseManifest,
+} from '../oci/manifest.js';
+import { baseMediaType, MANIFEST_ACCEPT, OCI_INDEX } from '../oci/media-types.js';
+import { type ReferrersAnswer, referrersOf } from '../oci/referrers.js';
 import {
   apiHost,
   describeSelector,
@@ -33,7 +41,15 @@ import {
   referenceSelector,
 } from '../reference/reference.js';
 import { quoted, registryText } from '../sanitize.js';
-import { type ApiPath, apiUrl, blobPath, manifestPath, tagsPath, uploadsPath } from './api-url.js';
+import {
+  type ApiPath,
+  apiUrl,
+  blobPath,
+  manifestPath,
+  referrersPath,
+  tagsPath,
+  uploadsPath,
+} from './api-url.js';
 import { Authenticator, repositoryScope } from './auth.js';
 import {
   deadlineFor,
@@ -45,6 +61,7 @@ import {
 } from './limits.js';
 import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
 import type { RegistryProfiles } from './profile/profiles.js';
+import { ReferrersModes } from './referrers-mode.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { classifyStatus } from './status.js';
 import {
@@ -67,6 +84,9 @@ export interface ClientWarning {
   context: ErrorContext;
   message: string;
 }
+
+/** Pages of one referrers list followed at most (a registry that keeps linking on is not followed forever). */
+const REFERRERS_PAGE_LIMIT = 100;
 
 export interface ClientOptions {
   /** One profile per registry: TLS, limits, credentials, upload policy, quirks. */
@@ -159,10 +179,13 @@ export class RegistryClient {
   private readonly repositories = new Map<string, Promise<'exists' | 'created' | 'unmanaged'>>();
   private readonly options: ClientOptions;
   readonly retryPolicy: RetryPolicy;
+  /** Which registries have the referrers API, learned once each and kept in their profiles. */
+  readonly referrersModes: ReferrersModes;
 
   constructor(options: ClientOptions) {
     this.options = options;
     this.profiles = options.profiles;
+    this.referrersModes = new ReferrersModes((registry) => this.profiles.for(registry));
     this.retryPolicy = options.retry ?? defaultRetryPolicy;
     this.transport = new Transport({
       settings: (host) => this.profiles.hostSettings(host),
@@ -348,22 +371,30 @@ export class RegistryClient {
 
   /** Turn a non-success answer into a typed error (the sorting is status.ts's). Consumes the body. */
   private async errorFor(res: TransportResponse, o: Pick<CallOptions, 'repo' | 'step'>, what?: string) {
-    const text = await readCapped(res.body);
+    return this.errorFromText(res.status, await readCapped(res.body), o, what);
+  }
+
+  private errorFromText(
+    status: number,
+    text: string,
+    o: Pick<CallOptions, 'repo' | 'step'>,
+    what?: string,
+  ): RegistryError | NotFoundError | PermissionError {
     const { summary, codes } = summariseErrorBody(text);
     const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const detail = summary ? `: ${summary}` : '';
-    switch (classifyStatus(res.status, { codes })) {
+    switch (classifyStatus(status, { codes })) {
       case 'not-found':
         return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, { context });
       case 'denied':
-        return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
+        return new PermissionError(`access denied (HTTP ${status}${detail})`, {
           context,
           hint: 'check that this account may pull/push this repository',
         });
       default:
-        return new RegistryError(`registry answered HTTP ${res.status}${detail}`, {
+        return new RegistryError(`registry answered HTTP ${status}${detail}`, {
           context,
-          status: res.status,
+          status: status,
           codes,
         });
     }
@@ -548,6 +579,8 @@ export class RegistryClient {
       throw err;
     }
     drain(res.body);
+    // A registry with the referrers API says so when it indexed the manifest's subject.
+    if (header(res.headers, 'oci-subject')) this.referrersModes.learn(repo.registry, 'api');
     const algorithm = isDigest(selector) ? algorithmOf(selector) : 'sha256';
     const computed = digestOf(bytes, algorithm);
     const reported = header(res.headers, 'docker-content-digest');
@@ -571,6 +604,104 @@ export class RegistryClient {
     const res = await this.call(o);
     if (res.status !== 202 && res.status !== 200) throw await this.errorFor(res, o);
     drain(res.body);
+  }
+
+  // ---- referrers ---------------------------------------------------------------------------------
+
+  referrersApi(registry: string): boolean | undefined {
+    const mode = this.referrersModes.get(registry);
+    return mode === undefined ? undefined : mode === 'api';
+  }
+
+  /**
+   * The referrers API for `subject`, every page followed. The first answer teaches the registry's mode:
+   * 200 → the API; 404 (what a registry without the route says) or another "not supported" answer → the
+   * fallback tag schema, and the registry is not asked again. A 404 NAME_UNKNOWN only says the repository
+   * does not exist yet, which decides nothing.
+   */
+  async referrers(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer> {
+    return this.referrersModes.once(repo.registry, async () => {
+      if (this.referrersModes.get(repo.registry) === 'tag-schema') return { api: false };
+      return this.referrersRequest(repo, subject, artifactType);
+    });
+  }
+
+  private async referrersRequest(
+    repo: Repository,
+    subject: Digest,
+    artifactType: string | undefined,
+  ): Promise<ReferrersAnswer> {
+    const step = `referrers GET ${subject}`;
+    const limits = this.limits(repo.registry);
+    let url: ApiPath | URL = referrersPath(subject, artifactType);
+    const descriptors: Descriptor[] = [];
+    let filtered = artifactType !== undefined;
+    const seen = new Set<string>();
+    for (let page = 0; ; page++) {
+      const o = {
+        repo,
+        scopes: [repositoryScope(repo.path, 'pull')],
+        step,
+        method: 'GET' as const,
+        url,
+        kind: 'manifest' as const,
+        headers: { accept: OCI_INDEX },
+      };
+      const res = await this.call(o);
+      if (res.status !== 200) {
+        const text = await readCapped(res.body);
+        if (page === 0) {
+          const { codes } = summariseErrorBody(text);
+          if (res.status === 404 && codes.includes('NAME_UNKNOWN')) return { api: undefined };
+          const unsupported =
+            res.status === 404 ||
+            res.status === 405 ||
+            res.status === 501 ||
+            (res.status === 400 && codes.includes('UNSUPPORTED'));
+          if (unsupported) {
+            this.referrersModes.learn(repo.registry, 'tag-schema');
+            return { api: false };
+          }
+        }
+        throw this.errorFromText(res.status, text, o);
+      }
+      const context: ErrorContext = { registry: repo.registry, repository: repo.path, step };
+      let list: Descriptor[];
+      try {
+        const bytes = await this.readBody(res, limits.maxManifestSize, context, 'limits.maxManifestSize');
+        list = referrersOf(parseManifest(bytes, OCI_INDEX));
+      } catch (err) {
+        if (err instanceof ManifestParseError) {
+          throw new RegistryError(`unreadable referrers list: ${registryText(err.message)}`, { context });
+        }
+        throw err;
+      }
+      this.referrersModes.learn(repo.registry, 'api');
+      descriptors.push(...list);
+      if (descriptors.length > limits.maxReferrers) {
+        throw new RegistryError(
+          `the referrers list of ${subject} names more than ${limits.maxReferrers} referrers (limits.maxReferrers); refused`,
+          {
+            context,
+            hint: 'if the manifest really has that many signatures and attestations, raise limits.maxReferrers for this registry in the config',
+          },
+        );
+      }
+      const applied = (header(res.headers, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim());
+      filtered &&= applied.includes('artifactType');
+      const next = nextLink(header(res.headers, 'link'), res.url);
+      if (!next || seen.has(next.href)) break;
+      if (next.origin !== res.url.origin) {
+        // Our credentials belong to this registry: a page elsewhere is not fetched with them.
+        throw new RegistryError(`the referrers list links to another host (${next.host})`, { context });
+      }
+      if (page + 1 >= REFERRERS_PAGE_LIMIT) {
+        throw new RegistryError(`the referrers list goes on past ${REFERRERS_PAGE_LIMIT} pages`, { context });
+      }
+      seen.add(next.href);
+      url = next;
+    }
+    return { api: true, descriptors, filtered };
   }
 
   // ---- tags --------------------------------------------------------------------------------------
