@@ -95,6 +95,8 @@ export interface Scenario {
   acceptSha512?: boolean;
   /** As a target: the OCI-Chunk-Min-Length announced with every upload session. */
   chunkMinLength?: number;
+  /** The referrers API answers every subject with this many (made-up) referrers. */
+  referrersCount?: number;
 }
 
 export interface HostileOptions {
@@ -137,6 +139,7 @@ const MANIFEST_RE = new RegExp(`^/v2/${NAME}/manifests/(?<ref>[^/]+)$`);
 const BLOB_RE = new RegExp(`^/v2/${NAME}/blobs/(?<digest>[a-z0-9]+:[a-f0-9]+)$`);
 const UPLOADS_RE = new RegExp(`^/v2/${NAME}/blobs/uploads/(?<id>[^/]*)$`);
 const TAGS_RE = new RegExp(`^/v2/${NAME}/tags/list$`);
+const REFERRERS_RE = new RegExp(`^/v2/${NAME}/referrers/(?<digest>[a-z0-9]+:[a-f0-9]+)$`);
 
 function digestOf(bytes: Buffer, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
@@ -366,7 +369,8 @@ export async function startHostileRegistry(options: HostileOptions): Promise<Hos
     const b = BLOB_RE.exec(url.pathname)?.groups;
     const u = UPLOADS_RE.exec(url.pathname)?.groups;
     const t = TAGS_RE.exec(url.pathname)?.groups;
-    const repo = m?.repo ?? b?.repo ?? u?.repo ?? t?.repo;
+    const r = REFERRERS_RE.exec(url.pathname)?.groups;
+    const repo = m?.repo ?? b?.repo ?? u?.repo ?? t?.repo ?? r?.repo;
     const scenario = scenarioOf(repo);
     if (!authorized(req)) {
       const push = method !== 'GET' && method !== 'HEAD';
@@ -397,6 +401,20 @@ export async function startHostileRegistry(options: HostileOptions): Promise<Hos
         200,
         { 'content-type': 'application/json', ...link },
         JSON.stringify({ name: t.repo, tags: list }),
+      );
+    }
+    if (r && method === 'GET' && scenario.referrersCount !== undefined) {
+      const manifests = Array.from({ length: scenario.referrersCount }, (_, i) => ({
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: digestOf(Buffer.from(`referrer ${i}`)),
+        size: 100,
+        artifactType: 'application/vnd.example.signature',
+      }));
+      return send(
+        res,
+        200,
+        { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
       );
     }
     if (m && (method === 'GET' || method === 'HEAD')) {

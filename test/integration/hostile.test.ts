@@ -432,6 +432,28 @@ describe('hostile registries', { concurrency: 1 }, () => {
     assert.equal(world.open.proxy.count({ repo: 'hostile/f5-stall', method: 'PUT', kind: 'manifest' }), 0);
   });
 
+  test('a referrers answer naming more referrers than limits.maxReferrers is refused', async () => {
+    hb.addImage('f5/referrers', 'v1', ociImage({ seed: 'f5-referrers' }));
+    hb.serve('f5/referrers', { referrersCount: 12 });
+    const config = await writeConfig('f5-referrers', {
+      registries: { [hb.host]: { limits: { maxReferrers: 5 } } },
+      mirrors: [
+        {
+          source: `${hb.host}/f5/referrers`,
+          tags: ['v1'],
+          targets: [`${world.open.host}/hostile/f5-referrers`],
+        },
+      ],
+    });
+    const res = await cli(['sync', '--config', config]);
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /names more than 5 referrers \(limits\.maxReferrers\); refused/);
+    assert.equal(
+      world.open.proxy.count({ repo: 'hostile/f5-referrers', method: 'PUT', kind: 'manifest' }),
+      0,
+    );
+  });
+
   test('a target cannot make regmirror buffer gigabytes: an absurd OCI-Chunk-Min-Length is refused', async () => {
     hb.serve('f5/chunk-min', { chunkMinLength: 10 * 1024 ** 3 });
     const res = await runCliMeasured(
