@@ -1017,20 +1017,21 @@ export class RegistryClient {
     url: URL,
     step: string,
     headers: Headers = {},
-    body?: Uint8Array | Readable,
+    body?: Uint8Array | { stream: Readable; size: number },
     signal?: AbortSignal,
   ): Promise<TransportResponse> {
+    // A chunk, a streamed blob or the closing PUT moves bytes: its deadline grows with them.
+    const bytes = body === undefined ? 0 : body instanceof Uint8Array ? body.byteLength : body.size;
     return this.call({
       repo,
       scopes: [repositoryScope(repo.path, 'pull,push')],
       step,
       method,
       url,
-      // A chunk or the closing PUT moves bytes: its deadline grows with them.
-      kind: body && body.byteLength > 0 ? 'blob' : 'request',
-      bytes: body?.byteLength ?? 0,
+      kind: bytes > 0 ? 'blob' : 'request',
+      bytes,
       headers,
-      body,
+      body: body instanceof Uint8Array || body === undefined ? body : body.stream,
       followRedirects: false,
       ...(signal ? { signal, retry: false } : {}),
     });
@@ -1146,7 +1147,7 @@ export class UploadSession {
           'content-range': `${start}-${start + size - 1}`,
           'content-length': String(size),
         },
-        body,
+        { stream: body, size },
       );
     } catch (err) {
       if (!resumable(err)) throw err;
