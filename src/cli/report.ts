@@ -85,6 +85,26 @@ export const summarySchema = z.strictObject({
   retries: z.number().int(),
 });
 
+/**
+ * A registry that throttled the run: its 429 and 503 answers, the time requests waited before retrying
+ * them (summed over requests), time spent keeping to a per-second rate, and the requests-in-flight bound
+ * at the start, at its lowest and at the end. Only registries that throttled at all are listed.
+ */
+export const throttlingSchema = z.strictObject({
+  registry: z.string(),
+  tooManyRequests: z.number().int().nonnegative(),
+  unavailable: z.number().int().nonnegative(),
+  waitedMs: z.number().nonnegative(),
+  pacedMs: z.number().nonnegative(),
+  concurrency: z.strictObject({
+    initial: z.number().int().positive(),
+    lowest: z.number().int().positive(),
+    final: z.number().int().positive(),
+  }),
+});
+
+export type Throttling = z.infer<typeof throttlingSchema>;
+
 export const syncReportSchema = z.strictObject({
   command: z.enum(['sync', 'plan']),
   dryRun: z.boolean(),
@@ -94,6 +114,7 @@ export const syncReportSchema = z.strictObject({
   startedAt: z.string(),
   durationMs: z.number().nonnegative(),
   summary: summarySchema,
+  throttling: z.array(throttlingSchema),
   mirrors: z.array(mirrorResultSchema),
 });
 

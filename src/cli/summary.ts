@@ -2,6 +2,7 @@
 
 import type { MirrorResult } from '../copy/run.js';
 import { formatBytes, formatDuration } from './format.js';
+import type { Throttling } from './report.js';
 
 interface Row {
   mirror: string;
@@ -90,4 +91,26 @@ export function renderSummary(mirrors: MirrorResult[], dryRun: boolean): string 
       return cells;
     }),
   );
+}
+
+/** One line per registry that throttled the run, for the end of the human output. */
+export function renderThrottling(throttling: Throttling[]): string[] {
+  return throttling.map((t) => {
+    const answers = [
+      t.tooManyRequests > 0 ? `${t.tooManyRequests} × 429` : '',
+      t.unavailable > 0 ? `${t.unavailable} × 503` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const parts = [
+      answers
+        ? `answered ${answers}; requests waited ${formatDuration(t.waitedMs)} in all before retrying`
+        : '',
+      t.pacedMs > 0 ? `paced to its request rate (${formatDuration(t.pacedMs)} of waits)` : '',
+      t.concurrency.lowest < t.concurrency.initial
+        ? `requests in flight lowered from ${t.concurrency.initial} to ${t.concurrency.lowest} (${t.concurrency.final} at the end)`
+        : '',
+    ].filter(Boolean);
+    return `throttled by ${t.registry}: ${parts.join('; ')}`;
+  });
 }

@@ -41,6 +41,7 @@ import {
   referenceSelector,
 } from '../reference/reference.js';
 import { quoted, registryText } from '../sanitize.js';
+import type { ThrottleStats } from './adaptive-limit.js';
 import {
   type ApiPath,
   apiUrl,
@@ -101,6 +102,9 @@ export interface ClientOptions {
 /** Invalid tags named in one warning; the rest are counted. */
 const SKIPPED_TAGS_NAMED = 5;
 
+/** One registry's throttling in a run (the report's `throttling` entries). */
+export type ThrottleReport = Omit<ThrottleStats, 'host'> & { registry: string };
+
 export interface ManifestInfo {
   digest: Digest;
   mediaType: string | undefined;
@@ -130,6 +134,8 @@ interface CallOptions {
   retry?: boolean;
   /** Instead of the run's signal: cancelling upload sessions must still work after an abort. */
   signal?: AbortSignal;
+  /** The kind of request, where a registry limits its rate (transport paces it). */
+  action?: TransportRequest['action'];
   /**
    * A 401 to a request that carried credentials is final: no new token is fetched to try again. For
    * mounts, where the registry refuses the `from` repository (Harbor) and a fresh token would be refused
@@ -288,6 +294,7 @@ export class RegistryClient {
           ...(authorization ? { credentials: { authorization, origin } } : {}),
           deadline,
           idleMs: profile.limits.timeouts.idle,
+          ...(o.action ? { action: o.action } : {}),
         });
         // A 401 from anywhere but the registry itself (a storage host behind a redirect, a Link target)
         // is not the registry's challenge: never adopted, never answered with the registry's credentials.
@@ -560,6 +567,7 @@ export class RegistryClient {
       kind: 'manifest' as const,
       headers: { 'content-type': mediaType },
       body: bytes,
+      action: 'manifestPut' as const,
     };
     const res = await this.call(o);
     if (res.status !== 201 && res.status !== 200) {
@@ -1039,6 +1047,26 @@ export class RegistryClient {
 
   async uploadError(res: TransportResponse, repo: Repository, step: string): Promise<Error> {
     return this.errorFor(res, { repo, step });
+  }
+
+  /** Whether `registry` refused a request with 429/503 a moment ago (copy/store.ts). */
+  congested(registry: string): boolean {
+    return this.transport.congested(apiHost(registry));
+  }
+
+  congestionChanged(): Promise<void> {
+    return this.transport.congestionChanged();
+  }
+
+  /**
+   * Registries that throttled the run — 429/503 answers, waits before retrying them, requests paced to a
+   * rate, the requests-in-flight bound lowered — by registry name where the host is a registry's.
+   */
+  throttling(): ThrottleReport[] {
+    return this.transport.throttling().map(({ host, ...rest }) => ({
+      registry: this.profiles.forHost(host)?.registry ?? host,
+      ...rest,
+    }));
   }
 
   /** Whether cross-repository mounts are worth asking this registry for (its profile says). */

@@ -17,7 +17,7 @@ import {
   UntrustedError,
 } from '../errors.js';
 import { registryText } from '../sanitize.js';
-import { createLimiter, type Limiter } from './limiter.js';
+import { AdaptiveLimit, type RateAction, type RequestRates, type ThrottleStats } from './adaptive-limit.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
@@ -49,6 +49,8 @@ export interface TransportRequest {
   deadline?: Deadline;
   /** Longest silence while waiting for the headers or between body bytes (default 2 min / 5 min). */
   idleMs?: number;
+  /** The kind of request, where the registry limits its rate (a manifest PUT). */
+  action?: RateAction;
 }
 
 export interface Deadline {
@@ -81,8 +83,12 @@ export type TraceFn = (line: {
 
 export interface HostSettings {
   tls: TlsMode;
-  /** Requests in flight to this host at once. */
+  /** Requests in flight to this host at the start (it adapts: see adaptive-limit.ts). */
   concurrency: number;
+  /** The most requests in flight it may grow to (default: `concurrency`, a fixed bound). */
+  maxConcurrency?: number;
+  /** Requests per second allowed for some kinds of request. */
+  rates?: RequestRates;
 }
 
 const MAX_REDIRECTS = 5;
@@ -204,8 +210,9 @@ function isTlsError(err: unknown): boolean {
 
 export class Transport {
   readonly stats: TransportStats = { requests: 0, retries: 0 };
+  private readonly congestion = new Signal();
   private readonly agents = new Map<string, Agent>();
-  private readonly limiters = new Map<string, Limiter>();
+  private readonly limiters = new Map<string, AdaptiveLimit>();
   private readonly settingsFor: (host: string) => HostSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly trace: TraceFn | undefined;
@@ -229,7 +236,7 @@ export class Transport {
       const settings = this.settingsFor(url.host);
       agent = new Agent({
         keepAliveTimeout: 30_000,
-        connections: Math.max(settings.concurrency, 1) * 2,
+        connections: Math.max(settings.maxConcurrency ?? settings.concurrency, 1) * 2,
         connect: url.protocol === 'https:' ? connectOptions(settings.tls) : {},
         headersTimeout: 120_000,
         bodyTimeout: 300_000,
@@ -239,13 +246,42 @@ export class Transport {
     return agent;
   }
 
-  private limiterFor(host: string): Limiter {
+  private limiterFor(host: string): AdaptiveLimit {
     let limiter = this.limiters.get(host);
     if (!limiter) {
-      limiter = createLimiter(this.settingsFor(host).concurrency);
+      const settings = this.settingsFor(host);
+      limiter = new AdaptiveLimit(
+        host,
+        {
+          initial: settings.concurrency,
+          max: settings.maxConcurrency ?? settings.concurrency,
+          ...(settings.rates ? { rates: settings.rates } : {}),
+        },
+        () => this.congestion.fire(),
+      );
       this.limiters.set(host, limiter);
     }
     return limiter;
+  }
+
+  /** Whether `host` refused a request with 429/503 a moment ago (it is slowing us down on purpose). */
+  congested(host: string): boolean {
+    return this.limiters.get(host)?.congested ?? false;
+  }
+
+  /** Settles at the next change of any host's congestion. */
+  congestionChanged(): Promise<void> {
+    return this.congestion.wait();
+  }
+
+  /** Requests in flight each host allows now (hosts asked so far). */
+  concurrencyOf(host: string): number | undefined {
+    return this.limiters.get(host)?.current;
+  }
+
+  /** Hosts that throttled the run (429/503 answers, or paced requests), with what it cost. */
+  throttling(): ThrottleStats[] {
+    return [...this.limiters.values()].filter((l) => l.eventful).map((l) => structuredClone(l.stats));
   }
 
   /**
@@ -321,6 +357,7 @@ export class Transport {
         if (Date.now() - started + delay < this.retryPolicy.maxElapsedMs) {
           drain(res.body);
           this.stats.retries++;
+          if (res.status === 429 || res.status === 503) this.limiterFor(res.url.host).waited(delay);
           await this.pause(delay, signal, req, timer);
           continue;
         }
@@ -422,7 +459,9 @@ export class Transport {
         headers.authorization = credentials.authorization;
     }
     const limiter = this.limiterFor(url.host);
-    return limiter(async () => {
+    // A per-second rate for this kind of request (ECR Public's manifest PUTs) is waited for holding no slot.
+    await limiter.pace(req.action, signal);
+    return limiter.run(async () => {
       const started = Date.now();
       this.stats.requests++;
       let body: Dispatcher.DispatchOptions['body'] = null;
@@ -435,8 +474,14 @@ export class Transport {
           body,
           signal: signal ?? null,
           dispatcher: this.agentFor(url),
+          // undici closes the connection after every HEAD unless told not to (for servers that send a
+          // body anyway): a new TCP (and TLS) handshake per HEAD, i.e. per tag and side of a no-op sync.
+          // Registries answer HEAD without a body; one that sends one garbles the next answer on that
+          // connection, which then fails as a network fault and is retried on a new connection.
+          ...(req.method === 'HEAD' ? { reset: false } : {}),
           ...(req.idleMs !== undefined ? { headersTimeout: req.idleMs, bodyTimeout: req.idleMs } : {}),
         });
+        limiter.answered(res.statusCode);
         this.trace?.({
           method: req.method,
           url: redactUrl(url),
@@ -457,6 +502,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
+    for (const l of this.limiters.values()) l.close();
     await Promise.all([...this.agents.values()].map((a) => a.close().catch(() => {})));
     this.agents.clear();
   }
@@ -538,5 +584,27 @@ class DeadlineTimer {
       context: { registry: this.url.host },
       hint: `the registry is too slow, stalls, or drips its answer; if it is only slow, raise ${this.deadline.setting} for it in the config`,
     });
+  }
+}
+
+/** A promise that is resolved and replaced each time something changes. */
+class Signal {
+  private resolve!: () => void;
+  private promise!: Promise<void>;
+  constructor() {
+    this.reset();
+  }
+  private reset(): void {
+    this.promise = new Promise((r) => {
+      this.resolve = r;
+    });
+  }
+  wait(): Promise<void> {
+    return this.promise;
+  }
+  fire(): void {
+    const resolve = this.resolve;
+    this.reset();
+    resolve();
   }
 }

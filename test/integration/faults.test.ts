@@ -229,6 +229,17 @@ test('a sync through 429s, 503s and cut bodies on the source and a target comple
     assert.equal(report.summary.failed, 0);
     assert.ok(tally.injected >= 10, `only ${tally.injected} faults injected`);
     assert.ok(report.summary.retries >= tally.injected / 2, `${report.summary.retries} retries`);
+    // The report says where the run was throttled: exactly the 429s and 503s each registry answered
+    // (a storage redirect's host has none here); the registry that injected none is not listed.
+    for (const ep of [world.source, world.basic]) {
+      const entry = report.throttling.find((t) => t.registry === ep.host);
+      assert.ok(entry, `no throttling entry for ${ep.host}: ${JSON.stringify(report.throttling)}`);
+      assert.equal(entry.tooManyRequests, ep.proxy.count({ status: 429 }), `${ep.host} 429s`);
+      assert.equal(entry.unavailable, ep.proxy.count({ status: 503 }), `${ep.host} 503s`);
+      assert.ok(entry.waitedMs > 0);
+      assert.ok(entry.concurrency.lowest < entry.concurrency.initial, 'the bound went down');
+    }
+    assert.equal(report.throttling.find((t) => t.registry === world.open.host), undefined);
 
     world.resetCounts();
     const second = await world.runCli(['sync', '--config', configFile, '--json'], {

@@ -15,6 +15,7 @@ import { formatBytes, formatDuration, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
+import { renderThrottling } from '../summary.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
 const LARGE_BLOB = 16 * 1024 * 1024;
@@ -141,6 +142,8 @@ export async function runCopy(
   out.info(
     `done in ${formatDuration(result.durationMs)}, ${client.transport.stats.requests} requests, ${client.transport.stats.retries} retries`,
   );
+  const throttling = client.throttling();
+  for (const line of renderThrottling(throttling)) out.warn(line);
   if (flags.json) {
     out.result(
       JSON.stringify(
@@ -150,6 +153,7 @@ export async function runCopy(
           ...result,
           requests: client.transport.stats.requests,
           retries: client.transport.stats.retries,
+          throttling,
         },
         null,
         2,

@@ -22,7 +22,7 @@ import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
-import { renderSummary } from '../summary.js';
+import { renderSummary, renderThrottling } from '../summary.js';
 
 export interface SyncFlags extends ClientFlags {
   config?: string;
@@ -192,6 +192,8 @@ export async function runSync(
         `${summary.referrersCopied} referrers ${dryRun ? 'to copy' : 'copied'}; ` +
         `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
     );
+    const throttling = client.throttling();
+    for (const line of renderThrottling(throttling)) out.warn(line);
     if (flags.json) {
       const report: SyncReport = {
         command,
@@ -202,6 +204,7 @@ export async function runSync(
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         summary,
+        throttling,
         mirrors: mirrorResults,
       };
       out.result(JSON.stringify(report, null, 2));

@@ -3,6 +3,7 @@
 // engine, the commands). Vendors (src/cloud/<vendor>.ts) fill it through the VendorDefinition interface
 // below; the generic registry client reads it and knows no vendor by name.
 
+import type { RequestRates } from '../adaptive-limit.js';
 import type { FoundCredential } from '../credentials/types.js';
 import type { LimitsInput, RegistryLimits } from '../limits.js';
 import type { StatusQuirks } from '../status.js';
@@ -111,8 +112,10 @@ export interface VendorDefinition {
   matchesHost?(host: string): boolean;
   upload?: Partial<UploadPolicy>;
   quirks?: Partial<RegistryQuirks>;
-  /** Requests in flight by default. */
+  /** Requests in flight by default (a fixed bound; without one, the bound adapts from 16 up to 64). */
   concurrency?: number;
+  /** Requests per second the registry accepts for some kinds of request (API rate limits). */
+  rates?: RequestRates;
   /**
    * Credentials the platform provides, asked after the configured sources and docker's config found
    * nothing (an ECR token from the AWS SDK's default chain, GITHUB_TOKEN for GHCR).
@@ -139,8 +142,15 @@ export interface RegistryProfile {
   /** Where the kind came from: the config's `type`, the host name, or the default. */
   readonly kindFrom: 'config' | 'host' | 'default';
   readonly tls: TlsMode;
-  /** Requests in flight to this host at once. */
+  /**
+   * Requests in flight to this host at the start; the bound adapts (adaptive-limit.ts): it grows up to
+   * `maxConcurrency` while the registry answers well and halves on 429/503.
+   */
   readonly concurrency: number;
+  /** The most requests in flight: the configured concurrency, else DEFAULT_MAX_HOST_CONCURRENCY. */
+  readonly maxConcurrency: number;
+  /** Requests per second allowed for some kinds of request (ECR Public: manifest PUTs). */
+  readonly rates: RequestRates;
   readonly credentials: CredentialProvider;
   readonly upload: UploadPolicy;
   readonly quirks: RegistryQuirks;

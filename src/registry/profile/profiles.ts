@@ -5,8 +5,7 @@
 import { apiHost, normaliseRegistry } from '../../reference/reference.js';
 import type { CredentialSource } from '../credentials/types.js';
 import { DEFAULT_LIMITS, type LimitsInput, mergeLimits } from '../limits.js';
-import type { TlsMode } from '../tls.js';
-import { isLoopbackHost } from '../transport.js';
+import { type HostSettings, isLoopbackHost } from '../transport.js';
 import { firstOf, NO_CREDENTIALS, sourcesProvider } from './credential-provider.js';
 import type {
   CredentialProvider,
@@ -20,7 +19,10 @@ import type {
 } from './profile.js';
 
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
-export const DEFAULT_HOST_CONCURRENCY = 8;
+/** Requests in flight to a registry at the start, when nothing says otherwise; the bound adapts. */
+export const DEFAULT_HOST_CONCURRENCY = 16;
+/** The most requests in flight an unconfigured registry's bound grows to while it answers well. */
+export const DEFAULT_MAX_HOST_CONCURRENCY = 64;
 /** The largest request body we send anywhere unless a vendor says less. */
 export const DEFAULT_MAX_CHUNK_SIZE = 1024 ** 3;
 
@@ -75,12 +77,15 @@ export class RegistryProfiles {
    * Transport settings for any host: a registry's from its profile; a host that is no registry of this
    * run (a token realm, storage behind a redirect) verified TLS, or plain HTTP on loopback as registries.
    */
-  hostSettings(host: string): { tls: TlsMode; concurrency: number } {
+  hostSettings(host: string): HostSettings {
     const p = this.forHost(host);
-    if (p) return { tls: p.tls, concurrency: p.concurrency };
+    if (p)
+      return { tls: p.tls, concurrency: p.concurrency, maxConcurrency: p.maxConcurrency, rates: p.rates };
+    const fixed = this.inputs.defaults?.concurrency;
     return {
       tls: isLoopbackHost(host) ? 'disabled' : 'verify',
-      concurrency: this.inputs.defaults?.concurrency ?? DEFAULT_HOST_CONCURRENCY,
+      concurrency: fixed ?? DEFAULT_HOST_CONCURRENCY,
+      maxConcurrency: fixed ?? DEFAULT_MAX_HOST_CONCURRENCY,
     };
   }
 
@@ -136,6 +141,7 @@ export class RegistryProfiles {
         (!chosen && minChunkSize === 0 && maxChunkSize === DEFAULT_MAX_CHUNK_SIZE),
     };
 
+    const fixedConcurrency = settings.concurrency ?? defaults.concurrency ?? vendor?.concurrency;
     let credentials: CredentialProvider;
     if (settings.anonymous) credentials = NO_CREDENTIALS;
     else {
@@ -154,8 +160,10 @@ export class RegistryProfiles {
       kind,
       kindFrom: from,
       tls: settings.tls ?? (isLoopbackHost(host) ? 'disabled' : 'verify'),
-      concurrency:
-        settings.concurrency ?? defaults.concurrency ?? vendor?.concurrency ?? DEFAULT_HOST_CONCURRENCY,
+      concurrency: fixedConcurrency ?? DEFAULT_HOST_CONCURRENCY,
+      // A concurrency someone chose (config, --host-concurrency, the vendor) is the ceiling.
+      maxConcurrency: fixedConcurrency ?? DEFAULT_MAX_HOST_CONCURRENCY,
+      rates: { ...vendor?.rates },
       credentials,
       upload,
       quirks,
