@@ -66,7 +66,10 @@ export async function resolveMirror(
     // The targets' tag lists too, side by side with the source's: a tag a target lacks then costs no HEAD.
     const listings = ctx.targetTags ? mirror.targets.map((t) => ctx.targetTags!.load(ctx.store, t)) : [];
     const available = mirror.needsTagList ? await ctx.store.tagList(mirror.source) : [];
-    await Promise.all(listings);
+    // A target's list also says which of its manifests have referrer tags (compared with the source's).
+    (await Promise.all(listings)).forEach((tags, i) => {
+      if (tags) ctx.referrerRun?.seedTags(mirror.targets[i]!, tags);
+    });
     // The same list tells which manifests have referrer tags: no need to read it again per image.
     if (mirror.needsTagList) ctx.referrerRun?.seedTags(mirror.source, available);
     const selected = mirror.select(available);

@@ -19,24 +19,27 @@ interface Listing {
 
 export class TargetTags {
   private readonly lists = new Map<string, Listing | 'unknown'>();
-  private readonly loading = new Map<string, Promise<void>>();
+  private readonly loading = new Map<string, Promise<readonly string[] | undefined>>();
 
   /**
-   * List `repo`'s tags, once per run. A repository that does not exist has none; any other failure
-   * leaves it unknown (never an error: the per-tag HEAD is the fallback).
+   * List `repo`'s tags, once per run; resolves with them (undefined when unknown). A repository that
+   * does not exist has none; any other failure leaves it unknown (never an error: the per-tag HEAD is
+   * the fallback).
    */
-  load(store: RegistryStore, repo: Repository): Promise<void> {
+  load(store: RegistryStore, repo: Repository): Promise<readonly string[] | undefined> {
     const key = formatRepository(repo);
     let p = this.loading.get(key);
     if (!p) {
       p = store.tagList(repo).then(
         (tags) => {
           this.lists.set(key, { tags: new Set(tags), emptyAtStart: tags.length === 0 });
+          return tags;
         },
         (err) => {
           if (isAbort(err)) throw err;
           const missing = errorKind(err) === 'not-found';
           this.lists.set(key, missing ? { tags: new Set(), emptyAtStart: true } : 'unknown');
+          return missing ? [] : undefined;
         },
       );
       this.loading.set(key, p);

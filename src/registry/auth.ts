@@ -64,6 +64,23 @@ export function repositoryScope(path: string, actions: 'pull' | 'pull,push'): st
   return `repository:${path}:${actions}`;
 }
 
+/** `type:name:actions` → the resource (`type:name`; a name may hold `host:port`) and its actions. */
+function splitScope(scope: string): { resource: string; actions: Set<string> } {
+  const last = scope.lastIndexOf(':');
+  return { resource: scope.slice(0, last), actions: new Set(scope.slice(last + 1).split(',')) };
+}
+
+/** Whether a token issued for `held` scopes serves a request that needs `wanted` (pull,push serves pull). */
+export function scopesCover(held: Iterable<string>, wanted: string): boolean {
+  const want = splitScope(wanted);
+  for (const h of held) {
+    if (h === wanted) return true;
+    const have = splitScope(h);
+    if (have.resource === want.resource && [...want.actions].every((a) => have.actions.has(a))) return true;
+  }
+  return false;
+}
+
 /**
  * Authentication state for one registry host: the challenge it taught, and the tokens it issued. The
  * credentials themselves stay with the profile's provider (renewed there when they expire).
@@ -186,11 +203,42 @@ export class Authenticator {
     return (await this.found()) !== undefined;
   }
 
-  private async token(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+  /** Repositories this run writes to: their reads ask for pull,push at once (one token, not two). */
+  private readonly pushing = new Set<string>();
+
+  /**
+   * This run will push to `path`: a token asked for it covers push from the start, so that the HEADs and
+   * tag lists before the first upload do not fetch a pull token that the upload then cannot use. A realm
+   * that refuses the wider scope is asked for the narrower one again.
+   */
+  willPush(path: string): void {
+    this.pushing.add(repositoryScope(path, 'pull'));
+  }
+
+  private widen(scopes: string[]): string[] {
+    if (this.pushing.size === 0) return scopes;
+    return scopes.map((s) => (this.pushing.has(s) ? `${s.slice(0, -'pull'.length)}pull,push` : s));
+  }
+
+  private async token(asked: string[], signal?: AbortSignal): Promise<CachedToken> {
     const now = Date.now();
     this.tokens = this.tokens.filter((t) => t.renewAt > now);
-    const hit = this.tokens.find((t) => scopes.every((s) => t.scopes.has(s)));
+    const hit = this.tokens.find((t) => asked.every((s) => scopesCover(t.scopes, s)));
     if (hit) return hit;
+    const scopes = this.widen(asked);
+    if (scopes.some((s, i) => s !== asked[i])) {
+      try {
+        return await this.tokenFor(scopes, signal);
+      } catch (err) {
+        if (!(err instanceof RealmRefusedError)) throw err;
+        // The realm will not grant push here (a read-only login): ask for what the request needs.
+        for (const s of asked) this.pushing.delete(s);
+      }
+    }
+    return this.tokenFor(asked, signal);
+  }
+
+  private async tokenFor(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const key = [...scopes].sort().join(' ');
     let p = this.pending.get(key);
     if (!p) {

@@ -1049,6 +1049,14 @@ export class RegistryClient {
     return this.errorFor(res, { repo, step });
   }
 
+  /**
+   * This run writes to `repo`: its token (on a Bearer registry) covers pull and push from the first
+   * request, so reading before writing costs no token of its own.
+   */
+  willPush(repo: Repository): void {
+    this.authenticator(repo.registry).willPush(repo.path);
+  }
+
   /** Whether `registry` refused a request with 429/503 a moment ago (copy/store.ts). */
   congested(registry: string): boolean {
     return this.transport.congested(apiHost(registry));

@@ -239,7 +239,10 @@ test('a sync through 429s, 503s and cut bodies on the source and a target comple
       assert.ok(entry.waitedMs > 0);
       assert.ok(entry.concurrency.lowest < entry.concurrency.initial, 'the bound went down');
     }
-    assert.equal(report.throttling.find((t) => t.registry === world.open.host), undefined);
+    assert.equal(
+      report.throttling.find((t) => t.registry === world.open.host),
+      undefined,
+    );
 
     world.resetCounts();
     const second = await world.runCli(['sync', '--config', configFile, '--json'], {

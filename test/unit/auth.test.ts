@@ -8,7 +8,7 @@ import { parseSize } from '../../src/cli/format.js';
 import type { ImageResult, TargetResult } from '../../src/copy/result.js';
 import { InvalidReferenceError, UsageError } from '../../src/errors.js';
 import { parseReference } from '../../src/reference/reference.js';
-import { parseChallenges, repositoryScope } from '../../src/registry/auth.js';
+import { parseChallenges, repositoryScope, scopesCover } from '../../src/registry/auth.js';
 import { nextLink } from '../../src/registry/client.js';
 import { parseRetryAfter, type RetryPolicy, retryDelay } from '../../src/registry/retry.js';
 import { isLoopbackHost, redactUrl } from '../../src/registry/transport.js';
@@ -94,6 +94,19 @@ describe('parseChallenges', () => {
 
   it('builds repository scopes', () => {
     assert.equal(repositoryScope('org/app', 'pull,push'), 'repository:org/app:pull,push');
+  });
+});
+
+describe('scopesCover', () => {
+  it('lets a pull,push token serve a pull, never the other way round, per repository', () => {
+    assert.equal(scopesCover(['repository:a/b:pull,push'], 'repository:a/b:pull'), true);
+    assert.equal(scopesCover(['repository:a/b:push,pull'], 'repository:a/b:pull,push'), true);
+    assert.equal(scopesCover(['repository:a/b:pull'], 'repository:a/b:pull,push'), false);
+    assert.equal(scopesCover(['repository:a/b:pull,push'], 'repository:a/c:pull'), false);
+    assert.equal(scopesCover(['repository:a/b:pull,push'], 'repository:a/b/c:pull'), false);
+    // Names may hold host:port: the actions are after the last colon.
+    assert.equal(scopesCover(['repository:r:5000/x:pull,push'], 'repository:r:5000/x:pull'), true);
+    assert.equal(scopesCover(['repository:r:5000/x:pull,push'], 'repository:r:5001/x:pull'), false);
   });
 });
 
