@@ -125,7 +125,13 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         'append one JSON line per write (blob, mount, manifest, tag) to this file',
       )
       .option('--referrers', 'also copy signatures, SBOMs, attestations and cosign tags (the default)')
-      .option('--no-referrers', 'copy the image only, no referrers (and ask no registry about them)'),
+      .option('--no-referrers', 'copy the image only, no referrers (and ask no registry about them)')
+      .option(
+        '--mount-from <repository>',
+        'a repository on a target registry to mount blobs from first, e.g. ghcr.io/acme/base (repeatable)',
+        collect,
+      )
+      .option('--no-mount-cache', 'neither use nor update the cache of where earlier runs left blobs'),
   ).action(
     async (
       src: string,
@@ -136,6 +142,8 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         auditLog?: string;
         config?: string;
         referrers?: boolean;
+        mountFrom?: string[];
+        mountCache?: boolean;
       },
     ) => {
       const { runCopy } = await import('./commands/copy.js');
@@ -200,7 +208,8 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .option(
         '--audit-log <file>',
         'append one JSON line per write (blob, mount, manifest, tag) to this file',
-      );
+      )
+      .option('--no-mount-cache', 'neither use nor update the cache of where earlier runs left blobs');
 
   runOptions(
     program

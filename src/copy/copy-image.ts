@@ -476,7 +476,8 @@ function planTransfers(work: TargetWork[], rootDigest: Digest, ctx: CopyContext)
       const mountable = ctx.store.supportsMounts?.(w.ref.registry) ?? true;
       if (
         mountable &&
-        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) || uploadedTo.has(registryKey))
+        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest, { certain: true }) ||
+          uploadedTo.has(registryKey))
       ) {
         w.result.blobsMounted++;
       } else {
@@ -544,7 +545,12 @@ async function needBlobs(w: TargetWork, blobs: Iterable<Descriptor>, ctx: CopyCo
         w.result.blobsExisting++;
         return;
       }
-      if (b.size <= UNCHECKED_BLOB_MAX && ctx.targetTags?.wasEmpty(w.ref)) {
+      if (
+        b.size <= UNCHECKED_BLOB_MAX &&
+        ctx.targetTags?.wasEmpty(w.ref) &&
+        // An earlier run that pushed it here and was interrupted before its first tag: worth the HEAD.
+        !knowledge.hinted(w.ref.registry, w.ref.path, b.digest)
+      ) {
         // A repository with no tag when the run started: uploading is what a HEAD would lead to.
         w.needs.set(b.digest, b);
         return;

@@ -1,12 +1,37 @@
 // What this run has learned about blobs on registries: where each digest is known to be present (so a
 // blob is handled once per target, and a second repository on the same registry mounts it), and which
 // transfers are under way (so two images sharing a layer do not upload it twice at the same time).
+//
+// Besides what this run saw, mount sources can come from outside it: repositories named on the command
+// line (`copy --mount-from`), tried first, and what earlier runs pushed (MountHints, the CLI's cache on
+// disk). Those are only hints: a mount the registry declines goes on as an upload in the session it
+// opened, so a stale hint costs nothing; they never make a blob count as present.
 
 import type { Digest } from '../oci/digest.js';
+
+/** Where earlier runs put blobs: mount sources worth trying, kept across runs by the caller. */
+export interface MountHints {
+  /** Repositories of `registry` that held `digest` when an earlier run last looked, most recent first. */
+  candidates(registry: string, digest: Digest): readonly string[];
+  /** A blob this run has seen present (pushed, mounted or found) in a repository. */
+  record(registry: string, repository: string, digest: Digest): void;
+}
 
 export class BlobKnowledge {
   private readonly present = new Map<string, Set<string>>();
   private readonly inflight = new Map<string, Promise<void>>();
+  private readonly hints: MountHints | undefined;
+  /** Repositories to try a mount from first, per registry (`copy --mount-from`). */
+  private readonly preferred = new Map<string, string[]>();
+
+  constructor(options: { hints?: MountHints; mountFrom?: { registry: string; path: string }[] } = {}) {
+    this.hints = options.hints;
+    for (const r of options.mountFrom ?? []) {
+      const list = this.preferred.get(r.registry) ?? [];
+      list.push(r.path);
+      this.preferred.set(r.registry, list);
+    }
+  }
 
   private static key(registry: string, digest: Digest): string {
     return `${registry} ${digest}`;
@@ -20,18 +45,35 @@ export class BlobKnowledge {
       this.present.set(key, repos);
     }
     repos.add(repository);
+    this.hints?.record(registry, repository, digest);
   }
 
   isPresent(registry: string, repository: string, digest: Digest): boolean {
     return this.present.get(BlobKnowledge.key(registry, digest))?.has(repository) ?? false;
   }
 
-  /** Another repository on the same registry that holds the digest: a mount source. */
-  mountSource(registry: string, repository: string, digest: Digest): string | undefined {
+  /**
+   * Another repository on the same registry to mount the digest from: one this run knows holds it, else
+   * one named to try first, else one an earlier run left it in. `certain` (a plan's count): only the first.
+   */
+  mountSource(
+    registry: string,
+    repository: string,
+    digest: Digest,
+    options: { certain?: boolean } = {},
+  ): string | undefined {
     for (const repo of this.present.get(BlobKnowledge.key(registry, digest)) ?? []) {
       if (repo !== repository) return repo;
     }
+    if (options.certain) return undefined;
+    for (const repo of this.preferred.get(registry) ?? []) if (repo !== repository) return repo;
+    for (const repo of this.hints?.candidates(registry, digest) ?? []) if (repo !== repository) return repo;
     return undefined;
+  }
+
+  /** An earlier run left `digest` in this very repository (worth a HEAD even where none seemed needed). */
+  hinted(registry: string, repository: string, digest: Digest): boolean {
+    return this.hints?.candidates(registry, digest).includes(repository) ?? false;
   }
 
   /** The transfer of this digest to this registry that is under way, if any. */

@@ -1,5 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type RegistryProxy, startProxy } from './proxy.js';
@@ -92,10 +94,26 @@ export interface RunningCli {
   result: Promise<CliResult>;
 }
 
+/**
+ * Each CLI run gets a cache directory of its own unless the test gives one (XDG_CACHE_HOME): what one
+ * run remembers (mounts across runs) must not change another test's request counts. Tests of that
+ * memory pass the same directory to the runs that share it.
+ */
+let cacheRuns = 0;
+let cacheRoot: string | undefined;
+function freshCacheHome(): string {
+  if (!cacheRoot) {
+    const root = mkdtempSync(join(tmpdir(), 'regmirror-test-cache-'));
+    cacheRoot = root;
+    process.once('exit', () => rmSync(root, { recursive: true, force: true }));
+  }
+  return join(cacheRoot, String(++cacheRuns));
+}
+
 export function startCli(args: string[], opts: RunCliOptions = {}): RunningCli {
   const child = spawn(process.execPath, [CLI_PATH, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', XDG_CACHE_HOME: freshCacheHome(), ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -12,8 +12,9 @@ import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
+import { MountCache, mountCachePath, saveMountCache } from '../mount-cache.js';
 import type { Output } from '../output.js';
-import { parseRef } from '../parse.js';
+import { parseRef, parseRepo } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
 import { renderThrottling } from '../summary.js';
 
@@ -26,6 +27,10 @@ export interface CopyFlags {
   concurrency: number;
   /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
   referrers?: boolean;
+  /** Repositories to mount blobs from first (--mount-from). */
+  mountFrom?: string[];
+  /** false: --no-mount-cache. */
+  mountCache?: boolean;
 }
 
 /** Target references: a target without a tag takes the source's tag (or its digest). */
@@ -93,9 +98,18 @@ export async function runCopy(
   flags: CopyFlags,
   client: RegistryClient,
   out: Output,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   const source = parseRef(src, 'source');
   const targets = resolveTargets(source, dsts);
+  const mountFrom = (flags.mountFrom ?? []).map((r) => parseRepo(r, '--mount-from'));
+  const cache =
+    flags.mountCache === false
+      ? undefined
+      : await MountCache.open(
+          mountCachePath(env),
+          targets.map((t) => t.registry),
+        );
   let bytes = 0;
   let blobs = 0;
   const onEvent = (e: CopyEvent) => {
@@ -125,7 +139,7 @@ export async function runCopy(
       targets,
       {
         store: client,
-        knowledge: new BlobKnowledge(),
+        knowledge: new BlobKnowledge({ ...(cache ? { hints: cache } : {}), mountFrom }),
         transfers: createLimiter(flags.concurrency),
         onEvent: allOf(onEvent, audit?.onEvent),
         referrerRun: new ReferrerRun(),
@@ -134,6 +148,7 @@ export async function runCopy(
     );
   } finally {
     audit?.close();
+    await saveMountCache(cache, out);
   }
   out.stop();
   const code = exitCodeFor([result]);

@@ -18,6 +18,7 @@ import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
 import { type AuditLog, allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration } from '../format.js';
+import { MountCache, mountCachePath, saveMountCache } from '../mount-cache.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
@@ -31,6 +32,8 @@ export interface SyncFlags extends ClientFlags {
   dryRun?: boolean;
   /** Images in flight for the whole run (default: the config's defaults.concurrency). */
   concurrency?: number;
+  /** false: --no-mount-cache. */
+  mountCache?: boolean;
   shard?: { index: number; count: number };
   auditLog?: string;
 }
@@ -138,12 +141,18 @@ export async function runSync(
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
   const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
   let audit: AuditLog | undefined;
+  let cache: MountCache | undefined;
   try {
     audit = dryRun ? undefined : await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
     const progress = new Progress(out, dryRun);
+    // Where earlier runs left blobs on these targets: mount sources to try (a plan counts only certain ones).
+    cache =
+      flags.mountCache === false || dryRun
+        ? undefined
+        : await MountCache.open(mountCachePath(session.env), targetRegistries(mirrors));
     const ctx: CopyContext = {
       store: client,
-      knowledge: new BlobKnowledge(),
+      knowledge: new BlobKnowledge(cache ? { hints: cache } : {}),
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
       referrerRun: new ReferrerRun(),
@@ -214,6 +223,7 @@ export async function runSync(
     return code;
   } finally {
     audit?.close();
+    await saveMountCache(cache, out);
     await client.close();
   }
 }
