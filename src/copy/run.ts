@@ -47,9 +47,13 @@ export interface MirrorResult {
   images: ImageResult[];
 }
 
+/** A mirror of explicit tags lists its targets' tags only from this many tags on. */
+export const LIST_TARGETS_FROM = 10;
+
 /**
  * Resolve a mirror's selection into image jobs: one tag list per source repository, and, when the run
- * keeps them (ctx.targetTags), one per target repository.
+ * keeps them (ctx.targetTags), one per target repository — unless the mirror names fewer than
+ * LIST_TARGETS_FROM tags and lists no source (a HEAD per tag is then cheaper).
  */
 export async function resolveMirror(
   mirror: MirrorSpec,
@@ -64,15 +68,20 @@ export async function resolveMirror(
   };
   try {
     // The targets' tag lists too, side by side with the source's: a tag a target lacks then costs no HEAD.
-    const listings = ctx.targetTags ? mirror.targets.map((t) => ctx.targetTags!.load(ctx.store, t)) : [];
+    // A few tags named explicitly are cheaper to HEAD than a whole target repository to list.
+    const listTargets = (): Promise<(readonly string[] | undefined)[]> =>
+      Promise.all(ctx.targetTags ? mirror.targets.map((t) => ctx.targetTags!.load(ctx.store, t)) : []);
+    const early =
+      mirror.needsTagList || mirror.select([]).length >= LIST_TARGETS_FROM ? listTargets() : undefined;
     const available = mirror.needsTagList ? await ctx.store.tagList(mirror.source) : [];
-    // A target's list also says which of its manifests have referrer tags (compared with the source's).
-    (await Promise.all(listings)).forEach((tags, i) => {
-      if (tags) ctx.referrerRun?.seedTags(mirror.targets[i]!, tags);
-    });
     // The same list tells which manifests have referrer tags: no need to read it again per image.
     if (mirror.needsTagList) ctx.referrerRun?.seedTags(mirror.source, available);
     const selected = mirror.select(available);
+    // A target's list also says which of its manifests have referrer tags (compared with the source's).
+    const listed = early ?? (selected.length >= LIST_TARGETS_FROM ? listTargets() : Promise.resolve([]));
+    (await listed).forEach((tags, i) => {
+      if (tags) ctx.referrerRun?.seedTags(mirror.targets[i]!, tags);
+    });
     result.tags = selected.map((s) => s.tag);
     const jobs = selected.map(({ tag, digest }) => ({
       mirror,

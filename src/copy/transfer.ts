@@ -194,7 +194,8 @@ export function fanOut(
     progress.fire();
     if (s.mode === 'whole') {
       await verdict();
-      whole ??= copy(0, size);
+      whole ??=
+        base === 0 && pieces.length === 1 && pieces[0]!.byteLength === size ? pieces[0]! : copy(0, size);
       if (s.error !== undefined) throw s.error;
       await session.finish(digest, whole.byteLength > 0 ? whole : undefined);
       return;

@@ -274,6 +274,7 @@ describe('a signed multi-arch image, sync to three targets without the referrers
     // digests), the two fallback indexes (index, amd64), a HEAD of each of the four cosign tags = 9.
     // Each target: the tag list, the two fallback indexes, four cosign HEADs = 7, and the first target
     // on a registry also that registry's one probe: the mirror/ target shares the source's registry.
+    // (One tag named: sync HEADs it rather than list a target's tags, so the list is the referrers'.)
     assert.deepEqual(extra, [9, 7, 8, 8]);
     // No blob was read, nothing written.
     for (const ep of [world.source, world.basic, world.open]) {
