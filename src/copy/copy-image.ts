@@ -523,8 +523,14 @@ async function missingManifests(
   verify: boolean,
 ): Promise<Set<Digest>> {
   const missing = new Set<Digest>();
+  const { knowledge } = ctx;
   const check = async (m: Manifest): Promise<void> => {
-    const head = await ctx.store.manifestHead(withDigest(repo, m.digest));
+    // Pushed there by this run: there, subtree and all. In a repository that had no tag when the run
+    // started, anything else is missing (unless an earlier run left it, as the mount cache may say).
+    if (!verify && knowledge.hasManifest(repo.registry, repo.path, m.digest)) return;
+    const unasked =
+      !verify && ctx.targetTags?.wasEmpty(repo) && !knowledge.hinted(repo.registry, repo.path, m.digest);
+    const head = unasked ? undefined : await ctx.store.manifestHead(withDigest(repo, m.digest));
     if (!head) missing.add(m.digest);
     // A manifest the target has stands for its whole subtree — unless told to trust nothing.
     else if (!verify) return;
@@ -996,6 +1002,7 @@ async function pushManifests(
 ): Promise<void> {
   const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
     const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+    ctx.knowledge.markManifest(w.ref.registry, w.ref.path, m.digest);
     // Under a tag the registry names it by sha256 even when the source named it by sha512: the same
     // bytes either way, which is what counts.
     if (pushed !== m.digest && digestOf(m.bytes, algorithmOf(pushed)) !== pushed) {

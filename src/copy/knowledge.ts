@@ -76,6 +76,18 @@ export class BlobKnowledge {
     return this.hints?.candidates(registry, digest).includes(repository) ?? false;
   }
 
+  /** Manifests this run pushed, by registry, repository and digest. */
+  private readonly manifests = new Set<string>();
+
+  /** A manifest this run pushed to a repository: later images find it there without asking. */
+  markManifest(registry: string, repository: string, digest: Digest): void {
+    this.manifests.add(`${registry}/${repository}@${digest}`);
+  }
+
+  hasManifest(registry: string, repository: string, digest: Digest): boolean {
+    return this.manifests.has(`${registry}/${repository}@${digest}`);
+  }
+
   /** The transfer of this digest to this registry that is under way, if any. */
   pending(registry: string, digest: Digest): Promise<void> | undefined {
     return this.inflight.get(BlobKnowledge.key(registry, digest));

@@ -12,7 +12,7 @@ import { ReferrerRun } from '../../src/copy/referrer-run.js';
 import { syncMirrors } from '../../src/copy/run.js';
 import { TargetTags } from '../../src/copy/target-tags.js';
 import { digestOf } from '../../src/oci/digest.js';
-import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/media-types.js';
+import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/media-types.js';
 import type { Repository } from '../../src/reference/reference.js';
 import { createLimiter } from '../../src/registry/limiter.js';
 import { MemoryStore, type Op } from './memory-store.js';
@@ -171,6 +171,53 @@ describe('sync: requests per tag', () => {
     const target = counts(store, TARGET.registry);
     assert.equal(target.manifestPut, 6);
     assert.equal(target.manifestHead, 6);
+  });
+});
+
+/** Tag `tag`: an index of two platform images (config + layer each), children under no tag. */
+function seedIndex(store: MemoryStore, repo: Repository, tag: string, seed: string): void {
+  const children = ['amd64', 'arm64'].map((arch) => {
+    const config = encode(JSON.stringify({ architecture: arch, os: 'linux', seed }));
+    const layer = encode(`layer ${arch} ${seed}`);
+    store.putBlob(repo, config);
+    store.putBlob(repo, layer);
+    const m = encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: OCI_CONFIG, digest: digestOf(config), size: config.byteLength },
+        layers: [{ mediaType: LAYER, digest: digestOf(layer), size: layer.byteLength }],
+      }),
+    );
+    const digest = store.putManifest(repo, m, OCI_MANIFEST);
+    return {
+      mediaType: OCI_MANIFEST,
+      digest,
+      size: m.byteLength,
+      platform: { architecture: arch, os: 'linux' },
+    };
+  });
+  const index = encode(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children }));
+  store.putManifest(repo, index, OCI_INDEX, tag);
+}
+
+describe('sync: multi-platform images', () => {
+  it('asks a repository that had no tag about no manifest: each index costs 1 GET + 2 child GETs + 4 blob GETs at the source, 4 uploads and 3 manifest PUTs per target', async () => {
+    const store = new MemoryStore();
+    const tags = ['1.0', '1.1', '2.0'];
+    for (const tag of tags) seedIndex(store, SOURCE, tag, tag);
+    // A fourth tag on the same index as 2.0: found pushed by this run, only tagged.
+    store.repo(SOURCE).tags.set('latest', store.repo(SOURCE).tags.get('2.0')!);
+    const [result] = await sync(store, [mirror()], 1);
+    assert.ok(result!.images.every((i) => i.targets.every((t) => t.status === 'copied')));
+    const target = counts(store, TARGET.registry);
+    assert.equal(target.manifestHead ?? 0, 0);
+    assert.equal(target.blobHead ?? 0, 0);
+    assert.equal(target.uploadStart, 4 * tags.length);
+    // 3 manifests per distinct index; of 2.0 and latest (one index), whichever goes second only tags it.
+    assert.equal(target.manifestPut, 3 * tags.length + 1);
+    const source = counts(store, SOURCE.registry);
+    assert.equal(source.blobGet, 4 * tags.length);
   });
 });
 
