@@ -60,6 +60,9 @@ interface CachedToken {
   renewAt: number;
 }
 
+/** Repository scopes asked in one token request at most (the URL stays a few KiB). */
+export const MAX_SCOPES_PER_TOKEN = 16;
+
 export function repositoryScope(path: string, actions: 'pull' | 'pull,push'): string {
   return `repository:${path}:${actions}`;
 }
@@ -203,21 +206,40 @@ export class Authenticator {
     return (await this.found()) !== undefined;
   }
 
-  /** Repositories this run writes to: their reads ask for pull,push at once (one token, not two). */
-  private readonly pushing = new Set<string>();
-
   /**
-   * This run will push to `path`: a token asked for it covers push from the start, so that the HEADs and
-   * tag lists before the first upload do not fetch a pull token that the upload then cannot use. A realm
-   * that refuses the wider scope is asked for the narrower one again.
+   * The repositories this run will use on this registry, with the actions it needs on each: a token is
+   * asked for several at once (up to MAX_SCOPES_PER_TOKEN), so that a run over many repositories does
+   * not fetch one token per repository, and a repository it writes to gets pull,push from its first
+   * request (its HEADs and tag list then need no pull token of their own).
    */
-  willPush(path: string): void {
-    this.pushing.add(repositoryScope(path, 'pull'));
+  private readonly planned = new Map<string, 'pull' | 'pull,push'>();
+  /** The realm refused a token for the planned scopes: from then on, each request's own. */
+  private bundling = true;
+
+  /** This run will read `path` (a source repository). */
+  willPull(path: string): void {
+    if (!this.planned.has(path)) this.planned.set(path, 'pull');
   }
 
-  private widen(scopes: string[]): string[] {
-    if (this.pushing.size === 0) return scopes;
-    return scopes.map((s) => (this.pushing.has(s) ? `${s.slice(0, -'pull'.length)}pull,push` : s));
+  /** This run will push to `path`: its token covers push from the first request. */
+  willPush(path: string): void {
+    this.planned.set(path, 'pull,push');
+  }
+
+  /** What to ask the realm for `asked`: each widened to what the run will do there, with others planned. */
+  private bundle(asked: string[]): string[] {
+    const out = new Set<string>();
+    for (const s of asked) {
+      const m = /^repository:(.+):pull$/.exec(s);
+      const actions = m ? this.planned.get(m[1]!) : undefined;
+      out.add(actions ? repositoryScope(m![1]!, actions) : s);
+    }
+    for (const [path, actions] of this.planned) {
+      if (out.size >= MAX_SCOPES_PER_TOKEN) break;
+      const scope = repositoryScope(path, actions);
+      if (![...out].some((o) => scopesCover([o], scope))) out.add(scope);
+    }
+    return [...out];
   }
 
   private async token(asked: string[], signal?: AbortSignal): Promise<CachedToken> {
@@ -225,14 +247,17 @@ export class Authenticator {
     this.tokens = this.tokens.filter((t) => t.renewAt > now);
     const hit = this.tokens.find((t) => asked.every((s) => scopesCover(t.scopes, s)));
     if (hit) return hit;
-    const scopes = this.widen(asked);
-    if (scopes.some((s, i) => s !== asked[i])) {
-      try {
-        return await this.tokenFor(scopes, signal);
-      } catch (err) {
-        if (!(err instanceof RealmRefusedError)) throw err;
-        // The realm will not grant push here (a read-only login): ask for what the request needs.
-        for (const s of asked) this.pushing.delete(s);
+    if (this.bundling && this.planned.size > 0) {
+      const scopes = this.bundle(asked);
+      if (scopes.length !== asked.length || scopes.some((s, i) => s !== asked[i])) {
+        try {
+          return await this.tokenFor(scopes, signal);
+        } catch (err) {
+          if (!(err instanceof RealmRefusedError)) throw err;
+          // The realm will not grant them together (a read-only login asked for push, a repository it
+          // refuses outright): ask for what each request needs from now on.
+          this.bundling = false;
+        }
       }
     }
     return this.tokenFor(asked, signal);

@@ -1051,10 +1051,16 @@ export class RegistryClient {
 
   /**
    * This run writes to `repo`: its token (on a Bearer registry) covers pull and push from the first
-   * request, so reading before writing costs no token of its own.
+   * request, so reading before writing costs no token of its own; and it is asked together with the
+   * run's other repositories on that registry.
    */
   willPush(repo: Repository): void {
     this.authenticator(repo.registry).willPush(repo.path);
+  }
+
+  /** This run reads `repo`: a token for it may be asked together with the run's other repositories. */
+  willPull(repo: Repository): void {
+    this.authenticator(repo.registry).willPull(repo.path);
   }
 
   /** Whether `registry` refused a request with 429/503 a moment ago (copy/store.ts). */

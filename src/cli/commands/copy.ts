@@ -133,6 +133,7 @@ export async function runCopy(
   let result: ImageResult;
   try {
     out.status(`copying ${formatReference(source)}`);
+    client.willPull(source);
     for (const t of targets) client.willPush(t);
     result = await copyImage(
       source,

@@ -160,8 +160,12 @@ export async function runSync(
     };
     out.status(`resolving tags of ${mirrors.length} mirrors`);
     const specs = specsFrom(mirrors, dryRun);
-    // A plan writes nothing: it asks for no more than pull anywhere.
-    if (!dryRun) for (const m of mirrors) for (const t of m.targets) client.willPush(t);
+    // The repositories of the run, for tokens that cover several at once. A plan writes nothing: it asks
+    // for no more than pull anywhere.
+    for (const m of mirrors) {
+      client.willPull(m.source);
+      for (const t of m.targets) dryRun ? client.willPull(t) : client.willPush(t);
+    }
     let jobCount = 0;
     const { results: mirrorResults, jobs } = await syncMirrors(
       specs,
