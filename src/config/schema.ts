@@ -2,7 +2,6 @@
 // Schema all come from here, so they cannot disagree. Objects are strict: a misspelt key is an error, not
 // a setting silently ignored. Messages say what to write instead; issues.ts adds the file and JSON path.
 
-import semver from 'semver';
 import { z } from 'zod';
 import { isArtifactTypePattern } from '../oci/referrers.js';
 import {
@@ -19,6 +18,7 @@ import {
 import { REGISTRY_KINDS } from '../registry/profile/profile.js';
 import { closest, describeValue } from './issues.js';
 import { limitsSchema } from './limits-schema.js';
+import { semverLib } from './semver.js';
 import { BYTE_SIZE_PATTERN, formatByteSize, parseByteSize } from './size.js';
 import type { TagRules } from './tags.js';
 import { expandTarget, isTemplate, PLACEHOLDERS, unknownPlaceholders } from './template.js';
@@ -413,7 +413,7 @@ const semverRangeSchema = z
   .string()
   .min(1)
   .superRefine((range, ctx) => {
-    if (semver.validRange(range) === null) {
+    if (semverLib().validRange(range) === null) {
       problem(
         ctx,
         `"${range}" is not a semver range; write one like ">=1.2.0", "^15", "~1.4 || ^2", ">=1.0.0 <2"`,

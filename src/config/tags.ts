@@ -11,7 +11,8 @@
 //   3. With no filter at all, the explicit tags are the whole selection; with neither filters nor explicit
 //      tags (no `tags` key), every tag of the source is selected.
 
-import semver from 'semver';
+import type semver from 'semver';
+import { semverLib } from './semver.js';
 
 /** Tag rules after the schema has normalised them (the array form becomes `list` + `digests`). */
 export interface TagRules {
@@ -47,7 +48,7 @@ export function parseSemverTag(tag: string): semver.SemVer | undefined {
   // catch for each, paying for a stack trace. Strict semver starts with "1.2.3" or "v1.2.3".
   if (!LOOKS_LIKE_VERSION.test(tag)) return undefined;
   // Strict parsing: loose mode would read "1.2" or "20240101" as versions and rank them wrongly.
-  return semver.parse(tag) ?? undefined;
+  return semverLib().parse(tag) ?? undefined;
 }
 
 /**
@@ -135,7 +136,7 @@ function filterTags(available: string[], rules: TagRules): string[] {
   const range =
     rules.semver === undefined
       ? undefined
-      : new semver.Range(rules.semver, { includePrerelease: rules.includePrerelease === true });
+      : new (semverLib().Range)(rules.semver, { includePrerelease: rules.includePrerelease === true });
   let tags = available.filter((tag) => {
     if (include && !include.some((re) => re.test(tag))) return false;
     if (exclude?.some((re) => re.test(tag))) return false;
