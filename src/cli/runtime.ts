@@ -9,7 +9,7 @@ import { normaliseRegistry } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
-import type { RegistrySettingsInput } from '../registry/profile/profile.js';
+import type { QuotaNotice, RegistrySettingsInput } from '../registry/profile/profile.js';
 import { RegistryProfiles } from '../registry/profile/profiles.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../registry/retry.js';
 import type { TlsMode } from '../registry/tls.js';
@@ -145,11 +145,14 @@ export function createClient(options: {
   config?: ResolvedConfig;
   env?: NodeJS.ProcessEnv;
   trace?: TraceFn;
+  /** Where the client's notices go as they happen (a pull quota running low or out). */
+  notice?: (notice: QuotaNotice) => void;
 }): RegistryClient {
   return new RegistryClient({
     profiles: buildProfiles(options),
     signal: options.signal,
     trace: options.trace,
     retry: retryPolicyFrom(options.flags),
+    ...(options.notice ? { notice: options.notice } : {}),
   });
 }

@@ -28,11 +28,18 @@ import {
   referenceSelector,
 } from '../reference/reference.js';
 import { Authenticator, repositoryScope } from './auth.js';
-import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
+import {
+  chunkSizeFor,
+  type PullQuotaReport,
+  type QuotaNotice,
+  type RegistryProfile,
+} from './profile/profile.js';
 import type { RegistryProfiles } from './profile/profiles.js';
-import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { readRateLimit } from './rate-limit.js';
+import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { classifyStatus } from './status.js';
 import {
+  type AnswerHead,
   drain,
   type Headers,
   header,
@@ -53,6 +60,8 @@ export interface ClientOptions {
   retry?: RetryPolicy;
   trace?: TraceFn;
   signal?: AbortSignal;
+  /** Lines for the user as things happen (a registry's pull quota running out). */
+  notice?: (notice: QuotaNotice) => void;
 }
 
 export interface ManifestInfo {
@@ -80,6 +89,9 @@ interface CallOptions {
    * the same way: the caller falls back to an upload.
    */
   noReauth?: boolean;
+  /** Passed to the transport: every answer, retried ones included (rate-limit headers). */
+  onAnswer?: (answer: AnswerHead) => number | undefined;
+  onRetry?: (answer: AnswerHead, delayMs: number) => void;
 }
 
 const registryErrorsSchema = z.object({
@@ -181,6 +193,8 @@ export class RegistryClient {
           signal,
           followRedirects: o.followRedirects,
           retry: o.retry,
+          onAnswer: o.onAnswer,
+          onRetry: o.onRetry,
         });
         // Learn the challenge before letting requests that waited for this first answer go.
         if (res.status === 401)
@@ -271,6 +285,76 @@ export class RegistryClient {
     }
   }
 
+  // ---- pull quotas (Docker Hub) ------------------------------------------------------------------
+
+  /** Every answer to a manifest request goes to the registry's pull quota, if its profile has one. */
+  private quotaHooks(registry: string): Pick<CallOptions, 'onAnswer' | 'onRetry'> {
+    const quota = this.profile(registry).pullQuota;
+    if (!quota) return {};
+    let hinted = false;
+    return {
+      onAnswer: (a) => {
+        const retryAfterMs = parseRetryAfter(header(a.headers, 'retry-after'));
+        const wait = quota.observe({
+          status: a.status,
+          rateLimit: readRateLimit((name) => header(a.headers, name)),
+          retryAfterMs,
+        });
+        hinted = wait !== undefined;
+        return wait;
+      },
+      onRetry: (a, delayMs) => {
+        if (a.status !== 429) return;
+        const reason =
+          parseRetryAfter(header(a.headers, 'retry-after')) !== undefined
+            ? 'retry-after'
+            : hinted
+              ? 'reset'
+              : 'backoff';
+        const notice = quota.retrying(delayMs, reason);
+        if (notice) this.options.notice?.(notice);
+      },
+    };
+  }
+
+  /**
+   * Before a manifest GET to a registry with a pull quota: wait for its turn (holding no slot) when the
+   * quota is low, or fail at once when that wait would outlast --retry-max-time.
+   */
+  private async paceGet(o: Pick<CallOptions, 'repo' | 'step'>): Promise<void> {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (!quota) return;
+    const { waitMs, exceeded, notice } = quota.beforeGet(this.retryPolicy.maxElapsedMs);
+    if (notice) this.options.notice?.(notice);
+    if (exceeded) {
+      const { message, hint } = quota.exhausted(waitMs);
+      throw new RegistryError(message, {
+        context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+        hint,
+        status: 429,
+      });
+    }
+    if (waitMs > 0) await sleep(waitMs, this.signal);
+  }
+
+  /** A 429 to a manifest request on a registry with a pull quota: an error naming the quota and its reset. */
+  private quotaRefusal(res: TransportResponse, o: Pick<CallOptions, 'repo' | 'step'>): Error | undefined {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (res.status !== 429 || !quota) return undefined;
+    drain(res.body);
+    const { message, hint } = quota.exhausted();
+    return new RegistryError(message, {
+      context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+      hint,
+      status: 429,
+    });
+  }
+
+  /** What each registry with a pull quota reported during the run (for the reports). */
+  rateLimits(): PullQuotaReport[] {
+    return this.profiles.all().flatMap((p) => p.pullQuota?.report() ?? []);
+  }
+
   // ---- manifests ---------------------------------------------------------------------------------
 
   /** HEAD a manifest: its digest without downloading it. Undefined when it does not exist. */
@@ -282,11 +366,13 @@ export class RegistryClient {
       method: 'HEAD' as const,
       url: `manifests/${referenceSelector(ref)}`,
       headers: { accept: MANIFEST_ACCEPT },
+      // HEADs do not count against a pull quota, but their answers report it.
+      ...this.quotaHooks(ref.registry),
     };
     const res = await this.call(o);
     drain(res.body);
     if (res.status === 404) return undefined;
-    if (res.status !== 200) throw await this.errorFor(res, o);
+    if (res.status !== 200) throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o));
     const digest = header(res.headers, 'docker-content-digest');
     if (!digest || !isDigest(digest)) {
       // Some registries leave the digest out of HEAD answers: fall back to reading the manifest.
@@ -312,9 +398,12 @@ export class RegistryClient {
       method: 'GET' as const,
       url: `manifests/${referenceSelector(ref)}`,
       headers: { accept: MANIFEST_ACCEPT },
+      ...this.quotaHooks(ref.registry),
     };
+    await this.paceGet(o);
     const res = await this.call(o);
-    if (res.status !== 200) throw await this.errorFor(res, o, `${describeSelector(ref)} not found`);
+    if (res.status !== 200)
+      throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o, `${describeSelector(ref)} not found`));
     const bytes = await readAll(res.body, MANIFEST_READ_LIMIT);
     const context: ErrorContext = { registry: ref.registry, repository: ref.path, step: 'manifest GET' };
     const expected = ref.digest ?? header(res.headers, 'docker-content-digest');

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
 import { AbortedError, NetworkError, RegistryError } from '../errors.js';
 import { createLimiter, type Limiter } from './limiter.js';
-import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
 
@@ -27,6 +27,20 @@ export interface TransportRequest {
   followRedirects?: boolean;
   /** Retry transient faults (default true when the body is replayable). */
   retry?: boolean;
+  /**
+   * Sees every answer before the transport decides what to do with it, retried ones included (a 429 it
+   * waits out): where rate-limit headers are read. May return the wait before a retry for an answer that
+   * names none itself (no Retry-After), e.g. until a quota resets.
+   */
+  onAnswer?: (answer: AnswerHead) => number | undefined;
+  /** Told before the transport sleeps `delayMs` to retry `answer`. */
+  onRetry?: (answer: AnswerHead, delayMs: number) => void;
+}
+
+/** Status and headers of an answer, without its body. */
+export interface AnswerHead {
+  status: number;
+  headers: ResponseHeaders;
 }
 
 export interface TransportResponse {
@@ -233,11 +247,17 @@ export class Transport {
               : 'check the host name, port, and that the registry is running',
         });
       }
+      const hinted = req.onAnswer?.({ status: res.status, headers: res.headers });
       if (mayRetry && isRetryableStatus(res.status) && attempt < this.retryPolicy.attempts) {
-        const delay = retryDelay(this.retryPolicy, attempt, header(res.headers, 'retry-after'));
+        const retryAfter = header(res.headers, 'retry-after');
+        const delay =
+          hinted !== undefined && parseRetryAfter(retryAfter) === undefined
+            ? Math.min(hinted, this.retryPolicy.maxDelayMs)
+            : retryDelay(this.retryPolicy, attempt, retryAfter);
         if (Date.now() - started + delay < this.retryPolicy.maxElapsedMs) {
           drain(res.body);
           this.stats.retries++;
+          req.onRetry?.({ status: res.status, headers: res.headers }, delay);
           await sleep(delay, req.signal);
           continue;
         }

@@ -18,7 +18,7 @@ import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
-import { table } from '../summary.js';
+import { renderRateLimits, table } from '../summary.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
@@ -200,6 +200,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       const remaining = rows.filter((r) => r.state === 'extra' || r.state === 'error');
       code = fixCode !== 0 ? fixCode : checkExitCode(remaining, failOn);
     }
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     const report = {
       command: 'check',
       config: filepath,
@@ -210,6 +212,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       rows,
       ...(fixed ? { fixed } : {}),
       requests: client.transport.stats.requests,
+      rateLimits,
     };
     if (format === 'json') out.result(JSON.stringify(report, null, 2));
     else if (format === 'markdown') out.result(renderMarkdown(rows, failOn));

@@ -13,6 +13,7 @@ import { formatBytes, formatDuration, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
+import { renderRateLimits } from '../summary.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
 const LARGE_BLOB = 16 * 1024 * 1024;
@@ -112,6 +113,8 @@ export async function runCopy(
   out.info(
     `done in ${formatDuration(result.durationMs)}, ${client.transport.stats.requests} requests, ${client.transport.stats.retries} retries`,
   );
+  const rateLimits = client.rateLimits();
+  for (const line of renderRateLimits(rateLimits)) out.info(line);
   if (flags.json) {
     out.result(
       JSON.stringify(
@@ -121,6 +124,7 @@ export async function runCopy(
           ...result,
           requests: client.transport.stats.requests,
           retries: client.transport.stats.retries,
+          rateLimits,
         },
         null,
         2,

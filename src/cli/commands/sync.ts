@@ -14,11 +14,11 @@ import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
 import { type AuditLog, allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration } from '../format.js';
-import type { Output } from '../output.js';
+import { type Output, printNotice } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
-import { renderSummary } from '../summary.js';
+import { renderRateLimits, renderSummary } from '../summary.js';
 
 export interface SyncFlags extends ClientFlags {
   config?: string;
@@ -105,6 +105,7 @@ export async function openConfigRun(
     config,
     env: session.env,
     ...(session.trace ? { trace: session.trace } : {}),
+    notice: (n) => printNotice(session.out, n),
   });
   return { filepath, config, mirrors, client };
 }
@@ -174,6 +175,8 @@ export async function runSync(
         `${summary.blobsUploaded} blobs ${dryRun ? 'to upload' : 'uploaded'} (${formatBytes(summary.bytesUploaded)}), ${summary.blobsMounted} ${dryRun ? 'to mount' : 'mounted'}; ` +
         `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
     );
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     if (flags.json) {
       const report: SyncReport = {
         command,
@@ -184,6 +187,7 @@ export async function runSync(
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         summary,
+        rateLimits,
         mirrors: mirrorResults,
       };
       out.result(JSON.stringify(report, null, 2));

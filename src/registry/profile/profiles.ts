@@ -149,6 +149,7 @@ export class RegistryProfiles {
       upload,
       quirks,
       repositories: vendor?.repositories?.(ctx),
+      pullQuota: vendor?.pullQuota?.(ctx),
       referrers: 'unknown',
     };
   }
