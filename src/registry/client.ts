@@ -250,7 +250,7 @@ export class RegistryClient {
       const wanted = o.scopes.map((s) => s.replace(/^repository:/, '')).join(' and ');
       return new PermissionError(`access denied: the credentials from ${source} were not granted ${wanted}`, {
         context: ctx,
-        hint: 'check that this account may pull/push this repository',
+        hint: this.deniedHint(o.repo.registry),
       });
     }
     return new AuthError(
@@ -260,6 +260,11 @@ export class RegistryClient {
         hint: 'check the username and password',
       },
     );
+  }
+
+  /** What to do about a refused pull or push: the vendor's words when its profile has them. */
+  private deniedHint(registry: string): string {
+    return this.profile(registry).hints.denied ?? 'check that this account may pull/push this repository';
   }
 
   /** Turn a non-success answer into a typed error (the sorting is status.ts's). Consumes the body. */
@@ -274,7 +279,7 @@ export class RegistryClient {
       case 'denied':
         return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
           context,
-          hint: 'check that this account may pull/push this repository',
+          hint: this.deniedHint(o.repo.registry),
         });
       default:
         return new RegistryError(`registry answered HTTP ${res.status}${detail}`, {

@@ -172,6 +172,14 @@ export interface VendorDefinition {
   repositories?(ctx: VendorContext): RepositoryManager | undefined;
   /** A pull quota the registry reports in rate-limit headers (Docker Hub): tracked, paced, named. */
   pullQuota?(ctx: VendorContext): PullQuota | undefined;
+  /** What to tell the user, in the vendor's terms, when an error needs it. */
+  hints?: VendorHints;
+}
+
+/** Vendor-specific advice in error messages (the generic wording is used where a vendor gives none). */
+export interface VendorHints {
+  /** The registry refused an authenticated pull or push (403, or a token without the scope). */
+  denied?: string;
 }
 
 /** The referrers scheme a registry speaks, learned on first use and never probed again. */
@@ -195,6 +203,7 @@ export interface RegistryProfile {
   readonly repositories: RepositoryManager | undefined;
   /** Set when the registry has a pull quota worth tracking (Docker Hub). */
   readonly pullQuota: PullQuota | undefined;
+  readonly hints: VendorHints;
   /** Learned per registry at run time. */
   referrers: ReferrersMode;
 }

@@ -150,6 +150,7 @@ export class RegistryProfiles {
       quirks,
       repositories: vendor?.repositories?.(ctx),
       pullQuota: vendor?.pullQuota?.(ctx),
+      hints: vendor?.hints ?? {},
       referrers: 'unknown',
     };
   }
