@@ -136,6 +136,13 @@ describe('Docker Hub pull quota', () => {
     );
     q.observe(answer(429, limited, now.t));
     assert.equal(q.retrying(1000, 'backoff'), undefined, 'one notice for the spell');
+    // A Retry-After longer than the retry policy's longest wait: the notice does not pretend otherwise.
+    q.observe(answer(200, limited, now.t));
+    q.observe(answer(429, { ...limited, 'retry-after': '3600' }, now.t));
+    assert.match(
+      q.retrying(30_000, 'retry-after')!.text,
+      /retrying in 30 s \(the longest wait between retries; its Retry-After asks for 1 h\); it resets at 2026-11-23T09:00:00\.000Z/,
+    );
     q.observe(answer(200, { ...limited, 'ratelimit-remaining': '1;w=21600' }, now.t));
     // A new spell, without Retry-After but with a reset: the quota says how long to wait.
     const wait = q.observe(answer(429, { ...limited, 'ratelimit-reset': '12' }, now.t));
@@ -147,7 +154,7 @@ describe('Docker Hub pull quota', () => {
       'Docker Hub pull quota exhausted: docker.io answered HTTP 429 to a manifest request, 0 of 100 pulls left per 6 h; it resets at 2026-11-23T08:00:12.000Z (in 12 s)',
     );
     assert.match(err.hint, /docker login/);
-    assert.equal(q.report()?.throttled, 3);
+    assert.equal(q.report()?.throttled, 4);
   });
 
   it('a 429 with no reset time at all says so', () => {

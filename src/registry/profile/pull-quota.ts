@@ -30,7 +30,7 @@ export function durationWords(ms: number): string {
   const s = ms / 1000;
   if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 120) return `${Math.round(s)} s`;
-  if (s < 2 * 3600) return `${Math.round(s / 60)} min`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
   return `${Math.round((s / 3600) * 10) / 10} h`;
 }
 
@@ -44,6 +44,8 @@ export class ReportedPullQuota implements PullQuota {
   private pacedRequests = 0;
   private pacedMs = 0;
   private pacingAnnounced = false;
+  /** The last 429's Retry-After, to tell a capped wait from the one asked for. */
+  private askedMs: number | undefined;
 
   constructor(
     private readonly registry: string,
@@ -59,6 +61,7 @@ export class ReportedPullQuota implements PullQuota {
     }
     if (answer.status === 429) {
       this.throttled++;
+      this.askedMs = answer.retryAfterMs;
       // Retry-After on a 429 is the registry's own word on when pulls work again.
       if (answer.rateLimit?.resetAt === undefined && answer.retryAfterMs !== undefined)
         this.resetAt = now + answer.retryAfterMs;
@@ -73,8 +76,10 @@ export class ReportedPullQuota implements PullQuota {
   retrying(delayMs: number, reason: 'retry-after' | 'reset' | 'backoff'): QuotaNotice | undefined {
     if (this.inSpell) return undefined;
     this.inSpell = true;
-    const why =
-      reason === 'retry-after'
+    const capped = reason === 'retry-after' && this.askedMs !== undefined && this.askedMs > delayMs + 1000;
+    const why = capped
+      ? `(the longest wait between retries; its Retry-After asks for ${durationWords(this.askedMs!)})`
+      : reason === 'retry-after'
         ? 'as its Retry-After asks'
         : reason === 'reset'
           ? 'when the quota resets'
