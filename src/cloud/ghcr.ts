@@ -38,6 +38,9 @@ export const ghcr: VendorDefinition = {
     return source ? sourcesProvider([source], ctx.host) : undefined;
   },
   hints: {
+    noCredentials:
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, meant literally
+      "in GitHub Actions, pass the job's token: env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}; elsewhere, docker login ghcr.io with a personal access token (classic) with read:packages / write:packages",
     denied:
       'a GITHUB_TOKEN needs "permissions: packages: write" in the workflow, and the package must give this repository access (package settings, "Manage Actions access"); a personal token needs the write:packages scope',
   },

@@ -243,7 +243,9 @@ export class RegistryClient {
     if (!hasCredential) {
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
-        hint: 'log in with docker login, or configure credentials for this registry',
+        hint:
+          this.profile(o.repo.registry).hints.noCredentials ??
+          'log in with docker login, or configure credentials for this registry',
       });
     }
     if (insufficient || sent?.startsWith('Bearer ')) {

@@ -187,6 +187,7 @@ describe('GHCR', () => {
     const none = await world.runCli(['sync', '--config', config], { env: { ...env(), GITHUB_TOKEN: '' } });
     assert.equal(none.code, 2, none.stderr);
     assert.deepEqual(tokenUsers(ghcr.tokens), new Set([undefined]), 'anonymous token requests only');
+    assert.match(none.stderr, /authentication required: .*GITHUB_TOKEN: \$\{\{ secrets\.GITHUB_TOKEN \}\}/);
 
     const ok = await world.runCli(['sync', '--config', config], { env: { ...env(), GH_TOKEN: JOB_TOKEN } });
     assert.equal(ok.code, 0, ok.stderr);
@@ -416,11 +417,17 @@ describe('robot accounts in every credential source', () => {
     }
   });
 
-  for (const how of ['config.json auth', 'environment variables', 'credential helper'] as const) {
+  for (const how of [
+    'config.json auth',
+    'environment variables',
+    'credential helper',
+    'DOCKER_AUTH_CONFIG',
+    'podman auth.json',
+  ] as const) {
     test(`org+name (Quay) and robot$project+name (Harbor) from ${how}`, async () => {
       for (const robot of robots) {
         const target = robot.endpoint();
-        const repo = `robots/${how.replace(/[^a-z]+/g, '-')}`;
+        const repo = `robots/${how.toLowerCase().replace(/[^a-z]+/g, '-')}`;
         const auths: Record<string, unknown> = {
           [world.source.host]: { auth: basicAuth(world.source.creds!) },
         };
@@ -431,6 +438,14 @@ describe('robot accounts in every credential source', () => {
         if (how === 'credential helper') {
           docker.credHelpers = { [target.host]: `robot-${robot.vendor}` };
           env.PATH = `${join(helperDir, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+        }
+        if (how === 'DOCKER_AUTH_CONFIG')
+          env.DOCKER_AUTH_CONFIG = JSON.stringify({
+            auths: { [target.host]: { auth: basicAuth(robot.creds) } },
+          });
+        if (how === 'podman auth.json') {
+          const podman = await dockerConfig({ auths: { [target.host]: { auth: basicAuth(robot.creds) } } });
+          env.REGISTRY_AUTH_FILE = join(podman, 'config.json');
         }
         if (how === 'environment variables') {
           registry.credentials = { env: { username: 'ROBOT_USER', password: 'ROBOT_TOKEN' } };

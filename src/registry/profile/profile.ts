@@ -180,6 +180,8 @@ export interface VendorDefinition {
 export interface VendorHints {
   /** The registry refused an authenticated pull or push (403, or a token without the scope). */
   denied?: string;
+  /** The registry wants credentials and none were found. */
+  noCredentials?: string;
 }
 
 /** The referrers scheme a registry speaks, learned on first use and never probed again. */
