@@ -85,7 +85,7 @@ describe('Docker Hub pull quota', () => {
     assert.equal(first.waitMs, 216_000, 'the last GET went just now');
     assert.match(
       first.notice!.text,
-      /^docker\.io: Docker Hub pull quota: 10 of 100 pulls left in a 6 h window; manifest GETs are now spaced 4 min apart to keep a reserve of 10$/,
+      /^docker\.io: Docker Hub pull quota: 10 of 100 pulls left in a 6 h window; manifest GETs are now spaced 3.6 min apart to keep a reserve of 10$/,
     );
     const second = q.beforeGet(600_000);
     assert.equal(second.waitMs, 432_000, 'concurrent GETs queue behind each other');

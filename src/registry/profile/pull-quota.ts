@@ -24,12 +24,13 @@ export interface PullQuotaPolicy {
   hint: string;
 }
 
-/** "850 ms", "2.0 s", "36 s", "4 min", "6 h" */
+/** "850 ms", "2.0 s", "36 s", "3.6 min", "25 min", "6 h" */
 export function durationWords(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 120) return `${Math.round(s)} s`;
+  if (s < 600) return `${Math.round(s / 6) / 10} min`;
   if (s < 3600) return `${Math.round(s / 60)} min`;
   return `${Math.round((s / 3600) * 10) / 10} h`;
 }
