@@ -423,18 +423,23 @@ export class RegistryClient {
 
   // ---- pull quotas (Docker Hub) ------------------------------------------------------------------
 
-  /** Every answer to a manifest request goes to the registry's pull quota, if its profile has one. */
-  private quotaHooks(registry: string): Pick<CallOptions, 'onAnswer' | 'onRetry'> {
-    const quota = this.profile(registry).pullQuota;
-    if (!quota) return {};
+  /**
+   * A manifest request: on a registry with a pull quota, the quota sees every answer (429s the transport
+   * waits out included), and a spell of 429s that outlasts the request's deadline is named as the quota's
+   * doing, not as a slow registry.
+   */
+  private async manifestCall(o: CallOptions): Promise<TransportResponse> {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (!quota) return this.call(o);
+    let lastStatus = 0;
     let hinted = false;
-    return {
+    const hooks: Pick<CallOptions, 'onAnswer' | 'onRetry'> = {
       onAnswer: (a) => {
-        const retryAfterMs = parseRetryAfter(header(a.headers, 'retry-after'));
+        lastStatus = a.status;
         const wait = quota.observe({
           status: a.status,
           rateLimit: readRateLimit((name) => header(a.headers, name)),
-          retryAfterMs,
+          retryAfterMs: parseRetryAfter(header(a.headers, 'retry-after')),
         });
         hinted = wait !== undefined;
         return wait;
@@ -451,6 +456,18 @@ export class RegistryClient {
         if (notice) this.options.notice?.(notice);
       },
     };
+    try {
+      return await this.call({ ...o, ...hooks });
+    } catch (err) {
+      if (!(err instanceof TimeoutError) || lastStatus !== 429) throw err;
+      const { message, hint } = quota.exhausted();
+      throw new RegistryError(`${message}; the waits outlasted the request's deadline`, {
+        context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+        hint: `${hint}; limits.timeouts.manifest bounds how long one manifest request may wait`,
+        status: 429,
+        cause: err,
+      });
+    }
   }
 
   /**
@@ -503,10 +520,9 @@ export class RegistryClient {
       url: manifestPath(referenceSelector(ref)),
       kind: 'manifest' as const,
       headers: { accept: MANIFEST_ACCEPT },
-      // HEADs do not count against a pull quota, but their answers report it.
-      ...this.quotaHooks(ref.registry),
     };
-    const res = await this.call(o);
+    // HEADs do not count against a pull quota, but their answers report it.
+    const res = await this.manifestCall(o);
     drain(res.body);
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o));
@@ -542,11 +558,10 @@ export class RegistryClient {
       url: manifestPath(referenceSelector(ref)),
       kind: 'manifest' as const,
       headers: { accept: MANIFEST_ACCEPT },
-      ...this.quotaHooks(ref.registry),
     };
     const limits = this.limits(ref.registry);
     await this.paceGet(o);
-    const res = await this.call(o);
+    const res = await this.manifestCall(o);
     if (res.status !== 200)
       throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o, `${describeSelector(ref)} not found`));
     const context: ErrorContext = { registry: ref.registry, repository: ref.path, step: 'manifest GET' };

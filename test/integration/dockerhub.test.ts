@@ -325,7 +325,44 @@ describe('a 429 from the quota', () => {
       ],
       { env },
     );
+    // A spell of 429s longer than the manifest request's deadline: still named as the quota's doing.
+    world.source.proxy.settings.fault = (req) =>
+      req.kind === 'manifest' && req.method === 'GET'
+        ? {
+            status: 429,
+            headers: {
+              'ratelimit-limit': '100;w=21600',
+              'ratelimit-remaining': '0;w=21600',
+              'retry-after': '1',
+            },
+          }
+        : undefined;
+    const shortDeadline = join(world.workDir, 'hub-deadline.json');
+    await writeFile(
+      shortDeadline,
+      JSON.stringify({
+        registries: { [world.source.host]: { type: 'dockerhub', limits: { timeouts: { manifest: '3s' } } } },
+        mirrors: [{ source: `${world.source.host}/hub/app`, targets: [`${world.open.host}/hub/app`] }],
+      }),
+    );
+    const outlasted = await world.runCli(
+      [
+        'copy',
+        '--config',
+        shortDeadline,
+        `${world.source.host}/hub/throttled:1.0`,
+        `${world.open.host}/hub/gone`,
+        '--retries',
+        '10',
+      ],
+      { env },
+    );
     world.clearFaults();
+    assert.equal(outlasted.code, 1, outlasted.stderr);
+    assert.match(
+      outlasted.stderr,
+      /manifest GET: Docker Hub pull quota exhausted: .* answered HTTP 429 to a manifest request, 0 of 100 pulls left per 6 h(; it resets at [^;]+|; it gave no reset time); the waits outlasted the request's deadline \(wait for .*limits\.timeouts\.manifest bounds how long one manifest request may wait\)/,
+    );
     assert.equal(withReset.code, 1, withReset.stderr);
     assert.match(
       withReset.stderr,
