@@ -13,12 +13,14 @@ import { BlobKnowledge } from '../../copy/knowledge.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
 import { withDigest, withTag } from '../../reference/reference.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
 import { table } from '../summary.js';
+import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
@@ -169,14 +171,15 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     throw new UsageError(`--format: "${format}" is not one of table, json, markdown`);
   }
   const failOn = parseFailOn(flags.failOn);
-  const { filepath, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, mirrors, client, store, layouts } = await openConfigRun(flags, session);
+  let commit = false;
   try {
     const specs = specsFrom(mirrors, false);
     const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16) };
     out.status(`checking ${mirrors.length} mirrors`);
     const mirrorLimit = createLimiter(4);
     const rows = (
-      await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, client, options))))
+      await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, store, options))))
     ).flat();
     out.stop();
     let code = checkExitCode(rows, failOn);
@@ -185,13 +188,17 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
       try {
         const ctx: CopyContext = {
-          store: client,
+          store,
           knowledge: new BlobKnowledge(),
           chunkSize: () => flags.chunkSize,
           transfers: createLimiter(4),
           ...(audit ? { onEvent: audit.onEvent } : {}),
         };
         fixed = await fix(rows, specs, ctx);
+        if (!signal.aborted) {
+          await recordBundle(layouts, fixed, `regmirror ${VERSION}`);
+          commit = true;
+        }
       } finally {
         audit?.close();
       }
@@ -217,6 +224,6 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     else out.result(renderTable(rows));
     return signal.aborted ? 130 : code;
   } finally {
-    await client.close();
+    await layouts.close(commit).finally(() => client.close());
   }
 }

@@ -4,6 +4,7 @@ import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
 import {
   credentialSourcesFor,
+  expandLayoutMirror,
   isAnonymous,
   type ResolvedConfig,
   type ResolvedMirror,
@@ -14,6 +15,9 @@ import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
+import type { LayoutStore } from '../../layout/layout-store.js';
+import type { RoutedStore } from '../../layout/routed-store.js';
 import { apiHost, formatRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
@@ -24,7 +28,9 @@ import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, checkCaFile, createClient, type RegistryOverrides } from '../runtime.js';
+import { openStores } from '../stores.js';
 import { renderSummary } from '../summary.js';
+import { VERSION } from '../version.js';
 
 export interface SyncFlags extends ClientFlags {
   config?: string;
@@ -83,9 +89,34 @@ export function overridesFrom(config: ResolvedConfig, env: NodeJS.ProcessEnv) {
   return (host: string) => byHost.get(host);
 }
 
-/** Every registry some mirror writes to. */
+/** Every registry some mirror writes to (layouts are no registries: they have no identity to log). */
 export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
-  return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
+  return [...new Set(mirrors.flatMap((m) => m.targets.filter((t) => !t.layout).map((t) => t.registry)))];
+}
+
+/**
+ * Layouts in the config, before any work: a whole layout as a source becomes one mirror per name prefix
+ * in it; every layout source must be readable and every layout target writable (else a LayoutError,
+ * exit 2, and nothing done).
+ */
+export async function prepareLayouts(
+  mirrors: ResolvedMirror[],
+  layouts: LayoutStore,
+): Promise<ResolvedMirror[]> {
+  const out: ResolvedMirror[] = [];
+  for (const m of mirrors) {
+    if (m.source.layout) await layouts.checkSource(m.source);
+    if (m.source.layout && m.source.path === '')
+      out.push(...expandLayoutMirror(m, await layouts.names(m.source)));
+    else out.push(m);
+  }
+  const checked = new Set<string>();
+  for (const t of out.flatMap((m) => m.targets)) {
+    if (!t.layout || checked.has(t.registry)) continue;
+    checked.add(t.registry);
+    await layouts.checkTarget(t);
+  }
+  return out;
 }
 
 export function specsFrom(mirrors: ResolvedMirror[], dryRun: boolean): MirrorSpec[] {
@@ -121,7 +152,15 @@ export interface SyncSession {
 export async function openConfigRun(
   flags: SyncFlags,
   session: SyncSession,
-): Promise<{ filepath: string; config: ResolvedConfig; mirrors: ResolvedMirror[]; client: RegistryClient }> {
+  options: { prepareLayouts: boolean } = { prepareLayouts: true },
+): Promise<{
+  filepath: string;
+  config: ResolvedConfig;
+  mirrors: ResolvedMirror[];
+  client: RegistryClient;
+  store: RoutedStore;
+  layouts: LayoutStore;
+}> {
   const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
   let mirrors = filterMirrors(config.mirrors, flags.only);
   if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
@@ -132,7 +171,16 @@ export async function openConfigRun(
     env: session.env,
     ...(session.trace ? { trace: session.trace } : {}),
   });
-  return { filepath, config, mirrors, client };
+  const { store, layouts } = openStores(client, session.out, flags.debug);
+  if (options.prepareLayouts) {
+    try {
+      mirrors = await prepareLayouts(mirrors, layouts);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+  return { filepath, config, mirrors, client, store, layouts };
 }
 
 export async function runSync(
@@ -143,13 +191,14 @@ export async function runSync(
   const { out, signal } = session;
   const started = Date.now();
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
-  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, config, mirrors, client, store, layouts } = await openConfigRun(flags, session);
   let audit: AuditLog | undefined;
+  let commit = false;
   try {
     audit = dryRun ? undefined : await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
     const progress = new Progress(out, dryRun);
     const ctx: CopyContext = {
-      store: client,
+      store,
       knowledge: new BlobKnowledge(),
       chunkSize: (registry) => registrySettings(config, registry).chunkSize ?? flags.chunkSize,
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
@@ -177,6 +226,14 @@ export async function runSync(
     out.stop();
 
     const mirrorResults = [...results.values()];
+    if (!dryRun && !signal.aborted) {
+      await recordBundle(
+        layouts,
+        mirrorResults.flatMap((m) => m.images),
+        `regmirror ${VERSION}`,
+      );
+      commit = true;
+    }
     const code = signal.aborted ? 130 : exitCodeForMirrors(mirrorResults);
     const summary = summarise(mirrorResults, client.transport.stats);
     out.info('');
@@ -218,7 +275,8 @@ export async function runSync(
     return code;
   } finally {
     audit?.close();
-    await client.close();
+    // Archive targets are written now: not by a plan, nor after an interrupt (the staging waits).
+    await layouts.close(commit).finally(() => client.close());
   }
 }
 
