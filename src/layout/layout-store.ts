@@ -34,10 +34,11 @@ function location(repo: Repository): LayoutLocation {
 }
 
 /** Give an error the layout it concerns, unless it says already. */
-function inLayout<T>(err: T, repo: Repository, step: string): T {
+function inLayout<T>(err: T, repo: Repository, step: string, side?: 'source' | 'target'): T {
   if (err instanceof RegmirrorError) {
     err.context.registry ??= repo.registry;
     err.context.step ??= step;
+    if (side !== undefined) err.context.side ??= side;
   }
   return err;
 }
@@ -72,7 +73,7 @@ export class LayoutStore implements RegistryStore {
     await this.layout(repo)
       .checkReadable()
       .catch((err) => {
-        throw inLayout(err, repo, 'open');
+        throw inLayout(err, repo, 'open', 'source');
       });
   }
 
@@ -81,7 +82,7 @@ export class LayoutStore implements RegistryStore {
     await this.layout(repo)
       .checkWritable()
       .catch((err) => {
-        throw inLayout(err, repo, 'open');
+        throw inLayout(err, repo, 'open', 'target');
       });
   }
 
