@@ -11,6 +11,15 @@ export interface Stores {
   layouts: LayoutStore;
 }
 
+/** End of a command: archives are written (when `commit`); one left staged is said so. */
+export async function closeLayouts(layouts: LayoutStore, out: Output, commit: boolean): Promise<void> {
+  for (const file of await layouts.close(commit)) {
+    out.warn(
+      `${file} was not written: what this run copied for it is staged beside it; run again to finish it`,
+    );
+  }
+}
+
 /** With `debug`, every blob file a layout opens for reading is traced, like HTTP requests are. */
 export function openStores(client: RegistryClient, out: Output, debug?: boolean): Stores {
   const layouts = new LayoutStore(

@@ -133,9 +133,10 @@ export class ArchiveWriter implements LayoutWriter {
   }
 
   /** Pack the staged writes (this run's, or a killed run's) into the archive; nothing staged: nothing to do. */
-  async close(commit: boolean): Promise<void> {
+  async close(commit: boolean): Promise<'done' | 'staged'> {
     await this.staging.close();
-    if (!commit || !(await this.stagingActive())) return;
+    if (!(await this.stagingActive())) return 'done';
+    if (!commit) return 'staged';
     const dir = dirname(this.file);
     await mkdir(dir, { recursive: true });
     await removeStaleTemps(dir);
@@ -154,6 +155,7 @@ export class ArchiveWriter implements LayoutWriter {
     }
     await rm(this.staging.root, { recursive: true, force: true });
     this.baseExists = undefined;
+    return 'done';
   }
 
   private async pack(temp: string): Promise<void> {

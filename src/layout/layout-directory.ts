@@ -298,7 +298,8 @@ export class LayoutDirectory implements LayoutWriter {
     await this.writeAtomic(name, bytes);
   }
 
-  async close(): Promise<void> {
+  async close(): Promise<'done'> {
     await this.indexLock;
+    return 'done';
   }
 }

@@ -268,8 +268,15 @@ export class LayoutStore implements RegistryStore {
     }
   }
 
-  /** End of the run: archives are written now (not after an interrupt: their staging stays for the next run). */
-  async close(commit: boolean): Promise<void> {
-    for (const layout of this.layouts.values()) await layout.close(commit);
+  /**
+   * End of the run: archives are written now (not after an interrupt: their staging stays for the next
+   * run). Returns the archives left unwritten with staged content.
+   */
+  async close(commit: boolean): Promise<string[]> {
+    const pending: string[] = [];
+    for (const layout of this.layouts.values()) {
+      if ((await layout.close(commit)) === 'staged') pending.push(layout.where);
+    }
+    return pending;
   }
 }

@@ -38,6 +38,9 @@ export interface LayoutWriter extends LayoutReader {
   /** Add the image to index.json, under `name` (moving the name if another image had it) or unnamed. */
   nameImage(desc: Descriptor, name: string | undefined): Promise<void>;
   writeExtra(name: string, bytes: Uint8Array): Promise<void>;
-  /** At the end of a run: an archive is written here when `commit` (not after an interrupt). */
-  close(commit: boolean): Promise<void>;
+  /**
+   * At the end of a run: an archive is written here when `commit` (not after an interrupt). 'staged':
+   * an archive whose new content waits in its staging directory for a run that completes it.
+   */
+  close(commit: boolean): Promise<'done' | 'staged'>;
 }

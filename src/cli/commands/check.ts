@@ -19,6 +19,7 @@ import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
+import { closeLayouts } from '../stores.js';
 import { table } from '../summary.js';
 import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
@@ -224,6 +225,9 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     else out.result(renderTable(rows));
     return signal.aborted ? 130 : code;
   } finally {
-    await layouts.close(commit).finally(() => client.close());
+    // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
+    await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>
+      client.close(),
+    );
   }
 }

@@ -25,7 +25,7 @@ import { formatBytes, formatDuration, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
-import { openStores } from '../stores.js';
+import { closeLayouts, openStores } from '../stores.js';
 import { VERSION } from '../version.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
@@ -171,7 +171,7 @@ export async function runCopy(
   } finally {
     audit?.close();
     // An archive target is written now, unless interrupted (its staging directory waits for the next run).
-    await layouts.close(!client.signal?.aborted);
+    await closeLayouts(layouts, out, !client.signal?.aborted);
   }
   out.stop();
   const code = exitCodeFor([result]);

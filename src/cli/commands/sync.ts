@@ -28,7 +28,7 @@ import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, checkCaFile, createClient, type RegistryOverrides } from '../runtime.js';
-import { openStores } from '../stores.js';
+import { closeLayouts, openStores } from '../stores.js';
 import { renderSummary } from '../summary.js';
 import { VERSION } from '../version.js';
 
@@ -276,7 +276,10 @@ export async function runSync(
   } finally {
     audit?.close();
     // Archive targets are written now: not by a plan, nor after an interrupt (the staging waits).
-    await layouts.close(commit).finally(() => client.close());
+    // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
+    await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>
+      client.close(),
+    );
   }
 }
 

@@ -24,6 +24,7 @@ export async function runTags(
   }
   if (flags.json) out.result(JSON.stringify({ repository: formatRepository(repo), tags }, null, 2));
   else if (tags.length > 0) out.result(tags.join('\n'));
-  out.info(`${tags.length} tag${tags.length === 1 ? '' : 's'} in ${formatRepository(repo)}`);
+  const what = repo.layout && repo.path === '' ? 'image name' : 'tag';
+  out.info(`${tags.length} ${what}${tags.length === 1 ? '' : 's'} in ${formatRepository(repo)}`);
   return 0;
 }
