@@ -17,8 +17,6 @@ import { VERSION } from './version.js';
 
 export { VERSION } from './version.js';
 
-const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
-
 interface CommonFlags extends ClientFlags {
   json?: boolean;
   quiet?: boolean;
@@ -72,14 +70,19 @@ interface Session {
 }
 
 async function withClient<T>(
-  flags: CommonFlags,
+  flags: CommonFlags & { config?: string },
   session: Session,
   fn: (client: RegistryClient) => Promise<T>,
 ): Promise<T> {
   const { createClient } = await import('./runtime.js');
+  // A config given to a one-off command lends it its registry settings (credentials, TLS, upload policy).
+  const config = flags.config
+    ? (await (await import('../config/load.js')).loadConfig({ file: flags.config })).config
+    : undefined;
   const client = createClient({
     flags,
     signal: session.signal,
+    ...(config ? { config } : {}),
     trace: flags.debug
       ? (t) => session.out.warn(`[debug] ${t.method} ${t.url} → ${t.status ?? t.error ?? '?'} (${t.ms} ms)`)
       : undefined,
@@ -106,10 +109,12 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .argument('<source>', 'source reference, e.g. quay.io/org/app:1.2 or ubuntu@sha256:...')
       .argument('<targets...>', 'target repositories or repository:tag (default tag: the source tag)')
       .addOption(
-        new Option('--chunk-size <size>', 'upload chunk size; blobs up to this size go in one request')
-          .default(DEFAULT_CHUNK_SIZE, '8MiB')
-          .argParser((v) => parseSize(v, '--chunk-size')),
+        new Option(
+          '--chunk-size <size>',
+          "upload chunk size (default: the registry's own, else 8MiB); blobs up to it go in one request",
+        ).argParser((v) => parseSize(v, '--chunk-size')),
       )
+      .option('--config <file>', "use this config's registry settings (credentials, TLS, chunk sizes)")
       .addOption(
         new Option('-c, --concurrency <n>', 'blob transfers in flight')
           .default(4)
@@ -123,7 +128,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     async (
       src: string,
       dsts: string[],
-      flags: CommonFlags & { chunkSize: number; concurrency: number; auditLog?: string },
+      flags: CommonFlags & { chunkSize?: number; concurrency: number; auditLog?: string; config?: string },
     ) => {
       const { runCopy } = await import('./commands/copy.js');
       setCode(await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out)));
@@ -170,9 +175,10 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         ).argParser((v) => parsePositiveInt(v, '--concurrency')),
       )
       .addOption(
-        new Option('--chunk-size <size>', 'upload chunk size where the config sets none')
-          .default(DEFAULT_CHUNK_SIZE, '8MiB')
-          .argParser((v) => parseSize(v, '--chunk-size')),
+        new Option(
+          '--chunk-size <size>',
+          "upload chunk size where the config sets none (default: the registry's own, else 8MiB)",
+        ).argParser((v) => parseSize(v, '--chunk-size')),
       )
       .addOption(
         new Option('--shard <i/n>', 'only shard i of n (1-based), split by source repository').argParser(

@@ -26,6 +26,8 @@ export interface TargetResult {
   blobsExisting: number;
   bytesUploaded: number;
   manifestsPushed: number;
+  /** The target repository did not exist and was created for this copy (registries that need it: ECR). */
+  repositoryCreated?: boolean;
   error?: string;
   errorKind?: ErrorKind;
 }

@@ -16,6 +16,8 @@ export const LAYOUT_CHUNK_SIZE = 8 * 1024 * 1024;
 export class BlobWriter implements UploadSink {
   offset = 0;
   readonly chunkSize = LAYOUT_CHUNK_SIZE;
+  /** Up to this size a blob arrives whole in finish(): one write, the same memory as one chunk. */
+  readonly monolithicMaxSize = LAYOUT_CHUNK_SIZE;
   private readonly digester = new Digester('sha256');
   private closed = false;
 

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { ManifestInfo, RegistryStore, UploadSink } from '../copy/store.js';
 import type { Digest } from '../oci/digest.js';
 import type { Manifest } from '../oci/manifest.js';
-import type { Reference, Repository } from '../reference/reference.js';
+import { isLayoutKey, type Reference, type Repository } from '../reference/reference.js';
 import type { LayoutStore } from './layout-store.js';
 
 export class RoutedStore implements RegistryStore {
@@ -49,5 +49,17 @@ export class RoutedStore implements RegistryStore {
     mount?: { digest: Digest; from: string },
   ): Promise<{ mounted: true } | { mounted: false; session: UploadSink }> {
     return this.of(repo).uploadStart(repo, mount);
+  }
+
+  /** Within one layout every blob is shared, so a "mount" (finding it there) always can succeed. */
+  supportsMounts(registry: string): boolean {
+    if (isLayoutKey(registry)) return true;
+    return this.registries.supportsMounts?.(registry) ?? true;
+  }
+
+  /** A layout is created by its first write; registries that need repositories first get them. */
+  async ensureRepository(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'> {
+    if (repo.layout) return 'unmanaged';
+    return (await this.registries.ensureRepository?.(repo)) ?? 'unmanaged';
   }
 }

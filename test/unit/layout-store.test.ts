@@ -59,7 +59,6 @@ function context(memory: MemoryStore, reads: string[] = []) {
   const ctx: CopyContext = {
     store: new RoutedStore(memory, layouts),
     knowledge: new BlobKnowledge(),
-    chunkSize: () => 64 * 1024,
     transfers: createLimiter(4),
   };
   return { ctx, layouts };

@@ -191,7 +191,6 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
         const ctx: CopyContext = {
           store,
           knowledge: new BlobKnowledge(),
-          chunkSize: () => flags.chunkSize,
           transfers: createLimiter(4),
           ...(audit ? { onEvent: audit.onEvent } : {}),
         };

@@ -34,7 +34,6 @@ const LARGE_BLOB = 16 * 1024 * 1024;
 export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
-  chunkSize: number;
   concurrency: number;
   debug?: boolean;
 }
@@ -163,7 +162,6 @@ export async function runCopy(
     result = await copyImage(source, targets, {
       store,
       knowledge: new BlobKnowledge(),
-      chunkSize: () => flags.chunkSize,
       transfers: createLimiter(flags.concurrency),
       onEvent: allOf(onEvent, audit?.onEvent),
     });

@@ -2,14 +2,7 @@
 
 import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
-import {
-  credentialSourcesFor,
-  expandLayoutMirror,
-  isAnonymous,
-  type ResolvedConfig,
-  type ResolvedMirror,
-  registrySettings,
-} from '../../config/resolve.js';
+import { expandLayoutMirror, type ResolvedConfig, type ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
@@ -18,7 +11,7 @@ import { UsageError } from '../../errors.js';
 import { recordBundle } from '../../layout/bundle.js';
 import type { LayoutStore } from '../../layout/layout-store.js';
 import type { RoutedStore } from '../../layout/routed-store.js';
-import { apiHost, formatRepository } from '../../reference/reference.js';
+import { formatRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
@@ -27,7 +20,7 @@ import { formatBytes, formatDuration } from '../format.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
-import { type ClientFlags, checkCaFile, createClient, type RegistryOverrides } from '../runtime.js';
+import { type ClientFlags, createClient } from '../runtime.js';
 import { closeLayouts, openStores } from '../stores.js';
 import { renderSummary } from '../summary.js';
 import { VERSION } from '../version.js';
@@ -39,7 +32,6 @@ export interface SyncFlags extends ClientFlags {
   dryRun?: boolean;
   /** Images in flight for the whole run (default: the config's defaults.concurrency). */
   concurrency?: number;
-  chunkSize: number;
   shard?: { index: number; count: number };
   auditLog?: string;
 }
@@ -68,25 +60,6 @@ export function filterMirrors(mirrors: ResolvedMirror[], only: string[] | undefi
     );
   }
   return selected;
-}
-
-/** Per-host settings from the config's registries, keyed by API host as the transport asks. */
-export function overridesFrom(config: ResolvedConfig, env: NodeJS.ProcessEnv) {
-  const byHost = new Map<string, RegistryOverrides>();
-  for (const settings of config.registries.values()) {
-    const o: RegistryOverrides = {};
-    if (settings.tls !== undefined) o.tls = settings.tls;
-    // A CA file is read now, not at the first connection, where a missing one would look like a network
-    // fault (and be retried as one).
-    if (typeof settings.tls === 'object') {
-      checkCaFile(settings.tls.caFile, `config registries["${settings.registry}"].tls.caFile`);
-    }
-    if (settings.concurrency !== undefined) o.concurrency = settings.concurrency;
-    if (isAnonymous(settings)) o.anonymous = true;
-    else o.credentials = credentialSourcesFor(settings, env);
-    byHost.set(apiHost(settings.registry), o);
-  }
-  return (host: string) => byHost.get(host);
 }
 
 /** Every registry some mirror writes to (layouts are no registries: they have no identity to log). */
@@ -167,7 +140,7 @@ export async function openConfigRun(
   const client = createClient({
     flags,
     signal: session.signal,
-    overrides: overridesFrom(config, session.env),
+    config,
     env: session.env,
     ...(session.trace ? { trace: session.trace } : {}),
   });
@@ -200,7 +173,6 @@ export async function runSync(
     const ctx: CopyContext = {
       store,
       knowledge: new BlobKnowledge(),
-      chunkSize: (registry) => registrySettings(config, registry).chunkSize ?? flags.chunkSize,
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
     };
