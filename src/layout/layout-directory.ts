@@ -4,7 +4,18 @@
 // temporary files first and are renamed when complete, and temporary files of killed runs are removed
 // by the next run that writes.
 
-import { access, constants, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import {
+  access,
+  constants,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LayoutError, NotFoundError, whyUnreadable } from '../errors.js';
@@ -177,7 +188,8 @@ export class LayoutDirectory implements LayoutWriter {
 
   async blobSize(digest: Digest): Promise<number | undefined> {
     try {
-      const s = await stat(this.blobLocation(digest));
+      // lstat: a link in blobs/ would lead outside the layout; it counts as absent (and is never read).
+      const s = await lstat(this.blobLocation(digest));
       return s.isFile() ? s.size : undefined;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -187,15 +199,21 @@ export class LayoutDirectory implements LayoutWriter {
 
   async openBlob(digest: Digest): Promise<Readable> {
     const file = this.blobLocation(digest);
-    // Opened here, not lazily by the stream, so that a missing file is an error of this call.
-    const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') {
-        throw new NotFoundError(`blob ${digest} is not in the layout: ${file} does not exist`, {
-          hint: 'the layout is incomplete; copy it again from where it came from',
-        });
-      }
-      throw new LayoutError(`${file} ${whyUnreadable(err)}`);
-    });
+    // Opened here, not lazily by the stream, so that a missing file is an error of this call. Never
+    // through a symbolic link: a blob is a file in blobs/, not a way to read something elsewhere.
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW).catch(
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ELOOP') {
+          throw new LayoutError(`${file} is a symbolic link; the blobs of a layout must be plain files`);
+        }
+        if (err.code === 'ENOENT') {
+          throw new NotFoundError(`blob ${digest} is not in the layout: ${file} does not exist`, {
+            hint: 'the layout is incomplete; copy it again from where it came from',
+          });
+        }
+        throw new LayoutError(`${file} ${whyUnreadable(err)}`);
+      },
+    );
     this.onRead?.(file);
     return handle.createReadStream();
   }

@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { resolveTargets } from '../../src/cli/commands/copy.js';
 import { expandLayoutMirror, resolveConfig } from '../../src/config/resolve.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
-import { formatRepository } from '../../src/reference/reference.js';
+import { formatReference, formatRepository, parseReference } from '../../src/reference/reference.js';
 
 const BASE = '/srv/mirror';
 
@@ -112,6 +113,30 @@ describe('layouts in the config', () => {
     assert.match(
       problems([{ source: 'oci:bundle:Not_A_Repo', targets: ['harbor.internal/{path}'] }]).join('\n'),
       /mirrors\.0\.targets\.0: .*needs a repository name from the source/,
+    );
+  });
+});
+
+describe('copy targets in layouts', () => {
+  it('a layout target without a name names the image after the source; an explicit name is kept', () => {
+    const source = parseReference('quay.io/acme/app:1.4.2');
+    assert.deepEqual(resolveTargets(source, ['oci:out', 'oci-archive:b.tar:release']).map(formatReference), [
+      'oci:out:quay.io/acme/app:1.4.2',
+      'oci-archive:b.tar:release',
+    ]);
+    const fromLayout = parseReference('oci:in:quay.io/acme/app:1.4.2');
+    assert.deepEqual(
+      resolveTargets(fromLayout, ['harbor.internal/acme/app', 'oci:copy']).map(formatReference),
+      ['harbor.internal/acme/app:1.4.2', 'oci:copy:quay.io/acme/app:1.4.2'],
+    );
+  });
+
+  it('refuses what cannot be named: a digest-only source into a layout, a layout name that is no tag', () => {
+    const byDigest = parseReference(`quay.io/acme/app@sha256:${'c'.repeat(64)}`);
+    assert.throws(() => resolveTargets(byDigest, ['oci:out']), /name it: oci:out:NAME/);
+    assert.throws(
+      () => resolveTargets(parseReference('oci:in:acme/app'), ['harbor.internal/x']),
+      /"acme\/app" is not a tag a registry takes; give the target one: harbor\.internal\/x:TAG/,
     );
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { create as tarCreate } from 'tar';
@@ -358,5 +358,26 @@ describe('bad layouts: each refused with what and where', () => {
     assert.equal(r.errorKind, 'digest-mismatch');
     assert.ok(r.error?.includes(file), r.error);
     assert.ok(DigestMismatchError);
+  });
+});
+
+describe('layout blobs are plain files', () => {
+  it('a symbolic link in blobs/ is never followed', async () => {
+    const memory = new MemoryStore();
+    seed(memory, LIST, 'v1');
+    const root = join(dir, 'linked');
+    const { ctx } = context(memory);
+    await copyImage({ ...SOURCE, tag: 'v1' }, [parseReference(`oci:${root}:v1`)], ctx);
+    const layer = LIST.children[0]!.blobs[1]!;
+    const file = join(root, 'blobs', 'sha256', layer.digest.slice(7));
+    await writeFile(join(dir, 'secret'), 'not for the registry');
+    await unlink(file);
+    await symlink(join(dir, 'secret'), file);
+    const { ctx: readCtx } = context(memory);
+    const target = parseReference('f.example/s:v1');
+    const r = await copyImage(parseReference(`oci:${root}:v1`), [target], readCtx);
+    assert.equal(r.targets[0]!.status, 'failed');
+    assert.match(r.targets[0]!.error!, /is a symbolic link; the blobs of a layout must be plain files/);
+    assert.equal(memory.manifestBytes(target, 'v1'), undefined);
   });
 });
