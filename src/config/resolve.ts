@@ -8,6 +8,7 @@ import { type Platform, parsePlatform } from '../oci/platform.js';
 import { splitRefName } from '../reference/ref-name.js';
 import {
   formatRepository,
+  isLayoutInput,
   layoutRepository,
   normaliseRegistry,
   parseRepository,
@@ -167,10 +168,14 @@ function absoluteLayoutPath(template: string, baseDir: string): string {
  */
 export function expandLayoutMirror(mirror: ResolvedMirror, names: string[]): ResolvedMirror[] {
   const prefixes = [...new Set(names.map((n) => splitRefName(n).prefix))].sort();
-  if (prefixes.length > 1 && mirror.targetTemplates.some((t) => !isTemplate(t))) {
+  // A layout target without a prefix names each image after its source: as good as a template.
+  const literal = mirror.targetTemplates.find(
+    (t) => !isTemplate(t) && !(isLayoutInput(t) && parseRepository(t).path === ''),
+  );
+  if (prefixes.length > 1 && literal !== undefined) {
     throw new ConfigError(
       `mirror ${mirror.name}: ${formatRepository(mirror.source)} holds the images of ${prefixes.length} repositories ` +
-        `(${prefixes.map((p) => p || '(unprefixed names)').join(', ')}), and "${mirror.targetTemplates.find((t) => !isTemplate(t))}" is one repository; ` +
+        `(${prefixes.map((p) => p || '(unprefixed names)').join(', ')}), and "${literal}" is one repository; ` +
         'use {path} or {name} in the targets, or name one prefix in the source, e.g. ' +
         `"${formatRepository(mirror.source)}:${prefixes.find((p) => p !== '') ?? 'quay.io/org/app'}"`,
     );

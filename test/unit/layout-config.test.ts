@@ -97,6 +97,14 @@ describe('layouts in the config', () => {
     );
   });
 
+  it('a whole layout into a layout: each prefix keeps its names', () => {
+    const [m] = resolved([{ source: 'oci:in', targets: ['oci-archive:all.tar'] }]).mirrors;
+    assert.deepEqual(
+      expandLayoutMirror(m!, ['v1', 'quay.io/acme/app:1.0']).map((e) => e.targets.map(formatRepository)),
+      [[`oci-archive:${join(BASE, 'all.tar')}`], [`oci-archive:${join(BASE, 'all.tar')}:quay.io/acme/app`]],
+    );
+  });
+
   it('templates cannot be filled from bare names', () => {
     const [m] = resolved([{ source: 'oci:skopeo-out', targets: ['harbor.internal/{path}'] }]).mirrors;
     assert.throws(

@@ -381,3 +381,26 @@ describe('layout blobs are plain files', () => {
     assert.equal(memory.manifestBytes(target, 'v1'), undefined);
   });
 });
+
+describe('one layout, many name prefixes', () => {
+  it('two images into one layout at once, unprefixed and prefixed: each blob read from the source once', async () => {
+    const memory = new MemoryStore();
+    seed(memory, MULTI, 'v1');
+    const root = join(dir, 'prefixes');
+    const { ctx } = context(memory);
+    // Both surveyed before either transfers: the second waits for the first, then finds the blob in the
+    // layout under the other prefix — the unprefixed one, whose repository path is "".
+    const results = await Promise.all([
+      copyImage({ ...SOURCE, tag: 'v1' }, [parseReference(`oci:${root}:v1`)], ctx),
+      copyImage({ ...SOURCE, tag: 'v1' }, [parseReference(`oci:${root}:src.example/acme/app:v1`)], ctx),
+    ]);
+    for (const r of results) assert.equal(r.targets[0]!.status, 'copied', r.targets[0]!.error);
+    assert.equal(
+      memory.count('blobGet'),
+      new Set(allBlobs(MULTI).map((b) => b.digest)).size,
+      'a blob was read twice',
+    );
+    const { names } = await assertValidLayout(root);
+    assert.deepEqual([...names.keys()].sort(), ['src.example/acme/app:v1', 'v1']);
+  });
+});

@@ -2,7 +2,7 @@
 // Reads one tag-list page per source; opens and cancels one upload session per target. Stores nothing.
 
 import { errorKind, formatError } from '../../errors.js';
-import { apiHost, formatRepository, type Repository } from '../../reference/reference.js';
+import { apiHost, formatRepository, isLayoutKey, type Repository } from '../../reference/reference.js';
 import type { Output } from '../output.js';
 import { table } from '../summary.js';
 import { openConfigRun, type SyncFlags, type SyncSession } from './sync.js';
@@ -82,7 +82,12 @@ export async function runAuthCheck(
         ]),
       ),
     );
-    for (const c of failed) out.warn(`✗ ${c.access} ${c.registry}/${c.repository}: ${c.error}`);
+    for (const c of failed) {
+      const where = isLayoutKey(c.registry)
+        ? `${c.registry}${c.repository ? `:${c.repository}` : ''}`
+        : `${c.registry}/${c.repository}`;
+      out.warn(`✗ ${c.access} ${where}: ${c.error}`);
+    }
     out.info(
       failed.length === 0
         ? `all ${checks.length} checks passed (${new Set(checks.map((c) => apiHost(c.registry))).size} registries)`
