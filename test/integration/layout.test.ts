@@ -499,9 +499,10 @@ describe('kill -9 midway through an export, then run again', () => {
       })),
     });
     const dir = join(world.workDir, 'killed');
-    // A slow source: blob bodies trickle, so the kill lands while blobs are being written.
+    // A slow source (each blob answer waits 1 s, images one at a time): the kill, as soon as the first
+    // blobs are in, lands with at least two images still to come, whatever the load on the machine.
     world.source.proxy.settings.fault = (req) =>
-      req.kind === 'blob' && req.method === 'GET' ? { delayMs: 300 } : undefined;
+      req.kind === 'blob' && req.method === 'GET' ? { delayMs: 1000 } : undefined;
     const running = world.startCli(['sync', '--config', config], { env });
     try {
       const deadline = Date.now() + 60_000;
