@@ -11,7 +11,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { list, Pack, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import type { UploadSink } from '../copy/store.js';
 import { LayoutError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -159,6 +159,8 @@ export class ArchiveWriter implements LayoutWriter {
   }
 
   private async pack(temp: string): Promise<void> {
+    // node-tar is loaded when an archive is written, not at every command's start.
+    const { list, Pack } = await import('tar');
     const root = this.staging.root;
     const staged = new Set<string>();
     for (const algorithm of await readdir(join(root, 'blobs')).catch(() => [])) {

@@ -3,7 +3,7 @@
 // streamed straight from its byte range — without unpacking it to disk.
 
 import type { FileHandle } from 'node:fs/promises';
-import { Header, type HeaderData, Pax } from 'tar';
+import type { HeaderData } from 'tar';
 import { LayoutError } from '../errors.js';
 
 export interface TarEntry {
@@ -43,6 +43,8 @@ async function readAt(file: FileHandle, position: number, length: number): Promi
  * that appears twice maps to its last entry, as extracting would leave it.
  */
 export async function readTarEntries(file: FileHandle, where: string): Promise<Map<string, TarEntry>> {
+  // node-tar is loaded when an archive is read, not at every command's start.
+  const { Header, Pax } = await import('tar');
   const { size: fileSize } = await file.stat();
   const entries = new Map<string, TarEntry>();
   let ex: HeaderData | undefined;
