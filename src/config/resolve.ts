@@ -5,6 +5,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { type Platform, parsePlatform } from '../oci/platform.js';
+import type { ReferrerFilter } from '../oci/referrers.js';
 import { splitRefName } from '../reference/ref-name.js';
 import {
   formatRepository,
@@ -24,6 +25,7 @@ import {
   type CredentialsConfig,
   mirrorName,
   type Overwrite,
+  type ReferrersConfig,
   type RegistryConfig,
 } from './schema.js';
 import type { TagRules } from './tags.js';
@@ -35,16 +37,29 @@ export interface MirrorPolicy {
   overwrite: Overwrite;
   /** Images in flight at once. */
   concurrency: number;
-  /** Copy referrers too. Accepted but not implemented yet. */
-  referrers: boolean;
+  /** Copy referrers (those the filter keeps), or not at all. */
+  referrers: ReferrerFilter | false;
+  /** With referrers on: cosign's sha256-<hex>.sig / .att / .sbom tags too. */
+  cosignTags: boolean;
 }
 
 export const BUILTIN_DEFAULTS: Readonly<MirrorPolicy> = Object.freeze({
   platforms: 'all',
   overwrite: 'changed',
   concurrency: 4,
-  referrers: false,
+  referrers: {},
+  cosignTags: true,
 });
+
+/** `true` is every referrer: an empty filter. */
+function referrersOf(value: ReferrersConfig): ReferrerFilter | false {
+  if (value === false) return false;
+  if (value === true) return {};
+  return {
+    ...(value.artifactTypes ? { artifactTypes: value.artifactTypes } : {}),
+    ...(value.exclude ? { exclude: value.exclude } : {}),
+  };
+}
 
 export interface ResolvedMirror extends MirrorPolicy {
   /** The mirror's own name, else the normalised source ("quay.io/org/app"). Unique in a config. */
@@ -55,8 +70,8 @@ export interface ResolvedMirror extends MirrorPolicy {
    * ("oci:bundle"), whose targets are expanded per name prefix found in it (expandLayoutMirror).
    */
   targets: Repository[];
-  /** The targets as written (templates unexpanded), layout paths made absolute. */
-  targetTemplates: string[];
+  /** The targets as written (templates unexpanded), layout paths made absolute (set by resolveConfig). */
+  targetTemplates?: string[];
   /** undefined: every tag of the source. */
   tags: TagRules | undefined;
 }
@@ -119,7 +134,8 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
     platforms: given.platforms === undefined ? BUILTIN_DEFAULTS.platforms : platformsOf(given.platforms),
     overwrite: given.overwrite ?? BUILTIN_DEFAULTS.overwrite,
     concurrency: given.concurrency ?? BUILTIN_DEFAULTS.concurrency,
-    referrers: given.referrers ?? BUILTIN_DEFAULTS.referrers,
+    referrers: given.referrers === undefined ? BUILTIN_DEFAULTS.referrers : referrersOf(given.referrers),
+    cosignTags: given.cosignTags ?? BUILTIN_DEFAULTS.cosignTags,
   };
   const registries = new Map<string, RegistrySettings>();
   for (const [key, value] of Object.entries(config.registries ?? {})) {
@@ -139,7 +155,9 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
       platforms: mirror.platforms === undefined ? defaults.platforms : platformsOf(mirror.platforms),
       overwrite: mirror.overwrite ?? defaults.overwrite,
       concurrency: mirror.concurrency ?? defaults.concurrency,
-      referrers: mirror.referrers ?? defaults.referrers,
+      // A mirror's own "referrers" replaces the defaults' as a whole (filters are not merged).
+      referrers: mirror.referrers === undefined ? defaults.referrers : referrersOf(mirror.referrers),
+      cosignTags: mirror.cosignTags ?? defaults.cosignTags,
     };
   });
   return { defaults, registries, mirrors };
@@ -167,9 +185,10 @@ function absoluteLayoutPath(template: string, baseDir: string): string {
  * (no template) takes a layout of one prefix only: several repositories cannot go into one.
  */
 export function expandLayoutMirror(mirror: ResolvedMirror, names: string[]): ResolvedMirror[] {
+  const templates = mirror.targetTemplates ?? [];
   const prefixes = [...new Set(names.map((n) => splitRefName(n).prefix))].sort();
   // A layout target without a prefix names each image after its source: as good as a template.
-  const literal = mirror.targetTemplates.find(
+  const literal = templates.find(
     (t) => !isTemplate(t) && !(isLayoutInput(t) && parseRepository(t).path === ''),
   );
   if (prefixes.length > 1 && literal !== undefined) {
@@ -184,7 +203,7 @@ export function expandLayoutMirror(mirror: ResolvedMirror, names: string[]): Res
     const source = layoutRepository(mirror.source.layout!, prefix);
     let targets: Repository[];
     try {
-      targets = mirror.targetTemplates.map((t) => resolveTarget(t, source));
+      targets = templates.map((t) => resolveTarget(t, source));
     } catch (err) {
       throw new ConfigError(`mirror ${mirror.name}: ${(err as Error).message}`);
     }

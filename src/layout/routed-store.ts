@@ -4,7 +4,7 @@
 // learns about blobs on one (presence, mount sources) never applies to the other.
 
 import type { Readable } from 'node:stream';
-import type { ManifestInfo, RegistryStore, UploadSink } from '../copy/store.js';
+import type { ManifestInfo, ReferrersAnswer, RegistryStore, UploadSink } from '../copy/store.js';
 import type { Digest } from '../oci/digest.js';
 import type { Manifest } from '../oci/manifest.js';
 import { isLayoutKey, type Reference, type Repository } from '../reference/reference.js';
@@ -55,6 +55,20 @@ export class RoutedStore implements RegistryStore {
   supportsMounts(registry: string): boolean {
     if (isLayoutKey(registry)) return true;
     return this.registries.supportsMounts?.(registry) ?? true;
+  }
+
+  /**
+   * A layout has no referrers API: its referrers are in fallback tags (`sha256-<hex>`), which it reads and
+   * writes like any tag. A registry answers for itself.
+   */
+  referrers(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer> {
+    if (repo.layout || !this.registries.referrers) return Promise.resolve({ api: false });
+    return this.registries.referrers(repo, subject, artifactType);
+  }
+
+  referrersApi(registry: string): boolean | undefined {
+    if (isLayoutKey(registry) || !this.registries.referrers) return false;
+    return this.registries.referrersApi?.(registry);
   }
 
   /** A layout is created by its first write; registries that need repositories first get them. */

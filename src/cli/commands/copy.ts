@@ -4,10 +4,12 @@ import { defaultLayoutPrefix } from '../../config/template.js';
 import { copyImage } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { recordBundle } from '../../layout/bundle.js';
 import type { LayoutStore } from '../../layout/layout-store.js';
+import { shortDigest } from '../../oci/digest.js';
 import { splitRefName } from '../../reference/ref-name.js';
 import {
   formatReference,
@@ -36,6 +38,8 @@ export interface CopyFlags {
   auditLog?: string;
   concurrency: number;
   debug?: boolean;
+  /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
+  referrers?: boolean;
 }
 
 /**
@@ -98,8 +102,16 @@ export function describeTarget(t: ImageResult['targets'][number]): string {
   switch (t.status) {
     case 'kept':
       return `~ ${t.target} kept: the tag points at ${t.digest} (overwrite "never")`;
-    case 'planned':
-      return `+ ${t.target} would ${t.tagAction === 'move' ? `move the tag from ${t.previousDigest}` : 'create the tag'}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests`;
+    case 'planned': {
+      const tag =
+        t.tagAction === 'move'
+          ? `move the tag from ${t.previousDigest}`
+          : t.tagAction === 'none'
+            ? 'keep the tag (it is right)'
+            : 'create the tag';
+      const referrers = t.referrersCopied ? `, copy ${plural(t.referrersCopied, 'referrer')}` : '';
+      return `+ ${t.target} would ${tag}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests${referrers}${referrerLines(t)}`;
+    }
     case 'up-to-date':
       return `= ${t.target} already up to date`;
     case 'failed':
@@ -109,10 +121,21 @@ export function describeTarget(t: ImageResult['targets'][number]): string {
       if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted`);
       if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
       parts.push(`${t.manifestsPushed} manifest${t.manifestsPushed === 1 ? '' : 's'}`);
+      if (t.referrersCopied) parts.push(plural(t.referrersCopied, 'referrer'));
       const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
       return `✓ ${t.target}: ${parts.join(', ')}${moved}`;
     }
   }
+}
+
+/** One line per referrer a plan would copy: what it is and what it refers to. */
+export function referrerLines(t: ImageResult['targets'][number]): string {
+  return (t.referrers ?? [])
+    .map(
+      (r) =>
+        `\n      + ${r.tag ? `tag ${r.tag}` : (r.artifactType ?? 'referrer')} ${r.digest} → ${shortDigest(r.subject)}`,
+    )
+    .join('');
 }
 
 export async function runCopy(
@@ -159,12 +182,18 @@ export async function runCopy(
   });
   try {
     out.status(`copying ${formatReference(source)}`);
-    result = await copyImage(source, targets, {
-      store,
-      knowledge: new BlobKnowledge(),
-      transfers: createLimiter(flags.concurrency),
-      onEvent: allOf(onEvent, audit?.onEvent),
-    });
+    result = await copyImage(
+      source,
+      targets,
+      {
+        store,
+        knowledge: new BlobKnowledge(),
+        transfers: createLimiter(flags.concurrency),
+        onEvent: allOf(onEvent, audit?.onEvent),
+        referrerRun: new ReferrerRun(),
+      },
+      flags.referrers === false ? {} : { referrers: { cosignTags: true } },
+    );
     if (!client.signal?.aborted) await recordBundle(layouts, [result], `regmirror ${VERSION}`);
   } finally {
     audit?.close();
