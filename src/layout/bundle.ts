@@ -10,6 +10,15 @@ import { parseReference, type Reference, refNameOf } from '../reference/referenc
 import { BUNDLE_FILE } from './layout.js';
 import type { LayoutStore } from './layout-store.js';
 
+const bundleReferrerSchema = z.strictObject({
+  digest: z.string(),
+  /** The manifest it refers to (the image or one of its children, or another referrer). */
+  subject: z.string(),
+  artifactType: z.string().optional(),
+  /** The cosign tag it travels under (`sha256-<hex>.sig`), when it is one. */
+  tag: z.string().optional(),
+});
+
 const bundleImageSchema = z.strictObject({
   /** The image's name in the layout (its ref.name): "quay.io/acme/app:1.4.2". */
   name: z.string(),
@@ -17,6 +26,8 @@ const bundleImageSchema = z.strictObject({
   source: z.string(),
   digest: z.string(),
   mediaType: z.string().optional(),
+  /** Signatures, SBOMs, attestations that came with it (in the layout's fallback and cosign tags). */
+  referrers: z.array(bundleReferrerSchema).optional(),
 });
 
 export const bundleFileSchema = z.strictObject({
@@ -27,6 +38,7 @@ export const bundleFileSchema = z.strictObject({
 });
 
 export type BundleImage = z.infer<typeof bundleImageSchema>;
+export type BundleReferrer = z.infer<typeof bundleReferrerSchema>;
 export type BundleFile = z.infer<typeof bundleFileSchema>;
 
 /** Record the images of these results that are now in a layout (copied or up to date). */
@@ -70,9 +82,12 @@ export async function recordBundle(
     let changed = before === undefined;
     for (const e of entries) {
       const old = merged.get(e.name);
-      if (!old || old.digest !== e.digest || old.source !== e.source || old.mediaType !== e.mediaType)
-        changed = true;
-      merged.set(e.name, e);
+      // A run that finds the image up to date reports no referrers: those recorded before still hold.
+      const referrers = unionReferrers(old?.digest === e.digest ? old.referrers : [], e.referrers);
+      const { referrers: _, ...rest } = e;
+      const entry: BundleImage = { ...rest, ...(referrers.length > 0 ? { referrers } : {}) };
+      if (JSON.stringify(old) !== JSON.stringify(entry)) changed = true;
+      merged.set(e.name, entry);
     }
     if (!changed) continue;
     const file: BundleFile = {
@@ -83,6 +98,12 @@ export async function recordBundle(
     };
     await layout.writeExtra(BUNDLE_FILE, Buffer.from(`${JSON.stringify(file, null, 2)}\n`));
   }
+}
+
+function unionReferrers(a: BundleReferrer[] = [], b: BundleReferrer[] = []): BundleReferrer[] {
+  const byDigest = new Map(a.map((r) => [r.digest, r]));
+  for (const r of b) byDigest.set(r.digest, r);
+  return [...byDigest.values()].sort((x, y) => x.digest.localeCompare(y.digest));
 }
 
 /** The bundle file of a layout; undefined when it has none. */

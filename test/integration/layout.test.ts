@@ -1,6 +1,7 @@
 // Air-gapped delivery against real registries, checked with skopeo: a config's selection (a multi-arch
 // OCI index with attestations, a Docker manifest list, a Helm chart, a signed image with its cosign .sig
-// tag) exported into an OCI layout and an OCI archive at once; the layout imported into two registries
+// tags and OCI 1.1 referrers — an SBOM, an in-toto attestation — in fallback indexes) exported into an
+// OCI layout and an OCI archive at once, the signatures verified again on the far side; the layout imported into two registries
 // at once with every blob file opened once (strace as the witness); check proving a registry holds
 // exactly the layout; a skopeo-written layout and archive as sources; kill -9 midway through an export
 // and the re-run; a corrupt blob; and every kind of bad layout input.
@@ -15,19 +16,20 @@ import { promisify } from 'node:util';
 import { syncReportSchema } from '../../src/cli/report.js';
 import type { DriftRow } from '../../src/copy/check.js';
 import { bundleFileSchema } from '../../src/layout/bundle.js';
+import { cosignVerify, generateSigningKey } from '../harness/cosign.js';
 import { REPO_ROOT, startWorld, type World } from '../harness/fixture.js';
 import {
   type Content,
   descriptorOf,
   type ManifestNode,
   makeContent,
-  ociImage,
   pushManifestTree,
   RegistryClient as SeedClient,
   type SeededImage,
   seedImage,
   seedLargeBlobImage,
 } from '../harness/seed.js';
+import { type SignedImage, seedSignedImage } from '../harness/signed-image.js';
 import {
   skopeoCopyToLayout,
   skopeoInspectRaw,
@@ -43,6 +45,17 @@ let env: Record<string, string>;
 let src: string;
 /** The exported images: name in the layout → what was seeded. */
 const exported = new Map<string, { repo: string; tag: string; node: ManifestNode; ociTyped: boolean }>();
+/** The signed image's referrer tags (fallback indexes, cosign signatures): name in the layout → digest. */
+const referrerNames = new Map<string, string>();
+const key = generateSigningKey();
+let signed: SignedImage;
+
+/** Bytes of a referrer tag's manifest at the source (a fallback index or a cosign signature). */
+function referrerBytes(digest: string): Buffer {
+  for (const index of signed.fallbackIndexes.values()) if (index.digest === digest) return index.bytes;
+  for (const sig of signed.signatures.values()) if (sig.digest === digest) return sig.bytes;
+  throw new Error(`no referrer ${digest}`);
+}
 
 function manifestNode(bytes: Buffer, mediaType: string, blobs: Content[]): ManifestNode {
   const c = makeContent(bytes, mediaType);
@@ -73,51 +86,6 @@ function helmChart(): ManifestNode {
     ),
   );
   return manifestNode(bytes, 'application/vnd.oci.image.manifest.v1+json', [config, chart]);
-}
-
-/** cosign's signature manifest for `subject`, stored under the tag sha256-<hex>.sig. */
-function cosignSignature(subject: ManifestNode): ManifestNode {
-  const payload = makeContent(
-    Buffer.from(
-      JSON.stringify({
-        critical: {
-          identity: { 'docker-reference': 'registry.example/bundle/signed' },
-          image: { 'docker-manifest-digest': subject.digest },
-          type: 'cosign container image signature',
-        },
-        optional: null,
-      }),
-    ),
-    'application/vnd.dev.cosign.simplesigning.v1+json',
-  );
-  const config = makeContent(
-    Buffer.from(
-      JSON.stringify({
-        architecture: '',
-        os: '',
-        config: {},
-        rootfs: { type: 'layers', diff_ids: [payload.digest] },
-      }),
-    ),
-    'application/vnd.oci.image.config.v1+json',
-  );
-  const bytes = Buffer.from(
-    JSON.stringify(
-      {
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: descriptorOf(config),
-        layers: [
-          descriptorOf(payload, {
-            annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQDtest-signature-not-a-real-one' },
-          }),
-        ],
-      },
-      null,
-      3,
-    ),
-  );
-  return manifestNode(bytes, 'application/vnd.oci.image.manifest.v1+json', [config, payload]);
 }
 
 function allManifests(node: ManifestNode): ManifestNode[] {
@@ -177,19 +145,16 @@ before(async () => {
   const legacy = await seedImage(client, 'bundle/legacy', 'v1', 'docker-manifest-list');
   const chart = helmChart();
   await pushManifestTree(client, 'bundle/chart', chart, '0.1.0');
-  const signed = ociImage({ seed: 'bundle/signed' });
-  await pushManifestTree(client, 'bundle/signed', signed, 'v1');
-  const sig = cosignSignature(signed);
-  const sigTag = `${signed.digest.replace(':', '-')}.sig`;
-  await pushManifestTree(client, 'bundle/signed', sig, sigTag);
+  signed = await seedSignedImage(world.source.seedTarget, src, 'bundle/signed', 'v1', key);
   const add = (repo: string, tag: string, node: ManifestNode, ociTyped = true) =>
     exported.set(`${src}/${repo}:${tag}`, { repo, tag, node, ociTyped });
   const rootOf = (s: SeededImage): ManifestNode => s.root;
   add('bundle/app', 'v1', rootOf(app));
   add('bundle/legacy', 'v1', rootOf(legacy), false);
   add('bundle/chart', '0.1.0', chart);
-  add('bundle/signed', 'v1', signed);
-  add('bundle/signed', sigTag, sig);
+  add('bundle/signed', 'v1', signed.image.root);
+  // The referrers travel with their subject, under the tags they have at the source.
+  for (const [tag, digest] of signed.referrerTags) referrerNames.set(`${src}/bundle/signed:${tag}`, digest);
 });
 after(async () => {
   await world?.stop();
@@ -201,10 +166,18 @@ function exportConfig(targets: string[]) {
       { source: `${src}/bundle/app`, tags: ['v1'], targets },
       { source: `${src}/bundle/legacy`, tags: ['v1'], targets },
       { source: `${src}/bundle/chart`, tags: ['0.1.0'], targets },
-      // Every tag: the release and its cosign signature tag.
+      // Every tag: referrers are on (the default), so the signature and fallback tags come with v1.
       { source: `${src}/bundle/signed`, targets },
     ],
   };
+}
+
+/** Config and layer digests of everything exported: images and referrers. */
+function allBlobDigests(): Set<string> {
+  const all = new Set<string>();
+  for (const { node } of exported.values()) for (const d of blobDigests(node)) all.add(d);
+  for (const r of signed.referrers) for (const d of blobDigests(r)) all.add(d);
+  return all;
 }
 
 describe('export a config into an OCI layout and an OCI archive, import it into two registries', () => {
@@ -221,13 +194,18 @@ describe('export a config into an OCI layout and an OCI archive, import it into 
     const report = syncReportSchema.parse(JSON.parse(res.stdout));
     assert.equal(report.summary.copied, exported.size * 2);
     // One GET per source blob, whatever the number of targets.
-    let blobs = 0;
-    for (const { node } of exported.values()) blobs += blobDigests(node).size;
-    assert.equal(world.source.proxy.count({ method: 'GET', kind: 'blob' }), blobs);
+    assert.equal(world.source.proxy.count({ method: 'GET', kind: 'blob' }), allBlobDigests().size);
 
     const names = await assertValidLayout(layoutDir);
-    assert.deepEqual([...names.keys()].sort(), [...exported.keys()].sort());
+    assert.deepEqual([...names.keys()].sort(), [...exported.keys(), ...referrerNames.keys()].sort());
     for (const [name, { node }] of exported) assert.equal(names.get(name), node.digest, name);
+    // Fallback indexes byte-exact (their digests are the source's), cosign signatures under their tags.
+    for (const [name, digest] of referrerNames) assert.equal(names.get(name), digest, name);
+    const copied = report.mirrors.flatMap((m) => m.images).flatMap((i) => i.targets);
+    assert.ok(
+      copied.some((t) => t.referrersCopied >= signed.referrers.length),
+      'no referrers reported',
+    );
     // The bundle file lists each source reference, name and digest.
     const bundle = bundleFileSchema.parse(
       JSON.parse(await readFile(join(layoutDir, 'regmirror-bundle.json'), 'utf8')),
@@ -255,6 +233,17 @@ describe('export a config into an OCI layout and an OCI archive, import it into 
         assert.equal(sha256(raw), node.digest);
         await skopeoVerifyLayout(ref);
       }
+    }
+    // The signatures and referrers lists too: skopeo finds them under their tags, byte-exact.
+    for (const [name, digest] of referrerNames) {
+      for (const ref of [`oci:${layoutDir}:${name}`, `oci-archive:${archive}:${name}`]) {
+        assert.ok((await skopeoInspectRawLayout(ref)).equals(referrerBytes(digest)), `${ref}: other bytes`);
+      }
+    }
+    for (const sig of signed.signatures.values()) {
+      await skopeoVerifyLayout(
+        `oci:${layoutDir}:${src}/bundle/signed:${[...signed.referrerTags].find(([, d]) => d === sig.digest)![0]}`,
+      );
     }
   });
 
@@ -301,24 +290,28 @@ describe('export a config into an OCI layout and an OCI archive, import it into 
         },
       ],
     });
-    const trace = join(world.workDir, 'import.strace');
-    // strace, not regmirror, counts the opens: every openat(2) of the process and its threads.
-    const res = await runTraced(trace, ['sync', '--config', config, '--json']);
+    const traceDir = join(world.workDir, 'import-strace');
+    await mkdir(traceDir);
+    // strace, not regmirror, counts the opens: every openat(2) of the process and its threads, one file
+    // per thread (-ff) so that no call is split across lines by another thread's.
+    const res = await runTraced(join(traceDir, 'trace'), ['sync', '--config', config, '--json']);
     assert.equal(res.code, 0, res.stderr);
     const report = syncReportSchema.parse(JSON.parse(res.stdout));
     assert.equal(report.summary.copied, exported.size * 2);
     const opens = new Map<string, number>();
-    for (const line of (await readFile(trace, 'utf8')).split('\n')) {
+    const lines: string[] = [];
+    for (const f of await readdir(traceDir))
+      lines.push(...(await readFile(join(traceDir, f), 'utf8')).split('\n'));
+    for (const line of lines) {
       const m = /openat\(.*"([^"]*\/blobs\/sha256\/([0-9a-f]{64}))".*= \d+$/.exec(line);
       if (m?.[1]?.startsWith(layoutDir)) opens.set(m[2]!, (opens.get(m[2]!) ?? 0) + 1);
     }
-    for (const { node } of exported.values()) {
-      for (const digest of blobDigests(node))
-        assert.equal(
-          opens.get(digest.slice(7)),
-          1,
-          `blob ${digest} opened ${opens.get(digest.slice(7)) ?? 0} times`,
-        );
+    for (const digest of allBlobDigests()) {
+      assert.equal(
+        opens.get(digest.slice(7)),
+        1,
+        `blob ${digest} opened ${opens.get(digest.slice(7)) ?? 0} times`,
+      );
     }
     for (const [name, { repo, tag, node }] of exported) {
       for (const ep of [world.basic, world.open]) {
@@ -328,6 +321,21 @@ describe('export a config into an OCI layout and an OCI archive, import it into 
           ep.skopeoCreds ? { creds: ep.skopeoCreds } : {},
         );
         assert.ok(raw.equals(node.bytes), `${ep.host}/${path}:${tag} (${name})`);
+      }
+    }
+    // On the far side: every signature and referrers list under its tag, and the signatures verify with
+    // the publisher's public key, as cosign verify --key does.
+    for (const ep of [world.basic, world.open]) {
+      const opts = ep.skopeoCreds ? { creds: ep.skopeoCreds } : {};
+      for (const [name, digest] of referrerNames) {
+        const tag = name.slice(name.lastIndexOf(':') + 1);
+        const raw = await skopeoInspectRaw(`${ep.host}/imported/bundle/signed:${tag}`, opts);
+        assert.ok(raw.equals(referrerBytes(digest)), `${ep.host}: ${tag}`);
+      }
+      const client = new SeedClient(ep.seedTarget);
+      for (const reference of ['v1', ...signed.signatures.keys()]) {
+        const verified = await cosignVerify(client, 'imported/bundle/signed', reference, key.publicPem);
+        assert.ok(verified.ok, `${ep.host}: ${reference}: ${verified.reason}`);
       }
     }
   });
@@ -379,12 +387,12 @@ describe('export a config into an OCI layout and an OCI archive, import it into 
     assert.equal(JSON.parse(inspect.stdout).digest, exported.get(name)!.node.digest);
     const all = await world.runCli(['tags', `oci-archive:${archive}`], { env });
     assert.equal(all.code, 0, all.stderr);
-    assert.deepEqual(all.stdout.trim().split('\n').sort(), [...exported.keys()].sort());
-    const signed = await world.runCli(['tags', `oci:${layoutDir}:${src}/bundle/signed`, '--json'], { env });
     assert.deepEqual(
-      JSON.parse(signed.stdout).tags.sort(),
-      ['v1', [...exported.values()].find((e) => e.tag.endsWith('.sig'))!.tag].sort(),
+      all.stdout.trim().split('\n').sort(),
+      [...exported.keys(), ...referrerNames.keys()].sort(),
     );
+    const tags = await world.runCli(['tags', `oci:${layoutDir}:${src}/bundle/signed`, '--json'], { env });
+    assert.deepEqual(JSON.parse(tags.stdout).tags.sort(), ['v1', ...signed.referrerTags.keys()].sort());
   });
 
   test('a corrupt blob fails that image, naming the file and digest; nothing referring to it is pushed', async () => {
@@ -430,7 +438,7 @@ async function runTraced(
     const { stdout, stderr } = await run(
       'strace',
       [
-        '-f',
+        '-ff',
         '-qq',
         '-e',
         'trace=openat',
