@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import type { CopyEvent, WriteEvent } from '../copy/events.js';
 import { UsageError } from '../errors.js';
 import { isLayoutKey } from '../reference/reference.js';
+import { sanitize } from '../sanitize.js';
 
 export interface AuditEntry {
   time: string;
@@ -90,7 +91,8 @@ export class AuditLog {
       ...(identity !== undefined ? { identity } : {}),
     };
     // One write(2) per line on an O_APPEND descriptor: complete lines, in the kernel as soon as written.
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
+    // Media types come from registries: sanitised (losslessly, JSON stays the same) like every output.
+    writeSync(this.fd, `${sanitize(JSON.stringify(entry), 'line')}\n`);
   }
 
   close(): void {

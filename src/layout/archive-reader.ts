@@ -6,6 +6,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { LayoutError, NotFoundError, whyUnreadable } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { registryText } from '../sanitize.js';
 import { blobEntry } from './blob-path.js';
 import { INDEX_READ_LIMIT, type LayoutIndex, parseIndexFile } from './index-file.js';
 import type { LayoutReader, ReadTrace } from './layout.js';
@@ -82,7 +83,7 @@ export class ArchiveReader implements LayoutReader {
     if (!layout) {
       const some = [...table.keys()].slice(0, 5);
       throw new LayoutError(
-        `${this.file} is a tar archive but not an OCI archive: it has no ${OCI_LAYOUT_FILE} entry (${some.length === 0 ? 'it is empty' : `entries: ${some.join(', ')}${table.size > some.length ? ', …' : ''}`})`,
+        `${this.file} is a tar archive but not an OCI archive: it has no ${OCI_LAYOUT_FILE} entry (${some.length === 0 ? 'it is empty' : `entries: ${some.map((e) => registryText(e, 80)).join(', ')}${table.size > some.length ? ', …' : ''}`})`,
         { hint: 'an OCI archive holds oci-layout, index.json and blobs/ at its top level' },
       );
     }

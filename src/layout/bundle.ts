@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { ImageResult } from '../copy/result.js';
 import { LayoutError } from '../errors.js';
 import { parseReference, type Reference, refNameOf } from '../reference/reference.js';
+import { registryText } from '../sanitize.js';
 import { BUNDLE_FILE } from './layout.js';
 import type { LayoutStore } from './layout-store.js';
 
@@ -115,7 +116,7 @@ export async function readBundle(layouts: LayoutStore, ref: Reference): Promise<
     return bundleFileSchema.parse(JSON.parse(bytes.toString('utf8')));
   } catch (err) {
     throw new LayoutError(
-      `${layout.where}: ${BUNDLE_FILE} is not a regmirror bundle file (${(err as Error).message})`,
+      `${layout.where}: ${BUNDLE_FILE} is not a regmirror bundle file (${registryText((err as Error).message, 200)})`,
     );
   }
 }

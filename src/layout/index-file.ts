@@ -7,6 +7,7 @@ import { LayoutError } from '../errors.js';
 import { type Descriptor, descriptorSchema } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import { isValidRefName, REF_NAME_ANNOTATION } from '../reference/ref-name.js';
+import { registryText } from '../sanitize.js';
 
 /** index.json larger than this is refused (a layout of a whole estate stays far below it). */
 export const INDEX_READ_LIMIT = 64 * 1024 * 1024;
@@ -31,7 +32,8 @@ export function parseIndexFile(bytes: Uint8Array, where: string): LayoutIndex {
   try {
     doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new LayoutError(`${where} is not valid JSON (${(err as Error).message})`, {
+    // The parser quotes the file's text: not ours, so escaped.
+    throw new LayoutError(`${where} is not valid JSON (${registryText((err as Error).message, 160)})`, {
       hint: 'the layout is damaged; copy it again from where it came from',
     });
   }
@@ -39,9 +41,12 @@ export function parseIndexFile(bytes: Uint8Array, where: string): LayoutIndex {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const at = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new LayoutError(`${where} is not an OCI image index (${at}${issue.message})`, {
-      hint: 'the layout is damaged; copy it again from where it came from',
-    });
+    throw new LayoutError(
+      `${where} is not an OCI image index (${registryText(`${at}${issue.message}`, 200)})`,
+      {
+        hint: 'the layout is damaged; copy it again from where it came from',
+      },
+    );
   }
   const { manifests, ...extra } = parsed.data;
   return { extra, manifests };

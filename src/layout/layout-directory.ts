@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import { LayoutError, NotFoundError, whyUnreadable } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
+import { registryText } from '../sanitize.js';
 import { blobEntry } from './blob-path.js';
 import { BlobWriter } from './blob-writer.js';
 import {
@@ -44,11 +45,13 @@ export function checkLayoutVersion(text: string, where: string): void {
   try {
     version = (JSON.parse(text) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
   } catch (err) {
-    throw new LayoutError(`${where} is not valid JSON (${(err as Error).message})`, { hint: FIX_DAMAGED });
+    throw new LayoutError(`${where} is not valid JSON (${registryText((err as Error).message, 160)})`, {
+      hint: FIX_DAMAGED,
+    });
   }
   if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
     throw new LayoutError(
-      `${where} declares imageLayoutVersion ${JSON.stringify(version)}; this regmirror reads 1.x layouts`,
+      `${where} declares imageLayoutVersion ${registryText(JSON.stringify(version) ?? 'none', 60)}; this regmirror reads 1.x layouts`,
     );
   }
 }

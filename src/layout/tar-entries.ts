@@ -5,6 +5,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { HeaderData } from 'tar';
 import { LayoutError } from '../errors.js';
+import { registryText } from '../sanitize.js';
 
 export interface TarEntry {
   /** Normalised: no leading "./". */
@@ -75,7 +76,7 @@ export async function readTarEntries(file: FileHandle, where: string): Promise<M
     const bodyAt = position + BLOCK;
     if (bodyAt + size > fileSize) {
       throw new LayoutError(
-        `${where} is truncated: "${header.path}" needs ${size} bytes at byte ${bodyAt}, the file ends at ${fileSize}`,
+        `${where} is truncated: "${registryText(header.path ?? '', 120)}" needs ${size} bytes at byte ${bodyAt}, the file ends at ${fileSize}`,
       );
     }
     const type = header.type;

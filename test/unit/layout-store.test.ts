@@ -320,6 +320,12 @@ describe('bad layouts: each refused with what and where', () => {
     await tarCreate({ file: join(dir, 'other.tar.gz'), cwd: src, gzip: true }, ['notes.txt']);
     await check(`oci-archive:${dir}/other.tar.gz`, /gzip-compressed/);
     await check(`oci-archive:${dir}/other.tar`, /exists and cannot be added to/, 'target');
+    // Entry names come from the file: escaped before they reach a message (no terminal escapes, no lines).
+    const evil = join(dir, 'evil');
+    await mkdir(evil);
+    await writeFile(join(evil, 'x\u001b[2J\nforged line'), 'x');
+    await tarCreate({ file: join(dir, 'evil.tar'), cwd: evil }, ['x\u001b[2J\nforged line']);
+    await check(`oci-archive:${dir}/evil.tar`, /entries: x\\u001b\[2J\\nforged line\)/);
   });
 
   it('a name the layout does not hold is not found; an unnamed reference to a many-image layout says to name one', async () => {
