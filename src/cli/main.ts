@@ -8,13 +8,14 @@ import type { TraceFn } from '../registry/transport.js';
 import type { CheckFlags } from './commands/check.js';
 import type { SyncFlags, SyncSession } from './commands/sync.js';
 import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
-import { createOutput, type Output } from './output.js';
+import { createOutput, type Output, printNotice } from './output.js';
 import type { ClientFlags } from './runtime.js';
+import { VERSION } from './version.js';
 
 // Commands (and with them undici, zod, cosmiconfig) are loaded when one runs: --help and --version stay
 // quick, and each command loads only what it uses.
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 
 interface CommonFlags extends ClientFlags {
   json?: boolean;
@@ -86,6 +87,7 @@ async function withClient<T>(
     trace: flags.debug
       ? (t) => session.out.warn(`[debug] ${t.method} ${t.url} → ${t.status ?? t.error ?? '?'} (${t.ms} ms)`)
       : undefined,
+    notice: (n) => printNotice(session.out, n),
   });
   try {
     return await fn(client);

@@ -15,6 +15,7 @@ const errorKindSchema = z.enum([
   'digest-mismatch',
   'network',
   'registry',
+  'layout',
   'interrupted',
   'internal',
 ]);
@@ -105,6 +106,20 @@ export const throttlingSchema = z.strictObject({
 
 export type Throttling = z.infer<typeof throttlingSchema>;
 
+/** A registry's pull quota as the run saw it (Docker Hub's ratelimit-* headers). */
+export const rateLimitSchema = z.strictObject({
+  registry: z.string(),
+  quota: z.string(),
+  limit: z.number().int().nonnegative().optional(),
+  remaining: z.number().int().nonnegative().optional(),
+  windowSeconds: z.number().int().positive().optional(),
+  observedAt: z.string().optional(),
+  resetAt: z.string().optional(),
+  throttled: z.number().int().nonnegative(),
+  pacedRequests: z.number().int().nonnegative(),
+  pacedMs: z.number().int().nonnegative(),
+});
+
 export const syncReportSchema = z.strictObject({
   command: z.enum(['sync', 'plan']),
   dryRun: z.boolean(),
@@ -115,6 +130,7 @@ export const syncReportSchema = z.strictObject({
   durationMs: z.number().nonnegative(),
   summary: summarySchema,
   throttling: z.array(throttlingSchema),
+  rateLimits: z.array(rateLimitSchema),
   mirrors: z.array(mirrorResultSchema),
 });
 

@@ -476,7 +476,8 @@ function planTransfers(work: TargetWork[], rootDigest: Digest, ctx: CopyContext)
       const mountable = ctx.store.supportsMounts?.(w.ref.registry) ?? true;
       if (
         mountable &&
-        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest, { certain: true }) ||
+        // A layout's unprefixed names have the repository path "": a mount source, though falsy.
+        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest, { certain: true }) !== undefined ||
           uploadedTo.has(registryKey))
       ) {
         w.result.blobsMounted++;
@@ -751,14 +752,18 @@ function transferClaimed(
   /**
    * Try a mount. Linked: true. Declined with a session opened (202): that session, to upload into — a
    * stale mount source then costs nothing more than the POST an upload needs anyway. Refused otherwise
-   * (Harbor's 401 for a `from` it will not read): false.
+   * (Harbor's 401 for a `from` it will not read): false, and a refusal of our credentials for `from` is
+   * remembered, so that the run does not ask for mounts from that repository again.
    */
   const tryMount = async (w: TargetWork, from: string): Promise<true | UploadSink | false> => {
+    if (knowledge.mountRefused(w.ref.registry, from)) return false;
     try {
       const opened = await store.uploadStart(w.ref, { digest: desc.digest, from });
       return opened.mounted ? true : opened.session;
     } catch (err) {
       if (isAbort(err)) throw err;
+      if (err instanceof AuthError || err instanceof PermissionError)
+        knowledge.refuseMountsFrom(w.ref.registry, from);
       return false;
     }
   };
@@ -786,7 +791,8 @@ function transferClaimed(
         allowMount && mountable(w)
           ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest)
           : undefined;
-      if (from) {
+      // A layout's unprefixed names have the repository path "": a mount source, though falsy.
+      if (from !== undefined) {
         const tried = await tryMount(w, from);
         if (tried === true) return mounted(w, from);
         if (tried !== false) return { done: false, session: tried };
@@ -852,7 +858,15 @@ function transferClaimed(
     for (const i of toUpload) {
       const w = targets[i]!;
       const registry = w.ref.registry;
-      const follow = allowMount && mountable(w) && leaderOf.has(registry) && !declined.has(registry);
+      // A target that could not mount from its registry's leader (the registry refused that repository
+      // before) is a leader too: it joins the same fan-out instead of waiting for a mount that will fail.
+      const leader = leaderOf.get(registry);
+      const follow =
+        allowMount &&
+        mountable(w) &&
+        leader !== undefined &&
+        !declined.has(registry) &&
+        !knowledge.mountRefused(registry, targets[leader]!.ref.path);
       if (follow) followers.push(i);
       else {
         if (!leaderOf.has(registry)) leaderOf.set(registry, i);

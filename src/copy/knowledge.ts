@@ -20,6 +20,7 @@ export interface MountHints {
 export class BlobKnowledge {
   private readonly present = new Map<string, Set<string>>();
   private readonly inflight = new Map<string, Promise<void>>();
+  private readonly refused = new Set<string>();
   private readonly hints: MountHints | undefined;
   /** Repositories to try a mount from first, per registry (`copy --mount-from`). */
   private readonly preferred = new Map<string, string[]>();
@@ -54,7 +55,8 @@ export class BlobKnowledge {
 
   /**
    * Another repository on the same registry to mount the digest from: one this run knows holds it, else
-   * one named to try first, else one an earlier run left it in. `certain` (a plan's count): only the first.
+   * one named to try first, else one an earlier run left it in. `certain` (a plan's count): only the
+   * first. Repositories the registry refused to mount from are not offered again.
    */
   mountSource(
     registry: string,
@@ -62,12 +64,13 @@ export class BlobKnowledge {
     digest: Digest,
     options: { certain?: boolean } = {},
   ): string | undefined {
+    const usable = (repo: string) => repo !== repository && !this.mountRefused(registry, repo);
     for (const repo of this.present.get(BlobKnowledge.key(registry, digest)) ?? []) {
-      if (repo !== repository) return repo;
+      if (usable(repo)) return repo;
     }
     if (options.certain) return undefined;
-    for (const repo of this.preferred.get(registry) ?? []) if (repo !== repository) return repo;
-    for (const repo of this.hints?.candidates(registry, digest) ?? []) if (repo !== repository) return repo;
+    for (const repo of this.preferred.get(registry) ?? []) if (usable(repo)) return repo;
+    for (const repo of this.hints?.candidates(registry, digest) ?? []) if (usable(repo)) return repo;
     return undefined;
   }
 
@@ -86,6 +89,18 @@ export class BlobKnowledge {
 
   hasManifest(registry: string, repository: string, digest: Digest): boolean {
     return this.manifests.has(`${registry}/${repository}@${digest}`);
+  }
+
+  /**
+   * The registry refused our credentials for a mount from `repository` (Harbor answers 401 when a robot
+   * cannot read the `from` project): it will refuse the next one too, so the run stops asking.
+   */
+  refuseMountsFrom(registry: string, repository: string): void {
+    this.refused.add(`${registry} ${repository}`);
+  }
+
+  mountRefused(registry: string, repository: string): boolean {
+    return this.refused.has(`${registry} ${repository}`);
   }
 
   /** The transfer of this digest to this registry that is under way, if any. */

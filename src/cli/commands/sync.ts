@@ -2,7 +2,7 @@
 
 import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
-import type { ResolvedConfig, ResolvedMirror } from '../../config/resolve.js';
+import { expandLayoutMirror, type ResolvedConfig, type ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
@@ -11,19 +11,24 @@ import type { ReferrerOptions } from '../../copy/referrers.js';
 import { type MirrorSpec, syncMirrors } from '../../copy/run.js';
 import { TargetTags } from '../../copy/target-tags.js';
 import { UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
+import type { LayoutStore } from '../../layout/layout-store.js';
+import type { RoutedStore } from '../../layout/routed-store.js';
 import { isReferrerTag } from '../../oci/referrers.js';
-import { formatRepository } from '../../reference/reference.js';
+import { formatRepository, isLayoutKey } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
 import { type AuditLog, allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { MountCache, mountCachePath, saveMountCache } from '../mount-cache.js';
-import type { Output } from '../output.js';
+import { type Output, printNotice } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
-import { renderSummary, renderThrottling } from '../summary.js';
+import { closeLayouts, openStores } from '../stores.js';
+import { renderRateLimits, renderSummary, renderThrottling } from '../summary.js';
+import { VERSION } from '../version.js';
 
 export interface SyncFlags extends ClientFlags {
   config?: string;
@@ -64,9 +69,34 @@ export function filterMirrors(mirrors: ResolvedMirror[], only: string[] | undefi
   return selected;
 }
 
-/** Every registry some mirror writes to. */
+/** Every registry some mirror writes to (layouts are no registries: they have no identity to log). */
 export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
-  return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
+  return [...new Set(mirrors.flatMap((m) => m.targets.filter((t) => !t.layout).map((t) => t.registry)))];
+}
+
+/**
+ * Layouts in the config, before any work: a whole layout as a source becomes one mirror per name prefix
+ * in it; every layout source must be readable and every layout target writable (else a LayoutError,
+ * exit 2, and nothing done).
+ */
+export async function prepareLayouts(
+  mirrors: ResolvedMirror[],
+  layouts: LayoutStore,
+): Promise<ResolvedMirror[]> {
+  const out: ResolvedMirror[] = [];
+  for (const m of mirrors) {
+    if (m.source.layout) await layouts.checkSource(m.source);
+    if (m.source.layout && m.source.path === '')
+      out.push(...expandLayoutMirror(m, await layouts.names(m.source)));
+    else out.push(m);
+  }
+  const checked = new Set<string>();
+  for (const t of out.flatMap((m) => m.targets)) {
+    if (!t.layout || checked.has(t.registry)) continue;
+    checked.add(t.registry);
+    await layouts.checkTarget(t);
+  }
+  return out;
 }
 
 /** The engine's referrer options for a mirror; undefined when it copies none. */
@@ -116,7 +146,15 @@ export interface SyncSession {
 export async function openConfigRun(
   flags: SyncFlags,
   session: SyncSession,
-): Promise<{ filepath: string; config: ResolvedConfig; mirrors: ResolvedMirror[]; client: RegistryClient }> {
+  options: { prepareLayouts: boolean } = { prepareLayouts: true },
+): Promise<{
+  filepath: string;
+  config: ResolvedConfig;
+  mirrors: ResolvedMirror[];
+  client: RegistryClient;
+  store: RoutedStore;
+  layouts: LayoutStore;
+}> {
   const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
   let mirrors = filterMirrors(config.mirrors, flags.only);
   if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
@@ -127,8 +165,18 @@ export async function openConfigRun(
     env: session.env,
     warn: (line) => session.out.warn(line),
     ...(session.trace ? { trace: session.trace } : {}),
+    notice: (n) => printNotice(session.out, n),
   });
-  return { filepath, config, mirrors, client };
+  const { store, layouts } = openStores(client, session.out, flags.debug);
+  if (options.prepareLayouts) {
+    try {
+      mirrors = await prepareLayouts(mirrors, layouts);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+  return { filepath, config, mirrors, client, store, layouts };
 }
 
 export async function runSync(
@@ -139,9 +187,10 @@ export async function runSync(
   const { out, signal } = session;
   const started = Date.now();
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
-  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, config, mirrors, client, store, layouts } = await openConfigRun(flags, session);
   let audit: AuditLog | undefined;
   let cache: MountCache | undefined;
+  let commit = false;
   try {
     audit = dryRun ? undefined : await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
     const progress = new Progress(out, dryRun);
@@ -149,9 +198,12 @@ export async function runSync(
     cache =
       flags.mountCache === false || dryRun
         ? undefined
-        : await MountCache.open(mountCachePath(session.env), targetRegistries(mirrors));
+        : await MountCache.open(
+            mountCachePath(session.env),
+            targetRegistries(mirrors).filter((r) => !isLayoutKey(r)),
+          );
     const ctx: CopyContext = {
-      store: client,
+      store,
       knowledge: new BlobKnowledge(cache ? { hints: cache } : {}),
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
@@ -163,8 +215,12 @@ export async function runSync(
     // The repositories of the run, for tokens that cover several at once. A plan writes nothing: it asks
     // for no more than pull anywhere.
     for (const m of mirrors) {
-      client.willPull(m.source);
-      for (const t of m.targets) dryRun ? client.willPull(t) : client.willPush(t);
+      if (!m.source.layout) client.willPull(m.source);
+      for (const t of m.targets) {
+        if (t.layout) continue;
+        if (dryRun) client.willPull(t);
+        else client.willPush(t);
+      }
     }
     let jobCount = 0;
     const { results: mirrorResults, jobs } = await syncMirrors(
@@ -182,6 +238,14 @@ export async function runSync(
     );
     out.stop();
 
+    if (!dryRun && !signal.aborted) {
+      await recordBundle(
+        layouts,
+        mirrorResults.flatMap((m) => m.images),
+        `regmirror ${VERSION}`,
+      );
+      commit = true;
+    }
     const code = signal.aborted ? 130 : exitCodeForMirrors(mirrorResults);
     const summary = summarise(mirrorResults, client.transport.stats);
     out.info('');
@@ -207,6 +271,8 @@ export async function runSync(
         `${summary.referrersCopied} referrers ${dryRun ? 'to copy' : 'copied'}; ` +
         `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
     );
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     const throttling = client.throttling();
     for (const line of renderThrottling(throttling)) out.warn(line);
     if (flags.json) {
@@ -219,6 +285,7 @@ export async function runSync(
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         summary,
+        rateLimits,
         throttling,
         mirrors: mirrorResults,
       };
@@ -228,7 +295,11 @@ export async function runSync(
   } finally {
     audit?.close();
     await saveMountCache(cache, out);
-    await client.close();
+    // Archive targets are written now: not by a plan, nor after an interrupt (the staging waits).
+    // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
+    await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>
+      client.close(),
+    );
   }
 }
 

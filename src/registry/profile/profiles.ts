@@ -168,6 +168,8 @@ export class RegistryProfiles {
       upload,
       quirks,
       repositories: vendor?.repositories?.(ctx),
+      pullQuota: vendor?.pullQuota?.(ctx),
+      hints: vendor?.hints ?? {},
       limits: mergeLimits(mergeLimits(DEFAULT_LIMITS, defaults.limits), settings.limits),
       referrers: 'unknown',
     };
