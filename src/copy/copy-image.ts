@@ -30,6 +30,7 @@ import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType, OCI_INDEX } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import { describeSelector, formatReference, type Reference, withDigest } from '../reference/reference.js';
+import type { TransferBudget } from './budget.js';
 import { untilSettledOrCongested, type Watched } from './congestion.js';
 import type { EventSink } from './events.js';
 import { blobsBelow, filterRoot, loadGraph, type ManifestGraph, manifestDigests } from './graph.js';
@@ -48,7 +49,7 @@ import {
 import { type ImageResult, newTargetResult, type ReferrerEntry, type TargetResult } from './result.js';
 import type { ManifestInfo, RegistryStore, UploadSink } from './store.js';
 import type { TargetTags } from './target-tags.js';
-import { fanOut, type SinkOutcome, type SinkSpec } from './transfer.js';
+import { FAN_OUT_WINDOW, fanOut, type SinkOutcome, type SinkSpec } from './transfer.js';
 
 export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -58,8 +59,12 @@ const BLOB_ROUNDS = 3;
 export interface CopyContext {
   store: RegistryStore;
   knowledge: BlobKnowledge;
-  /** Bounds blob streams in flight across the whole run (memory is ~2 × chunk × targets per stream). */
-  transfers: Limiter;
+  /**
+   * Bounds blob streams in flight across the whole run: by number (a Limiter), or by the memory each holds
+   * (a TransferBudget, what sync uses) — the fan-out window (16 MiB) and a chunk per chunking target for
+   * a large blob, the blob itself for a small one.
+   */
+  transfers: Limiter | TransferBudget;
   onEvent?: EventSink;
   /** What the images of one run share about referrers (tag lists, fallback-tag locks); else one per image. */
   referrerRun?: ReferrerRun;
@@ -680,6 +685,16 @@ function transferBlob(
   return outcomes;
 }
 
+/**
+ * Run a blob transfer in its slot: a count, or a share of the memory budget — the blob itself when it is
+ * small, else the fan-out window and a chunk (what a large transfer holds at most).
+ */
+function inTransferSlot<T>(ctx: CopyContext, size: number, fn: () => Promise<T>): Promise<T> {
+  const t = ctx.transfers;
+  if (typeof t === 'function') return t(fn);
+  return t.run(Math.min(size, FAN_OUT_WINDOW + 8 * 1024 * 1024) + 64 * 1024, fn);
+}
+
 /** A promise and the functions that settle it. */
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;
@@ -880,70 +895,68 @@ function transferClaimed(
     const sent = leaders.map(() => deferred<SinkOutcome>());
     for (const [k, i] of leaders.entries()) leaderDone.set(i, sent[k]!.promise);
     if (leaders.length > 0) {
-      void ctx
-        .transfers(async () => {
-          // A registry that refused our credentials meanwhile (another blob of the image) is not asked.
-          const running: number[] = [];
-          leaders.forEach((i, k) => {
-            const w = targets[i]!;
-            if (!w.denied) running.push(k);
-            else {
-              void (decided[i] as { session?: UploadSink }).session?.cancel();
-              sent[k]!.resolve({ error: w.denied, source: false });
-            }
-          });
-          if (running.length === 0) return;
-          const specs: SinkSpec[] = running.map((k) => {
-            const w = targets[leaders[k]!]!;
-            const held = (decided[leaders[k]!] as { session?: UploadSink }).session;
-            return {
-              session:
-                held ??
-                store.uploadStart(w.ref).then((opened) => {
-                  if (opened.mounted) throw new Error('internal: a plain upload start answered with a mount');
-                  return opened.session;
-                }),
-              congested: () => store.congested?.(w.ref.registry) ?? false,
-            };
-          });
-          ctx.onEvent?.({
-            type: 'blob-start',
-            source: formatReference(source),
-            digest: desc.digest,
-            size: desc.size,
-            uploads: running.length,
-          });
-          const f = fanOut(
-            () =>
-              store.blobGet(source, desc.digest, desc.size).catch((err) => {
-                throw onSide(err, 'source');
-              }),
-            desc.digest,
-            desc.size,
-            specs,
-            (bytes) => ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
-          );
-          running.forEach((k, n) => {
-            void f.outcomes[n]!.then((o) => {
-              if (o !== undefined && !o.source) failed(targets[leaders[k]!]!, o.error);
-              sent[k]!.resolve(o);
-            });
-          });
-          // The slot bounds open source streams and the memory they hold: held until the source is
-          // read and every target of registries that are not throttling us has taken the blob.
-          await f.read;
-          await untilSettledOrCongested(
-            f.outcomes.map((o, n) => ({
-              promise: o,
-              registry: targets[leaders[running[n]!]!]!.ref.registry,
-            })),
-            store,
-          );
-        })
-        .catch((err) => {
-          // The slot itself failed (an interrupt): every sink still waiting ends with it.
-          for (const d of sent) d.resolve({ error: err, source: true });
+      void inTransferSlot(ctx, desc.size, async () => {
+        // A registry that refused our credentials meanwhile (another blob of the image) is not asked.
+        const running: number[] = [];
+        leaders.forEach((i, k) => {
+          const w = targets[i]!;
+          if (!w.denied) running.push(k);
+          else {
+            void (decided[i] as { session?: UploadSink }).session?.cancel();
+            sent[k]!.resolve({ error: w.denied, source: false });
+          }
         });
+        if (running.length === 0) return;
+        const specs: SinkSpec[] = running.map((k) => {
+          const w = targets[leaders[k]!]!;
+          const held = (decided[leaders[k]!] as { session?: UploadSink }).session;
+          return {
+            session:
+              held ??
+              store.uploadStart(w.ref).then((opened) => {
+                if (opened.mounted) throw new Error('internal: a plain upload start answered with a mount');
+                return opened.session;
+              }),
+            congested: () => store.congested?.(w.ref.registry) ?? false,
+          };
+        });
+        ctx.onEvent?.({
+          type: 'blob-start',
+          source: formatReference(source),
+          digest: desc.digest,
+          size: desc.size,
+          uploads: running.length,
+        });
+        const f = fanOut(
+          () =>
+            store.blobGet(source, desc.digest, desc.size).catch((err) => {
+              throw onSide(err, 'source');
+            }),
+          desc.digest,
+          desc.size,
+          specs,
+          (bytes) => ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
+        );
+        running.forEach((k, n) => {
+          void f.outcomes[n]!.then((o) => {
+            if (o !== undefined && !o.source) failed(targets[leaders[k]!]!, o.error);
+            sent[k]!.resolve(o);
+          });
+        });
+        // The slot bounds open source streams and the memory they hold: held until the source is
+        // read and every target of registries that are not throttling us has taken the blob.
+        await f.read;
+        await untilSettledOrCongested(
+          f.outcomes.map((o, n) => ({
+            promise: o,
+            registry: targets[leaders[running[n]!]!]!.ref.registry,
+          })),
+          store,
+        );
+      }).catch((err) => {
+        // The slot itself failed (an interrupt): every sink still waiting ends with it.
+        for (const d of sent) d.resolve({ error: err, source: true });
+      });
     }
     leaders.forEach((i, k) => {
       const w = targets[i]!;

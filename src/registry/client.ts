@@ -1110,7 +1110,7 @@ export class RegistryClient {
     const policy = this.profile(repo.registry).upload;
     const registryMinimum = Number(header(res.headers, 'oci-chunk-min-length') ?? 0) || 0;
     if (registryMinimum > MAX_CHUNK_MINIMUM) {
-      // Chunks are buffered in memory (two per chunk size): a registry cannot make us hold gigabytes.
+      // Chunks are buffered in memory (one per target in flight): a registry cannot make us hold gigabytes.
       const session = new UploadSession(this, repo, url, { chunkSize: 0, monolithicMaxSize: 0 });
       await session.cancel();
       throw new RegistryError(

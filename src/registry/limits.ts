@@ -57,7 +57,7 @@ export const DEFAULT_LIMITS: Readonly<RegistryLimits> = Object.freeze({
 export const TAG_PAGE_BODY_LIMIT = 16 * MiB;
 /** A token server's answer. */
 export const TOKEN_BODY_LIMIT = 1 * MiB;
-/** The largest OCI-Chunk-Min-Length honoured: chunks are buffered in memory, two per chunk size. */
+/** The largest OCI-Chunk-Min-Length honoured: a chunk is buffered in memory per target, besides the fan-out window. */
 export const MAX_CHUNK_MINIMUM = 64 * MiB;
 
 /** `base` with the parts `input` sets. */

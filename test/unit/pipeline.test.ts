@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { transferBudget } from '../../src/copy/budget.js';
 import type { CopyContext } from '../../src/copy/copy-image.js';
 import { copyImage } from '../../src/copy/copy-image.js';
 import { BlobKnowledge } from '../../src/copy/knowledge.js';
@@ -199,5 +200,39 @@ describe('a throttling registry slows only its own targets', () => {
     held.open();
     await Promise.all([first, second]);
     assert.deepEqual(order, ['image 1', 'image 2']);
+  });
+});
+
+describe('transferBudget', () => {
+  it('bounds transfers by the bytes they hold and their number, first come first served', async () => {
+    const budget = transferBudget(100, 3);
+    const running = new Set<string>();
+    const log: string[] = [];
+    const gates = new Map<string, () => void>();
+    const job = (name: string, weight: number) =>
+      budget.run(weight, async () => {
+        running.add(name);
+        log.push(`${name}+${[...running].sort().join(',')}`);
+        await new Promise<void>((r) => gates.set(name, r));
+        running.delete(name);
+      });
+    const tick = () => new Promise((r) => setImmediate(r));
+    const all = [job('a', 60), job('b', 30), job('big', 500), job('c', 5), job('d', 5)];
+    await tick();
+    // a and b fit (90 of 100); big waits at the head; c and d, though small, do not pass it.
+    assert.deepEqual(log, ['a+a', 'b+a,b']);
+    gates.get('a')!();
+    gates.get('b')!();
+    await tick();
+    await tick();
+    // Alone, the oversized transfer runs (it cannot wait for more than the whole budget).
+    assert.deepEqual(log.slice(2), ['big+big']);
+    gates.get('big')!();
+    await tick();
+    await tick();
+    assert.deepEqual(log.slice(3), ['c+c', 'd+c,d']);
+    gates.get('c')!();
+    gates.get('d')!();
+    await Promise.all(all);
   });
 });

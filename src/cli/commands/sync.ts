@@ -4,6 +4,7 @@ import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
 import { expandLayoutMirror, type ResolvedConfig, type ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
+import { transferBudget } from '../../copy/budget.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
@@ -205,7 +206,12 @@ export async function runSync(
     const ctx: CopyContext = {
       store,
       knowledge: new BlobKnowledge(cache ? { hints: cache } : {}),
-      transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
+      // Blob transfers bounded by the memory they hold (small blobs hold little, a large one a window):
+      // up to 96 MiB, and at most twice as many transfers as images in flight.
+      transfers: transferBudget(
+        96 * 1024 * 1024,
+        Math.max(2, 2 * (flags.concurrency ?? config.defaults.concurrency)),
+      ),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
       referrerRun: new ReferrerRun(),
       targetTags: new TargetTags(),
