@@ -181,13 +181,20 @@ export class Authenticator {
    * new or changed challenge, or a cached token the registry no longer accepts), false when retrying is
    * pointless.
    */
-  unauthorized(wwwAuthenticate: string | undefined, sentAuthorization: string | undefined): boolean {
+  unauthorized(
+    wwwAuthenticate: string | undefined,
+    sentAuthorization: string | undefined,
+    options: { keepToken?: boolean } = {},
+  ): boolean {
     const challenges = parseChallenges(wwwAuthenticate);
     const next =
       challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
     if (!next) return false;
     const changed = !this.challenge || JSON.stringify(this.challenge) !== JSON.stringify(next);
     this.challenge = next;
+    // A refusal that says nothing about the token itself (a mount's `from` the login may not read): the
+    // token, which may serve the run's other repositories too, stays.
+    if (options.keepToken) return changed;
     if (sentAuthorization?.startsWith('Bearer ')) {
       const sent = sentAuthorization.slice(7);
       const before = this.tokens.length;

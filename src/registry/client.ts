@@ -315,7 +315,9 @@ export class RegistryClient {
         if (res.status === 401 && !mayAdoptChallenge(res.url, origin)) foreignChallenge = true;
         // Learn the challenge before letting requests that waited for this first answer go.
         else if (res.status === 401)
-          changed = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization);
+          changed = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization, {
+            keepToken: o.noReauth === true,
+          });
       } finally {
         firstContact?.();
       }
