@@ -9,7 +9,14 @@ import { after, before, describe, test } from 'node:test';
 import { syncReportSchema } from '../../src/cli/report.js';
 import type { World } from '../harness/fixture.js';
 import { startWorld } from '../harness/fixture.js';
-import { randomBlob, RegistryClient as SeedClient, type SeededImage, seedImage } from '../harness/seed.js';
+import {
+  ociImage,
+  pushManifestTree,
+  randomBlob,
+  RegistryClient as SeedClient,
+  type SeededImage,
+  seedImage,
+} from '../harness/seed.js';
 import { skopeoInspectRaw, skopeoListTags } from '../harness/skopeo.js';
 
 const REPOS = Array.from({ length: 10 }, (_, i) => `estate/app${i}`);
@@ -154,6 +161,33 @@ describe('a 10 × 8 multi-arch estate to three targets', () => {
     assert.equal(mirrorHeads, images);
     assert.equal(world.basic.proxy.count({ method: 'HEAD', kind: 'manifest', status: 200 }), images);
     assert.equal(world.open.proxy.count({ method: 'HEAD', kind: 'manifest', status: 200 }), images);
+    // At most one manifest request per tag per side, all kinds counted (a 401-answered first contact
+    // aside), and no 401 after the first per registry (issue 14's acceptance, counted at the proxies).
+    const sides = [
+      { name: 'source', ep: world.source, repo: (r?: string) => r?.startsWith('estate/') ?? false },
+      {
+        name: 'mirror/ on the source',
+        ep: world.source,
+        repo: (r?: string) => r?.startsWith('mirror/') ?? false,
+      },
+      { name: 'basic', ep: world.basic, repo: () => true },
+      { name: 'open', ep: world.open, repo: () => true },
+    ];
+    for (const side of sides) {
+      const manifestRequests = side.ep.proxy.requests.filter(
+        (r) => r.kind === 'manifest' && r.status !== 401 && side.repo(r.repo),
+      );
+      assert.ok(
+        manifestRequests.length <= images,
+        `${side.name}: ${manifestRequests.length} for ${images} tags`,
+      );
+    }
+    for (const ep of [world.source, world.basic, world.open]) {
+      assert.ok(
+        ep.proxy.count({ status: 401 }) <= 1,
+        `${ep.host}: ${ep.proxy.count({ status: 401 })} answers 401`,
+      );
+    }
     // Besides HEADs, only tag lists (one per source repository, one per target repository: a tag a
     // target lacks then costs no HEAD) and auth challenges. One target lives on the source registry.
     assert.equal(world.source.proxy.count({ kind: 'tags', status: 200 }), 2 * REPOS.length);
@@ -168,6 +202,59 @@ describe('a 10 × 8 multi-arch estate to three targets', () => {
       ),
     );
   });
+});
+
+test('a new repository of single-layer tags costs 8 requests a tag: 3 at the source, 5 at the target', async () => {
+  const repo = 'scale/app';
+  const tags = Array.from({ length: 12 }, (_, i) => `r${String(i).padStart(4, '0')}`);
+  for (const tag of tags) {
+    await pushManifestTree(
+      world.source.seedTarget,
+      repo,
+      ociImage({ seed: `scale-${tag}`, layerCount: 1 }),
+      tag,
+    );
+  }
+  const config = await writeConfig('scale.json', {
+    mirrors: [{ source: `${world.source.host}/${repo}`, targets: [`${world.basic.host}/${repo}`] }],
+  });
+  world.resetCounts();
+  const res = await world.runCli(['sync', '--config', config, '--json'], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(syncReportSchema.parse(JSON.parse(res.stdout)).summary.copied, tags.length);
+  const n = tags.length;
+  const kinds = (ep: typeof world.source) => {
+    const out: Record<string, number> = {};
+    for (const r of ep.proxy.requests) {
+      const key = r.status === 401 ? '401' : `${r.method} ${r.kind}`;
+      out[key] = (out[key] ?? 0) + 1;
+    }
+    return out;
+  };
+  // Source: the first contact's 401, the tag list, one referrers probe (no API here); per tag the
+  // manifest GET (no HEAD: the target lacks every tag) and its two blobs.
+  assert.deepEqual(kinds(world.source), {
+    '401': 1,
+    'GET tags': 1,
+    'GET referrers': 1,
+    'GET manifest': n,
+    'GET blob': 2 * n,
+  });
+  // Target: the first contact's 401, the tag list (the repository does not exist yet); per tag two
+  // uploads (POST + PUT, no HEAD: nothing is in a repository without tags) and the manifest PUT.
+  assert.deepEqual(kinds(world.basic), {
+    '401': 1,
+    'GET tags': 1,
+    'POST upload': 2 * n,
+    'PUT upload': 2 * n,
+    'PUT manifest': n,
+  });
+  for (const tag of [tags[0]!, tags[n - 1]!]) {
+    const raw = await skopeoInspectRaw(`${world.basic.host}/${repo}:${tag}`, {
+      creds: world.basic.skopeoCreds!,
+    });
+    assert.ok(raw.byteLength > 0);
+  }
 });
 
 test('overwrite "never": a moved source tag leaves the target untouched and is reported', async () => {
