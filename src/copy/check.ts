@@ -37,6 +37,10 @@ export interface DriftRow {
   missingContent?: string[];
   error?: string;
   errorKind?: string;
+  /** After a repair (check --fix): the state the row was in before it; `state` is the state after. */
+  fixedFrom?: DriftState;
+  /** The repair of this row failed: why. */
+  fixError?: string;
 }
 
 export interface CheckOptions {
@@ -194,4 +198,39 @@ export async function missingBelow(
   };
   await visit(await store.manifestGet(withDigest(repo, digest)));
   return gone.sort();
+}
+
+/**
+ * Check a repaired row again: the target tag must now hold `expected` (the digest the repair pushed)
+ * and, when `deep`, everything below it. Sets the row's state to what is true now.
+ */
+export async function recheckRow(
+  row: DriftRow,
+  target: Reference,
+  expected: Digest,
+  store: RegistryStore,
+  deep: boolean,
+): Promise<void> {
+  row.sourceDigest = expected;
+  delete row.missingContent;
+  try {
+    const head = await store.manifestHead(target);
+    if (!head) {
+      row.state = 'missing';
+      delete row.targetDigest;
+      return;
+    }
+    row.targetDigest = head.digest;
+    if (head.digest !== expected) {
+      row.state = 'stale';
+      return;
+    }
+    const gone = deep ? await missingBelow(store, target, head.digest) : [];
+    row.state = gone.length > 0 ? 'incomplete' : 'ok';
+    if (gone.length > 0) row.missingContent = gone;
+  } catch (err) {
+    if (isAbort(err)) throw err;
+    if (err instanceof RegmirrorError) err.context.side ??= 'target';
+    Object.assign(row, { state: 'error' }, errorOf(err));
+  }
 }

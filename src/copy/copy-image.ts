@@ -278,6 +278,7 @@ function planTransfers(work: TargetWork[], graph: ManifestGraph, ctx: CopyContex
       const registryKey = `${w.ref.registry} ${digest}`;
       if (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) || uploadedTo.has(registryKey)) {
         w.result.blobsMounted++;
+        w.result.bytesMounted += desc.size;
       } else {
         w.result.blobsUploaded++;
         w.result.bytesUploaded += desc.size;
@@ -425,6 +426,7 @@ async function transferClaimed(
   const mounted = (w: TargetWork, from?: string) => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;
+    w.result.bytesMounted += desc.size;
     written(w, 'blob-mount', from);
     emit(w, 'mount');
   };

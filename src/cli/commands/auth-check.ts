@@ -1,10 +1,13 @@
 // regmirror auth check: before a release, prove that every source can be pulled and every target pushed.
 // Reads one tag-list page per source; opens and cancels one upload session per target. Stores nothing.
 
+import { isAnonymous, type ResolvedConfig, registrySettings } from '../../config/resolve.js';
 import { errorKind, formatError } from '../../errors.js';
 import { apiHost, formatRepository, type Repository } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { plural } from '../format.js';
 import type { Output } from '../output.js';
-import { table } from '../summary.js';
+import { outputWidth, renderTable } from '../table.js';
 import { openConfigRun, type SyncFlags, type SyncSession } from './sync.js';
 
 interface Check {
@@ -17,12 +20,41 @@ interface Check {
   errorKind?: string;
 }
 
+/**
+ * Where the credentials for `registry` come from, in words that are true: "anonymous (configured)"
+ * for a registry the config sets to anonymous, the variables (and which is unset) for an env source,
+ * the file or helper that answered, or "none found (anonymous)".
+ */
+export async function credentialLabel(
+  client: RegistryClient,
+  config: ResolvedConfig,
+  registry: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  const settings = registrySettings(config, registry);
+  if (isAnonymous(settings)) return 'anonymous (configured)';
+  if (typeof settings.credentials === 'object') {
+    const { username, password } = settings.credentials.env;
+    const unset = [username, password].filter((name) => !env[name]);
+    if (unset.length > 0) {
+      return `environment variables ${username}, ${password} (${unset.join(' and ')} ${unset.length === 1 ? 'is' : 'are'} not set)`;
+    }
+  }
+  try {
+    const source = await client.authenticator(registry).describeCredentialSource();
+    return source === 'no credentials found' ? 'none found (anonymous)' : source;
+  } catch (err) {
+    // A credential source that fails (a malformed file, a broken helper) is named in the check's error.
+    return `unreadable (${errorKind(err)})`;
+  }
+}
+
 export async function runAuthCheck(
   flags: SyncFlags,
   session: SyncSession,
   out: Output = session.out,
 ): Promise<number> {
-  const { filepath, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
   const wanted = new Map<string, { repo: Repository; access: 'pull' | 'push' }>();
   for (const m of mirrors) {
     wanted.set(`pull ${formatRepository(m.source)}`, { repo: m.source, access: 'pull' });
@@ -31,18 +63,14 @@ export async function runAuthCheck(
   try {
     const checks: Check[] = await Promise.all(
       [...wanted.values()].map(async ({ repo, access }) => {
-        const auth = client.authenticator(repo.registry);
-        let credentials = 'none (anonymous)';
         const check: Check = {
           registry: repo.registry,
           repository: repo.path,
           access,
-          credentials,
+          credentials: await credentialLabel(client, config, repo.registry, session.env),
           ok: false,
         };
         try {
-          credentials = await auth.describeCredentialSource();
-          check.credentials = credentials;
           if (access === 'pull') await client.checkPull(repo);
           else await client.checkPush(repo);
           check.ok = true;
@@ -61,22 +89,30 @@ export async function runAuthCheck(
       );
     }
     out.info(
-      table(
-        ['registry', 'repository', 'access', 'result', 'credentials'],
+      renderTable(
+        [
+          { header: 'registry', shrink: 'middle' },
+          { header: 'repository', shrink: 'middle' },
+          { header: 'access' },
+          { header: 'result' },
+          { header: 'credentials', shrink: 'end', min: 24 },
+        ],
         checks.map((c) => [
           c.registry,
           c.repository,
           c.access,
           c.ok ? 'ok' : (c.errorKind ?? 'failed'),
-          c.credentials === 'no credentials found' ? 'none (anonymous)' : c.credentials,
+          c.credentials,
         ]),
+        outputWidth(),
       ),
     );
     for (const c of failed) out.warn(`✗ ${c.access} ${c.registry}/${c.repository}: ${c.error}`);
+    const registries = new Set(checks.map((c) => apiHost(c.registry))).size;
     out.info(
       failed.length === 0
-        ? `all ${checks.length} checks passed (${new Set(checks.map((c) => apiHost(c.registry))).size} registries)`
-        : `${failed.length} of ${checks.length} checks failed`,
+        ? `all ${plural(checks.length, 'check')} passed (${plural(registries, 'registry', 'registries')})`
+        : `${failed.length} of ${plural(checks.length, 'check')} failed`,
     );
     return failed.length === 0 ? 0 : 2;
   } finally {

@@ -1,24 +1,29 @@
 // regmirror check: drift between sources and targets, for nightly jobs. Table, JSON or Markdown; exit 0
-// in sync, 1 on drift, 2 when the check itself could not run. --fix syncs exactly the rows that drifted.
+// in sync, 1 on drift, 2 when something could not be checked (trouble wins, as with diff). --fix syncs
+// exactly the rows that drifted, checks those rows again, and reports the state after the fix.
 
+import { registrySettings } from '../../config/resolve.js';
 import {
   type CheckOptions,
   checkMirror,
   DRIFT_STATES,
   type DriftRow,
   type DriftState,
+  recheckRow,
 } from '../../copy/check.js';
 import { type CopyContext, copyImage } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
-import { UsageError } from '../../errors.js';
-import { withDigest, withTag } from '../../reference/reference.js';
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError } from '../../errors.js';
+import { formatRepository, type Repository, withDigest, withTag } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
-import { imageLine } from '../progress.js';
-import { exitCodeForMirrors } from '../report.js';
-import { table } from '../summary.js';
+import { imageLine } from '../describe.js';
+import { formatDuration, plural, shortDigest } from '../format.js';
+import { checkMetrics, checkMetricsFile, writeMetrics } from '../metrics.js';
+import { outputWidth, renderTable as renderColumns } from '../table.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
@@ -29,6 +34,7 @@ export interface CheckFlags extends SyncFlags {
 }
 
 export const DEFAULT_FAIL_ON: DriftState[] = ['missing', 'stale', 'incomplete'];
+const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 
 export function parseFailOn(text: string | undefined): DriftState[] {
   if (text === undefined) return DEFAULT_FAIL_ON;
@@ -37,8 +43,15 @@ export function parseFailOn(text: string | undefined): DriftState[] {
     .map((s) => s.trim())
     .filter(Boolean);
   for (const s of states) {
+    if (s === 'error') {
+      throw new UsageError(
+        '--fail-on error: rows that could not be checked always make check exit 2; name drift states only',
+      );
+    }
     if (!DRIFT_STATES.includes(s as DriftState)) {
-      throw new UsageError(`--fail-on: unknown state "${s}" (states: ${DRIFT_STATES.join(', ')})`);
+      throw new UsageError(
+        `--fail-on: unknown state "${s}" (states: ${DRIFT_STATES.filter((d) => d !== 'error' && d !== 'ok').join(', ')})`,
+      );
     }
   }
   return states as DriftState[];
@@ -50,44 +63,86 @@ export function countStates(rows: DriftRow[]): Record<DriftState, number> {
   return counts;
 }
 
-/** 1 when a row is in a failing state; else 2 when some rows could not be checked; else 0. */
+/**
+ * diff's convention, trouble wins: 2 when a row could not be checked (or a repair failed), whatever
+ * else was found, so that a job treating 2 as "the check itself broke" never misses an unreachable
+ * registry behind some drift; else 1 when a row is in a failing state; else 0.
+ */
 export function checkExitCode(rows: DriftRow[], failOn: DriftState[]): number {
-  if (rows.some((r) => r.state !== 'error' && failOn.includes(r.state))) return 1;
-  if (rows.some((r) => r.state === 'error')) return failOn.includes('error') ? 1 : 2;
-  return 0;
+  if (rows.some((r) => r.state === 'error' || r.fixError !== undefined)) return EXIT_USAGE;
+  if (rows.some((r) => failOn.includes(r.state))) return EXIT_PARTIAL;
+  return EXIT_OK;
 }
 
-const short = (d: string | undefined) => (d ? d.slice(0, 19) : '-');
+/** The detail column: what is missing, or what the fix did. Errors are listed in full under the table. */
+function detail(r: DriftRow): string {
+  if (r.fixError !== undefined) return `fix failed (was ${r.fixedFrom})`;
+  if (r.fixedFrom !== undefined)
+    return r.state === 'ok' ? `fixed (was ${r.fixedFrom})` : `still ${r.state} after --fix`;
+  if (r.state === 'error') return r.errorKind ?? 'error';
+  return r.missingContent?.join(', ') ?? '';
+}
 
-export function renderTable(rows: DriftRow[]): string {
+/** "ok 15  missing 1  stale 2  extra 1  incomplete 0  error 0" */
+function countsLine(rows: DriftRow[]): string {
   const counts = countStates(rows);
-  const lines = [DRIFT_STATES.map((s) => `${s} ${counts[s]}`).join('  ')];
-  const diffs = rows.filter((r) => r.state !== 'ok');
-  if (diffs.length > 0) {
-    lines.push(
-      '',
-      table(
-        ['state', 'target', 'tag', 'source digest', 'target digest', 'detail'],
-        diffs.map((r) => [
-          r.state,
-          r.target,
-          r.tag,
-          short(r.sourceDigest),
-          short(r.targetDigest),
-          r.error ?? r.missingContent?.join(', ') ?? '',
-        ]),
-      ),
-    );
+  return DRIFT_STATES.map((s) => `${s} ${counts[s]}`).join('  ');
+}
+
+export function renderTable(rows: DriftRow[], width?: number): string {
+  const lines = [countsLine(rows)];
+  const fixed = rows.filter((r) => r.fixedFrom !== undefined);
+  if (fixed.length > 0) {
+    const ok = fixed.filter((r) => r.state === 'ok').length;
+    lines[0] += `   (after --fix: ${ok} of ${plural(fixed.length, 'row')} fixed)`;
+  }
+  const shown = rows.filter((r) => r.state !== 'ok' || r.fixedFrom !== undefined);
+  if (shown.length > 0) {
+    lines.push('', differences(shown, width));
+  }
+  const errors = rows.filter((r) => r.error !== undefined || r.fixError !== undefined);
+  if (errors.length > 0) {
+    lines.push('', 'errors:');
+    for (const r of errors) lines.push(`  ${r.target}:${r.tag}: ${r.fixError ?? r.error}`);
   }
   return lines.join('\n');
+}
+
+/** The rows worth a line: every difference, and every row --fix worked on. */
+function differences(rows: DriftRow[], width?: number): string {
+  return renderColumns(
+    [
+      { header: 'state' },
+      { header: 'target', shrink: 'middle' },
+      { header: 'tag', shrink: 'middle' },
+      { header: 'source digest' },
+      { header: 'target digest' },
+      { header: 'detail', shrink: 'end' },
+    ],
+    rows.map((r) => [
+      r.state,
+      r.target,
+      r.tag,
+      shortDigest(r.sourceDigest),
+      shortDigest(r.targetDigest),
+      detail(r),
+    ]),
+    width,
+  );
 }
 
 /** A CI job summary: the matrix of mirrors × targets with their states, then every difference. */
 export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
   const counts = countStates(rows);
   const drift = rows.filter((r) => failOn.includes(r.state)).length;
+  const errors = counts.error + rows.filter((r) => r.fixError !== undefined).length;
+  const fixed = rows.filter((r) => r.fixedFrom !== undefined && r.state === 'ok').length;
+  const verdict = [
+    errors > 0 ? `${plural(errors, 'error')}` : undefined,
+    drift > 0 ? `${drift} drifted` : undefined,
+  ].filter(Boolean);
   const out: string[] = [
-    `## regmirror check: ${drift === 0 ? 'in sync' : `${drift} drifted`}`,
+    `## regmirror check: ${verdict.length > 0 ? verdict.join(', ') : 'in sync'}${fixed > 0 ? ` (${fixed} fixed)` : ''}`,
     '',
     DRIFT_STATES.filter((s) => counts[s] > 0)
       .map((s) => `**${s}** ${counts[s]}`)
@@ -113,94 +168,168 @@ export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
       `| ${c.mirror} | ${c.target} | ${n('ok')} | ${n('missing')} | ${n('stale')} | ${n('extra')} | ${n('incomplete')} | ${n('error')} |`,
     );
   }
-  const diffs = rows.filter((r) => r.state !== 'ok');
+  const diffs = rows.filter((r) => r.state !== 'ok' || r.fixedFrom !== undefined);
   if (diffs.length > 0) {
     out.push('', '### Differences', '', '| state | target | tag | source digest | target digest | detail |');
     out.push('| --- | --- | --- | --- | --- | --- |');
     for (const r of diffs) {
-      const detail = (r.error ?? r.missingContent?.join(', ') ?? '').replace(/\|/g, '\\|');
+      const text = r.error ?? r.fixError ?? detail(r);
+      const cell = (r.fixError !== undefined ? `${detail(r)}: ${text}` : text).replace(/\|/g, '\\|');
       out.push(
-        `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${short(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${short(r.targetDigest)}\`` : '-'} | ${detail} |`,
+        `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${shortDigest(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${shortDigest(r.targetDigest)}\`` : '-'} | ${cell} |`,
       );
     }
   }
   return out.join('\n');
 }
 
-/** Sync exactly the drifted rows: per mirror and tag, the targets that are missing, stale or incomplete. */
-async function fix(rows: DriftRow[], specs: MirrorSpec[], ctx: CopyContext): Promise<ImageResult[]> {
+/** One copy --fix made: a mirror's tag to the targets that drifted, and the rows it answers for. */
+interface Repair {
+  spec: MirrorSpec;
+  tag: string;
+  targets: Repository[];
+  rows: DriftRow[];
+  verify: boolean;
+  result?: ImageResult;
+}
+
+/** Group the drifted rows into copies: per mirror and tag, the targets that are missing, stale or incomplete. */
+function repairsFor(rows: DriftRow[], specs: MirrorSpec[]): Repair[] {
   const byName = new Map(specs.map((s) => [s.name, s]));
-  const groups = new Map<string, { spec: MirrorSpec; tag: string; targets: Set<string>; verify: boolean }>();
+  const groups = new Map<string, Repair>();
   for (const r of rows) {
     if (r.state !== 'missing' && r.state !== 'stale' && r.state !== 'incomplete') continue;
     const spec = byName.get(r.mirror)!;
     const key = `${r.mirror}\u0000${r.tag}`;
     let g = groups.get(key);
     if (!g) {
-      g = { spec, tag: r.tag, targets: new Set(), verify: false };
+      g = { spec, tag: r.tag, targets: [], rows: [], verify: false };
       groups.set(key, g);
     }
-    g.targets.add(r.target);
+    const target = spec.targets.find((t) => formatRepository(t) === r.target);
+    if (target && !g.targets.includes(target)) g.targets.push(target);
+    g.rows.push(r);
     if (r.state === 'incomplete') g.verify = true;
   }
-  const limit = createLimiter(4);
-  return Promise.all(
-    [...groups.values()].map(({ spec, tag, targets, verify }) =>
-      limit(() => {
-        const pinned = spec.select([]).find((s) => s.tag === tag)?.digest;
-        const source = pinned ? { ...withDigest(spec.source, pinned), tag } : withTag(spec.source, tag);
-        const refs = spec.targets
-          .filter((t) => targets.has(`${t.registry}/${t.path}`))
-          .map((t) => withTag(t, tag));
+  // Targets in the mirror's order, so results line up with the config.
+  for (const g of groups.values())
+    g.targets.sort((a, b) => g.spec.targets.indexOf(a) - g.spec.targets.indexOf(b));
+  return [...groups.values()];
+}
+
+async function runRepairs(repairs: Repair[], ctx: CopyContext, images: number): Promise<void> {
+  const limit = createLimiter(images);
+  await Promise.all(
+    repairs.map((g) =>
+      limit(async () => {
+        const pinned = g.spec.select([]).find((s) => s.tag === g.tag)?.digest;
+        const source = pinned
+          ? { ...withDigest(g.spec.source, pinned), tag: g.tag }
+          : withTag(g.spec.source, g.tag);
         // Incomplete content sits under a tag that looks right: re-walk it and trust nothing.
-        const options = verify
-          ? { ...spec.options, overwrite: 'always' as const, verify: true }
-          : spec.options;
-        return copyImage(source, refs, ctx, options);
+        const options = g.verify
+          ? { ...g.spec.options, overwrite: 'always' as const, verify: true }
+          : g.spec.options;
+        g.result = await copyImage(
+          source,
+          g.targets.map((t) => withTag(t, g.tag)),
+          ctx,
+          options,
+        );
       }),
+    ),
+  );
+}
+
+/** After the repairs: every repaired row checked again against what was pushed. */
+async function recheck(repairs: Repair[], client: RegistryClient, deep: boolean): Promise<void> {
+  const limit = createLimiter(16);
+  await Promise.all(
+    repairs.flatMap((g) =>
+      g.rows.map((row) =>
+        limit(async () => {
+          row.fixedFrom = row.state;
+          const i = g.targets.findIndex((t) => formatRepository(t) === row.target);
+          const result = g.result!;
+          const t = result.targets[i];
+          const failure = t?.status === 'failed' ? (t.error ?? result.error) : result.error;
+          if (failure !== undefined || t === undefined) {
+            row.fixError = failure ?? 'not repaired';
+            return;
+          }
+          const expected = result.filteredDigest ?? result.digest!;
+          await recheckRow(
+            row,
+            withTag(g.targets[i]!, g.tag),
+            expected,
+            client,
+            deep || row.fixedFrom === 'incomplete',
+          );
+        }),
+      ),
     ),
   );
 }
 
 export async function runCheck(flags: CheckFlags, session: SyncSession): Promise<number> {
   const { out, signal } = session;
+  const started = Date.now();
   const format = flags.json ? 'json' : (flags.format ?? 'table');
   if (!['table', 'json', 'markdown'].includes(format)) {
     throw new UsageError(`--format: "${format}" is not one of table, json, markdown`);
   }
   const failOn = parseFailOn(flags.failOn);
-  const { filepath, mirrors, client } = await openConfigRun(flags, session);
+  const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
+  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
   try {
     const specs = specsFrom(mirrors, false);
     const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16) };
-    out.status(`checking ${mirrors.length} mirrors`);
+    out.status(`checking ${plural(mirrors.length, 'mirror')}`);
     const mirrorLimit = createLimiter(4);
     const rows = (
       await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, client, options))))
     ).flat();
     out.stop();
-    let code = checkExitCode(rows, failOn);
-    let fixed: ImageResult[] | undefined;
-    if (flags.fix && code === 1) {
-      const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
-      try {
-        const ctx: CopyContext = {
-          store: client,
-          knowledge: new BlobKnowledge(),
-          chunkSize: () => flags.chunkSize,
-          transfers: createLimiter(4),
-          ...(audit ? { onEvent: audit.onEvent } : {}),
-        };
-        fixed = await fix(rows, specs, ctx);
-      } finally {
-        audit?.close();
+    const before = countStates(rows);
+    let repairs: Repair[] | undefined;
+    if (flags.fix) {
+      repairs = repairsFor(rows, specs);
+      const drifted = repairs.reduce((n, g) => n + g.rows.length, 0);
+      if (drifted === 0) out.info(`nothing to fix: ${countsLine(rows)}`);
+      else {
+        out.info(
+          `fixing ${plural(drifted, 'drifted row')} (${DRIFT_STATES.filter(
+            (s) => s !== 'ok' && s !== 'extra' && s !== 'error' && before[s] > 0,
+          )
+            .map((s) => `${before[s]} ${s}`)
+            .join(', ')}) with ${plural(repairs.length, 'copy', 'copies')}`,
+        );
+        const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
+        try {
+          const ctx: CopyContext = {
+            store: client,
+            knowledge: new BlobKnowledge(),
+            chunkSize: (registry) =>
+              registrySettings(config, registry).chunkSize ?? flags.chunkSize ?? DEFAULT_CHUNK_SIZE,
+            transfers: createLimiter(4),
+            ...(audit ? { onEvent: audit.onEvent } : {}),
+          };
+          await runRepairs(repairs, ctx, flags.concurrency ?? config.defaults.concurrency);
+        } finally {
+          audit?.close();
+        }
+        for (const g of repairs) out.info(imageLine(g.result!, false));
+        await recheck(repairs, client, flags.deep ?? false);
+        const fixed = rows.filter((r) => r.fixedFrom !== undefined && r.state === 'ok').length;
+        out.info(
+          fixed === drifted
+            ? `fixed ${fixed} of ${plural(drifted, 'row')}; checked again, now: ${countsLine(rows)}`
+            : `fixed ${fixed} of ${plural(drifted, 'row')}; ${drifted - fixed} still drifted or failed: ${countsLine(rows)}`,
+        );
       }
-      for (const r of fixed) out.info(imageLine(r, false));
-      const fixCode = exitCodeForMirrors([{ images: fixed }]);
-      // Fixed drift is no drift; extras are never deleted, so they still count when asked for.
-      const remaining = rows.filter((r) => r.state === 'extra' || r.state === 'error');
-      code = fixCode !== 0 ? fixCode : checkExitCode(remaining, failOn);
     }
+    const code = signal.aborted ? EXIT_INTERRUPTED : checkExitCode(rows, failOn);
+    const { requests, retries } = client.transport.stats;
     const report = {
       command: 'check',
       config: filepath,
@@ -208,14 +337,36 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       deep: flags.deep ?? false,
       failOn,
       counts: countStates(rows),
+      ...(repairs ? { countsBefore: before } : {}),
       rows,
-      ...(fixed ? { fixed } : {}),
-      requests: client.transport.stats.requests,
+      ...(repairs ? { fixed: repairs.map((g) => g.result!).filter(Boolean) } : {}),
+      requests,
+      retries,
+      durationMs: Date.now() - started,
     };
     if (format === 'json') out.result(JSON.stringify(report, null, 2));
     else if (format === 'markdown') out.result(renderMarkdown(rows, failOn));
-    else out.result(renderTable(rows));
-    return signal.aborted ? 130 : code;
+    else out.result(renderTable(rows, outputWidth(process.stdout)));
+    out.info(
+      `${plural(rows.length, 'row')} checked in ${formatDuration(Date.now() - started)}, ${plural(requests, 'request')}`,
+    );
+    if (metrics) {
+      writeMetrics(
+        metrics,
+        checkMetrics(
+          rows,
+          (repairs ?? [])
+            .filter((g) => g.result)
+            .map((g) => ({
+              mirror: g.spec.name,
+              targets: g.targets.map(formatRepository),
+              result: g.result!,
+            })),
+          { code, requests, retries, durationMs: Date.now() - started, previous: metrics },
+        ),
+      );
+    }
+    return code;
   } finally {
     await client.close();
   }

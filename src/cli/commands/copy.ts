@@ -5,13 +5,21 @@ import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import type { ImageResult } from '../../copy/result.js';
 import { UsageError } from '../../errors.js';
-import { formatReference, type Reference, withDigest, withTag } from '../../reference/reference.js';
+import {
+  formatReference,
+  formatRepository,
+  type Reference,
+  withDigest,
+  withTag,
+} from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { allOf, openAuditLog } from '../audit.js';
+import { describeTarget, filterNote } from '../describe.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
+import { checkMetricsFile, copyMetrics, writeMetrics } from '../metrics.js';
 import type { Output } from '../output.js';
-import { parseRef } from '../parse.js';
+import { type Note, parsePlatforms, parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
@@ -20,14 +28,18 @@ const LARGE_BLOB = 16 * 1024 * 1024;
 export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
+  metricsFile?: string;
   chunkSize: number;
   concurrency: number;
+  /** Keep only these platforms of an index (a new index digest); default every platform. */
+  platform?: string[];
+  all?: boolean;
 }
 
 /** Target references: a target without a tag takes the source's tag (or its digest). */
-export function resolveTargets(source: Reference, dsts: string[]): Reference[] {
+export function resolveTargets(source: Reference, dsts: string[], note?: Note): Reference[] {
   return dsts.map((d) => {
-    const ref = parseRef(d, 'target', null);
+    const ref = parseRef(d, 'target', null, note);
     if (ref.digest !== undefined) {
       throw new UsageError(
         `target "${d}" names a digest: give a repository or repository:tag (the digest is the source's)`,
@@ -43,27 +55,6 @@ export function exitCodeFor(results: ImageResult[]): number {
   return exitCodeForMirrors([{ images: results }]);
 }
 
-export function describeTarget(t: ImageResult['targets'][number]): string {
-  switch (t.status) {
-    case 'kept':
-      return `~ ${t.target} kept: the tag points at ${t.digest} (overwrite "never")`;
-    case 'planned':
-      return `+ ${t.target} would ${t.tagAction === 'move' ? `move the tag from ${t.previousDigest}` : 'create the tag'}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests`;
-    case 'up-to-date':
-      return `= ${t.target} already up to date`;
-    case 'failed':
-      return `✗ ${t.target}: ${t.error}`;
-    case 'copied': {
-      const parts = [`${t.blobsUploaded} blobs uploaded (${formatBytes(t.bytesUploaded)})`];
-      if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted`);
-      if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
-      parts.push(`${t.manifestsPushed} manifest${t.manifestsPushed === 1 ? '' : 's'}`);
-      const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
-      return `✓ ${t.target}: ${parts.join(', ')}${moved}`;
-    }
-  }
-}
-
 export async function runCopy(
   src: string,
   dsts: string[],
@@ -71,8 +62,16 @@ export async function runCopy(
   client: RegistryClient,
   out: Output,
 ): Promise<number> {
-  const source = parseRef(src, 'source');
-  const targets = resolveTargets(source, dsts);
+  const note = (line: string) => out.info(line);
+  if (flags.all && flags.platform) {
+    throw new UsageError(
+      '--all and --platform contradict each other: --all keeps every platform (the default)',
+    );
+  }
+  const platforms = flags.platform ? parsePlatforms(flags.platform) : undefined;
+  const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
+  const source = parseRef(src, 'source', 'latest', note);
+  const targets = resolveTargets(source, dsts, note);
   let bytes = 0;
   let blobs = 0;
   const onEvent = (e: CopyEvent) => {
@@ -96,24 +95,44 @@ export async function runCopy(
   let result: ImageResult;
   try {
     out.status(`copying ${formatReference(source)}`);
-    result = await copyImage(source, targets, {
-      store: client,
-      knowledge: new BlobKnowledge(),
-      chunkSize: () => flags.chunkSize,
-      transfers: createLimiter(flags.concurrency),
-      onEvent: allOf(onEvent, audit?.onEvent),
-    });
+    result = await copyImage(
+      source,
+      targets,
+      {
+        store: client,
+        knowledge: new BlobKnowledge(),
+        chunkSize: () => flags.chunkSize,
+        transfers: createLimiter(flags.concurrency),
+        onEvent: allOf(onEvent, audit?.onEvent),
+      },
+      platforms ? { platforms } : {},
+    );
   } finally {
     audit?.close();
   }
   out.stop();
   const code = exitCodeFor([result]);
+  const { requests, retries } = client.transport.stats;
   if (result.error) out.warn(`✗ ${result.source}: ${result.error}`);
   else out.info(`${result.source} (${result.digest})`);
   for (const t of result.targets) (t.status === 'failed' ? out.warn : out.info)(`  ${describeTarget(t)}`);
+  const filtered = filterNote(result);
+  if (filtered && !result.error) out.info(`  ${filtered}`);
   out.info(
-    `done in ${formatDuration(result.durationMs)}, ${client.transport.stats.requests} requests, ${client.transport.stats.retries} retries`,
+    `done in ${formatDuration(result.durationMs)}: ${plural(result.targets.length, 'target')}, ${plural(requests, 'request')}, ${plural(retries, 'retry')}`,
   );
+  if (metrics) {
+    writeMetrics(
+      metrics,
+      copyMetrics(formatRepository(source), targets.map(formatRepository), result, {
+        code,
+        requests,
+        retries,
+        durationMs: result.durationMs,
+        previous: metrics,
+      }),
+    );
+  }
   if (flags.json) {
     out.result(
       JSON.stringify(

@@ -1,14 +1,17 @@
-// regmirror inspect REF: the manifest tree: digests, media types, platforms, sizes.
+// regmirror inspect REF: the manifest tree (digests, media types, platforms, sizes), the exact manifest
+// bytes (--raw) or the image's config (--config); and regmirror digest REF.
 
 import { loadGraph, totalSize } from '../../copy/graph.js';
-import { NotFoundError } from '../../errors.js';
+import { DigestMismatchError, NotFoundError, UsageError } from '../../errors.js';
+import { algorithmOf, digestOf } from '../../oci/digest.js';
 import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
-import { formatPlatform } from '../../oci/platform.js';
-import { describeSelector, formatReference, withDigest } from '../../reference/reference.js';
+import { formatPlatform, type Platform, platformMatches } from '../../oci/platform.js';
+import { describeSelector, formatReference, type Reference, withDigest } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
+import { readAll } from '../../registry/transport.js';
 import { formatBytes, plural } from '../format.js';
 import type { Output } from '../output.js';
-import { parseRef } from '../parse.js';
+import { parsePlatforms, parseRef } from '../parse.js';
 
 interface Node {
   digest: string;
@@ -72,25 +75,99 @@ function render(node: Node, indent: string, out: string[]): void {
   out.push(`${indent}total  ${formatBytes(node.contentSize!)} in ${plural(node.layers!.length, 'layer')}`);
 }
 
-export async function runInspect(
-  refText: string,
-  flags: { json?: boolean },
-  client: RegistryClient,
-  out: Output,
-): Promise<number> {
-  const ref = parseRef(refText, 'reference');
+export interface InspectFlags {
+  json?: boolean;
+  raw?: boolean;
+  config?: boolean;
+  platform?: string;
+}
+
+/** Config blobs are small JSON documents; anything far larger is not one. */
+const CONFIG_READ_LIMIT = 4 * 1024 * 1024;
+
+/** The manifest a reference names: HEAD first, so that a missing tag is a clear "not found". */
+async function resolveRoot(client: RegistryClient, ref: Reference): Promise<Manifest> {
   const head = await client.manifestHead(ref);
   if (!head) {
     throw new NotFoundError(`${describeSelector(ref)} not found`, {
       context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
     });
   }
-  const graph = await loadGraph(client, withDigest(ref, head.digest));
+  return client.manifestGet(withDigest(ref, head.digest));
+}
+
+/**
+ * The image manifest of one platform of an index: the one --platform names, or the only platform
+ * there is. An image manifest is its own answer (when it is of that platform, or none was asked).
+ */
+async function platformManifest(
+  client: RegistryClient,
+  ref: Reference,
+  root: Manifest,
+  wanted: Platform | undefined,
+  why: string,
+): Promise<Manifest> {
+  if (root.kind === 'image') return root;
+  const images = root.manifests.filter((d) => !isAttestation(d));
+  const available = images.map((d) => formatPlatform(d.platform)).join(', ');
+  const chosen = wanted
+    ? images.find((d) => platformMatches(d.platform, wanted))
+    : images.length === 1
+      ? images[0]
+      : undefined;
+  if (!chosen) {
+    throw new UsageError(
+      wanted
+        ? `${formatReference(ref)} has no ${formatPlatform(wanted)} image (platforms: ${available})`
+        : `${formatReference(ref)} is an index of ${images.length} platforms (${available}); ${why} needs --platform OS/ARCH`,
+    );
+  }
+  return client.manifestGet(withDigest(ref, chosen.digest));
+}
+
+export async function runInspect(
+  refText: string,
+  flags: InspectFlags,
+  client: RegistryClient,
+  out: Output,
+): Promise<number> {
+  const given = [flags.json && '--json', flags.raw && '--raw'].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')} ask for two outputs; give one`);
+  const ref = parseRef(refText, 'reference', 'latest', (line) => out.info(line));
+  const wanted = flags.platform !== undefined ? parsePlatforms([flags.platform])[0] : undefined;
+  const root = await resolveRoot(client, ref);
+
+  if (flags.config) {
+    const image = await platformManifest(client, ref, root, wanted, '--config');
+    if (image.kind !== 'image')
+      throw new UsageError(`${formatReference(ref)}: no image manifest to read a config from`);
+    const bytes = await readBlob(client, ref, image.config.digest, image.config.size);
+    if (flags.raw) out.resultBytes(bytes);
+    else {
+      let text = Buffer.from(bytes).toString('utf8');
+      try {
+        text = JSON.stringify(JSON.parse(text), null, 2);
+      } catch {
+        // Not JSON (an artifact's config can be anything): shown as it is.
+      }
+      out.result(text);
+    }
+    return 0;
+  }
+
+  const manifest = wanted ? await platformManifest(client, ref, root, wanted, '--platform') : root;
+  if (flags.raw) {
+    // Byte for byte, no newline added: `| sha256sum` must give the digest.
+    out.resultBytes(manifest.bytes);
+    return 0;
+  }
+  const shown = manifest === root ? ref : withDigest(ref, manifest.digest);
+  const graph = await loadGraph(client, withDigest(shown, manifest.digest), manifest);
   const tree = toNode(graph.root, graph.manifests);
   if (flags.json) {
-    out.result(JSON.stringify({ reference: formatReference(ref), ...tree }, null, 2));
+    out.result(JSON.stringify({ reference: formatReference(shown), ...tree }, null, 2));
   } else {
-    const lines = [formatReference(ref)];
+    const lines = [formatReference(shown)];
     render(tree, '  ', lines);
     const platforms =
       graph.root.kind === 'index' ? graph.root.manifests.filter((d) => !isAttestation(d)).length : 1;
@@ -100,5 +177,56 @@ export async function runInspect(
     );
     out.result(lines.join('\n'));
   }
+  return 0;
+}
+
+/** A small blob, whole, checked against its digest and size. */
+async function readBlob(
+  client: RegistryClient,
+  ref: Reference,
+  digest: string,
+  size: number,
+): Promise<Buffer> {
+  if (size > CONFIG_READ_LIMIT) {
+    throw new UsageError(`the config blob ${digest} is ${formatBytes(size)}; too large to print`);
+  }
+  const body = await client.blobGet(ref, digest, size);
+  const bytes = await readAll(body, CONFIG_READ_LIMIT);
+  const actual = digestOf(bytes, algorithmOf(digest));
+  if (actual !== digest || bytes.byteLength !== size) {
+    throw new DigestMismatchError(digest, actual, {
+      context: { side: 'source', registry: ref.registry, repository: ref.path, step: 'blob GET' },
+    });
+  }
+  return bytes;
+}
+
+/** regmirror digest REF: the digest a reference resolves to (one HEAD), or of one platform's manifest. */
+export async function runDigest(
+  refText: string,
+  flags: { platform?: string },
+  client: RegistryClient,
+  out: Output,
+): Promise<number> {
+  const ref = parseRef(refText, 'reference', 'latest', (line) => out.info(line));
+  if (flags.platform === undefined) {
+    const head = await client.manifestHead(ref);
+    if (!head) {
+      throw new NotFoundError(`${describeSelector(ref)} not found`, {
+        context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
+      });
+    }
+    out.result(head.digest);
+    return 0;
+  }
+  const root = await resolveRoot(client, ref);
+  const manifest = await platformManifest(
+    client,
+    ref,
+    root,
+    parsePlatforms([flags.platform])[0],
+    '--platform',
+  );
+  out.result(manifest.digest);
   return 0;
 }

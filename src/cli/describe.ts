@@ -1,0 +1,106 @@
+// What people read about one image and its targets: one line per finished image in a sync, the plan's
+// per-target detail (what happens to the tag, what moves, what it costs), and copy's per-target lines.
+// Words are the same everywhere: "up to date" (the JSON status stays "up-to-date"), plurals right.
+
+import type { ImageResult, TargetResult } from '../copy/result.js';
+import { formatBytes, formatDuration, plural, shortDigest } from './format.js';
+
+/** The note a platform filter deserves: the targets get a new index, not the source's digest. */
+export function filterNote(r: ImageResult): string | undefined {
+  if (!r.filteredDigest || !r.digest) return undefined;
+  return `platforms ${r.platforms?.join(', ') ?? '?'} only: the targets get a new index ${shortDigest(r.filteredDigest)} (the source index is ${shortDigest(r.digest)})`;
+}
+
+/** "upload 3 blobs (12.4 KiB), mount 1 (2.0 KiB), 2 already there, push 5 manifests" */
+function work(t: TargetResult, planned: boolean): string {
+  const parts: string[] = [];
+  if (planned) {
+    parts.push(`upload ${plural(t.blobsUploaded, 'blob')} (${formatBytes(t.bytesUploaded)})`);
+    if (t.blobsMounted) parts.push(`mount ${t.blobsMounted} (${formatBytes(t.bytesMounted)})`);
+    if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
+    parts.push(`push ${plural(t.manifestsPushed, 'manifest')}`);
+  } else {
+    parts.push(`${plural(t.blobsUploaded, 'blob')} uploaded (${formatBytes(t.bytesUploaded)})`);
+    if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted (${formatBytes(t.bytesMounted)})`);
+    if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
+    parts.push(`${plural(t.manifestsPushed, 'manifest')} pushed`);
+  }
+  return parts.join(', ');
+}
+
+/** What happens (or would happen) to the target tag, in words. */
+function tagAction(t: TargetResult, planned: boolean): string {
+  const repo = t.newRepository ? ' in a new repository' : '';
+  switch (t.tagAction) {
+    case 'create':
+      return planned ? `create the tag${repo}` : `tag created${repo}`;
+    case 'move':
+      return `${planned ? 'move' : 'moved'} ${shortDigest(t.previousDigest)} → ${shortDigest(t.digest)}`;
+    default:
+      return planned ? 'push again' : 'pushed again';
+  }
+}
+
+/** One target of a copy or a plan: a mark, the target, and what was (or would be) done. */
+export function describeTarget(t: TargetResult): string {
+  switch (t.status) {
+    case 'kept':
+      return `~ ${t.target}: kept, the tag points at ${shortDigest(t.digest)} (overwrite "never")`;
+    case 'planned':
+      return `+ ${t.target}: ${tagAction(t, true)}; ${work(t, true)}`;
+    case 'up-to-date':
+      return `= ${t.target}: up to date`;
+    case 'failed':
+      return `✗ ${t.target}: ${t.error}`;
+    case 'copied':
+      return `✓ ${t.target}: ${tagAction(t, false)}; ${work(t, false)}`;
+  }
+}
+
+/**
+ * A finished image in a sync: one line with the counts per status and the bytes, then a line for each
+ * target that needs a word (failed, kept, moved) and for a platform filter.
+ */
+export function imageLine(r: ImageResult, dryRun: boolean): string {
+  if (dryRun) return planLines(r);
+  const counts = new Map<string, number>();
+  for (const t of r.targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+  const failed = counts.get('failed') ?? 0;
+  const mark = r.error || failed > 0 ? '✗' : '✓';
+  const parts = [...counts].map(([status, n]) => `${n} ${status === 'up-to-date' ? 'up to date' : status}`);
+  const uploaded = r.targets.reduce((n, t) => n + t.blobsUploaded, 0);
+  const bytes = r.targets.reduce((n, t) => n + t.bytesUploaded, 0);
+  const mounted = r.targets.reduce((n, t) => n + t.blobsMounted, 0);
+  let line = `${mark} ${r.source}: ${parts.join(', ') || 'no targets'}`;
+  if (uploaded > 0) line += `; ${plural(uploaded, 'blob')} uploaded (${formatBytes(bytes)})`;
+  if (mounted > 0) line += `, ${mounted} mounted`;
+  line += ` (${formatDuration(r.durationMs)})`;
+  const lines = [line];
+  if (r.error) lines.push(`    ${r.error}`);
+  const note = filterNote(r);
+  if (note && !r.error) lines.push(`    ${note}`);
+  for (const t of r.targets) {
+    if (t.status === 'failed' && t.error && t.error !== 'not copied: the source failed') {
+      lines.push(`    ${t.target}: ${t.error}`);
+    }
+    if (t.status === 'kept')
+      lines.push(`    ${t.target}: kept at ${shortDigest(t.digest)} (overwrite "never")`);
+    if (t.status === 'copied' && t.tagAction === 'move') {
+      lines.push(`    ${t.target}: moved ${shortDigest(t.previousDigest)} → ${shortDigest(t.digest)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** An image of a plan: the source and its digest, then what would happen at every target. */
+export function planLines(r: ImageResult): string {
+  const lines = [`· ${r.source}${r.digest ? ` (${shortDigest(r.digest)})` : ''}`];
+  if (r.error) lines.push(`    ✗ ${r.error}`);
+  for (const t of r.targets) {
+    if (r.error && t.error === 'not copied: the source failed') continue;
+    lines.push(`    ${describeTarget(t)}`);
+  }
+  const note = filterNote(r);
+  if (note && !r.error) lines.push(`    ${note}`);
+  return lines.join('\n');
+}
