@@ -6,25 +6,34 @@ import type { ImageResult, TargetResult } from '../copy/result.js';
 import { formatBytes, formatDuration, plural, shortDigest } from './format.js';
 
 /** The note a platform filter deserves: the targets get a new index, not the source's digest. */
-export function filterNote(r: ImageResult): string | undefined {
+export function filterNote(r: ImageResult, planned = false): string | undefined {
   if (!r.filteredDigest || !r.digest) return undefined;
-  return `platforms ${r.platforms?.join(', ') ?? '?'} only: the targets get a new index ${shortDigest(r.filteredDigest)} (the source index is ${shortDigest(r.digest)})`;
+  return `platforms ${r.platforms?.join(', ') ?? '?'} only: the targets ${planned ? 'get' : 'got'} a new index ${shortDigest(r.filteredDigest)}, not the source index ${shortDigest(r.digest)}`;
 }
 
 /** "upload 3 blobs (12.4 KiB), mount 1 (2.0 KiB), 2 already there, push 5 manifests" */
 function work(t: TargetResult, planned: boolean): string {
   const parts: string[] = [];
-  if (planned) {
-    parts.push(`upload ${plural(t.blobsUploaded, 'blob')} (${formatBytes(t.bytesUploaded)})`);
-    if (t.blobsMounted) parts.push(`mount ${t.blobsMounted} (${formatBytes(t.bytesMounted)})`);
-    if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
-    parts.push(`push ${plural(t.manifestsPushed, 'manifest')}`);
-  } else {
-    parts.push(`${plural(t.blobsUploaded, 'blob')} uploaded (${formatBytes(t.bytesUploaded)})`);
-    if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted (${formatBytes(t.bytesMounted)})`);
-    if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
-    parts.push(`${plural(t.manifestsPushed, 'manifest')} pushed`);
-  }
+  // Only what happens: a target whose blobs are all there says so once, not "0 blobs uploaded (0 B)".
+  if (t.blobsUploaded)
+    parts.push(
+      planned
+        ? `upload ${plural(t.blobsUploaded, 'blob')} (${formatBytes(t.bytesUploaded)})`
+        : `${plural(t.blobsUploaded, 'blob')} uploaded (${formatBytes(t.bytesUploaded)})`,
+    );
+  if (t.blobsMounted)
+    parts.push(
+      planned
+        ? `mount ${plural(t.blobsMounted, 'blob')} (${formatBytes(t.bytesMounted)})`
+        : `${plural(t.blobsMounted, 'blob')} mounted (${formatBytes(t.bytesMounted)})`,
+    );
+  if (t.blobsExisting) parts.push(`${plural(t.blobsExisting, 'blob')} already there`);
+  if (parts.length === 0) parts.push(planned ? 'no blobs to send' : 'no blobs sent');
+  parts.push(
+    planned
+      ? `push ${plural(t.manifestsPushed, 'manifest')}`
+      : `${plural(t.manifestsPushed, 'manifest')} pushed`,
+  );
   return parts.join(', ');
 }
 
@@ -100,7 +109,7 @@ export function planLines(r: ImageResult): string {
     if (r.error && t.error === 'not copied: the source failed') continue;
     lines.push(`    ${describeTarget(t)}`);
   }
-  const note = filterNote(r);
+  const note = filterNote(r, true);
   if (note && !r.error) lines.push(`    ${note}`);
   return lines.join('\n');
 }

@@ -73,63 +73,47 @@ export function summaryRows(mirrors: MirrorResult[]): Row[] {
 const text = (header: string): Column => ({ header, shrink: 'middle' });
 const number = (header: string): Column => ({ header, align: 'right' });
 
-/** The end-of-run table of sync (or plan), fitted to `width` columns when given. */
+/**
+ * The end-of-run table of sync (or plan), one row per mirror and target, fitted to `width` columns when
+ * given. The mirror column is there only when some mirror has a name of its own: by default a mirror is
+ * named after its source, and the target already says where that went. Blob counts are in the line
+ * under the table.
+ */
 export function renderSummary(mirrors: MirrorResult[], dryRun: boolean, width?: number): string {
   const rows = summaryRows(mirrors);
-  const columns = dryRun
-    ? [
-        text('mirror'),
-        text('target'),
-        number('create'),
-        number('move'),
-        number('up to date'),
-        number('kept'),
-        number('failed'),
-        number('upload'),
-        number('mount'),
-        number('bytes'),
-      ]
-    : [
-        text('mirror'),
-        text('target'),
-        number('copied'),
-        number('up to date'),
-        number('kept'),
-        number('failed'),
-        number('uploaded'),
-        number('mounted'),
-        number('bytes'),
-        number('time'),
-      ];
+  const named = mirrors.some((m) => m.name !== m.source);
+  const columns = [
+    ...(named ? [text('mirror')] : []),
+    text('target'),
+    ...(dryRun
+      ? [
+          number('create'),
+          number('move'),
+          number('up to date'),
+          number('kept'),
+          number('failed'),
+          number('bytes'),
+        ]
+      : [
+          number('copied'),
+          number('up to date'),
+          number('kept'),
+          number('failed'),
+          number('bytes'),
+          number('time'),
+        ]),
+  ];
   return renderTable(
     columns,
-    rows.map((r) =>
-      dryRun
-        ? [
-            r.mirror,
-            r.target,
-            String(r.create),
-            String(r.move),
-            String(r.upToDate),
-            String(r.kept),
-            String(r.failed),
-            String(r.uploaded),
-            String(r.mounted),
-            formatBytes(r.bytes),
-          ]
-        : [
-            r.mirror,
-            r.target,
-            String(r.copied),
-            String(r.upToDate),
-            String(r.kept),
-            String(r.failed),
-            String(r.uploaded),
-            String(r.mounted),
-            formatBytes(r.bytes),
-            formatDuration(r.timeMs),
-          ],
-    ),
+    rows.map((r) => [
+      ...(named ? [r.mirror] : []),
+      r.target,
+      ...(dryRun
+        ? [String(r.create), String(r.move), String(r.upToDate), String(r.kept), String(r.failed)]
+        : [String(r.copied), String(r.upToDate), String(r.kept), String(r.failed)]),
+      formatBytes(r.bytes),
+      ...(dryRun ? [] : [formatDuration(r.timeMs)]),
+    ]),
     width,
   );
 }

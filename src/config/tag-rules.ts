@@ -24,7 +24,10 @@ export function parseTagRules(text: string, what: string): TagRules {
   }
   const result = tagRulesSchema.safeParse(input, { error: configErrorMap });
   if (result.success) return result.data;
-  const issues = issuesFromZod(tagRulesSchema, result.error);
+  let issues = issuesFromZod(tagRulesSchema, result.error);
+  // An object of unknown keys only "selects nothing" because its keys are unknown: say that alone.
+  if (issues.some((i) => i.message.startsWith('unknown key')))
+    issues = issues.filter((i) => !i.message.startsWith('selects nothing'));
   throw new UsageError(
     `${what} is invalid: ${issues.map((i) => (i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message)).join('; ')}`,
   );

@@ -108,25 +108,21 @@ export function renderTable(rows: DriftRow[], width?: number): string {
   return lines.join('\n');
 }
 
+const hex12 = (d: string | undefined) => (d ? d.replace(/^[a-z0-9]+:/, '').slice(0, 12) : '-');
+
 /** The rows worth a line: every difference, and every row --fix worked on. */
 function differences(rows: DriftRow[], width?: number): string {
   return renderColumns(
     [
       { header: 'state' },
-      { header: 'target', shrink: 'middle' },
+      { header: 'target', shrink: 'middle', min: 20 },
       { header: 'tag', shrink: 'middle' },
-      { header: 'source digest' },
-      { header: 'target digest' },
-      { header: 'detail', shrink: 'end' },
+      { header: 'source' },
+      { header: 'target has' },
+      { header: 'detail', shrink: 'end', min: 20 },
     ],
-    rows.map((r) => [
-      r.state,
-      r.target,
-      r.tag,
-      shortDigest(r.sourceDigest),
-      shortDigest(r.targetDigest),
-      detail(r),
-    ]),
+    // Digests as 12 hex digits, as docker shows image IDs: enough to tell them apart, and the table fits.
+    rows.map((r) => [r.state, r.target, r.tag, hex12(r.sourceDigest), hex12(r.targetDigest), detail(r)]),
     width,
   );
 }

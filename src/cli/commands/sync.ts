@@ -302,9 +302,10 @@ export function finalLine(s: Summary, dryRun: boolean, ms: number): string {
   const blobs = dryRun
     ? `${plural(s.blobsUploaded, 'blob')} to upload (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} to mount (${formatBytes(s.bytesMounted)})`
     : `${plural(s.blobsUploaded, 'blob')} uploaded (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted (${formatBytes(s.bytesMounted)})`;
+  // Two lines: what happened to the tags, then what it took; one would not fit a terminal.
   return (
-    `${plural(s.images, 'image')}, ${plural(s.targets, 'target')}: ${states.join(', ')}; ${blobs}; ` +
-    `${plural(s.requests, 'request')}, ${plural(s.retries, 'retry')}, ${formatDuration(ms)}`
+    `${plural(s.images, 'image')}, ${plural(s.targets, 'target')}: ${states.join(', ')}\n` +
+    `${blobs}; ${plural(s.requests, 'request')}, ${plural(s.retries, 'retry')}, ${formatDuration(ms)}`
   );
 }
 
