@@ -106,7 +106,7 @@ for (const kind of ['oci-index-with-attestations', 'docker-manifest-list'] as co
         0,
       );
       assert.equal(heads, 4);
-      assert.match(res.stderr, /already up to date/);
+      assert.match(res.stderr, /: up to date$/m);
     });
   });
 }
