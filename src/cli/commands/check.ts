@@ -76,9 +76,9 @@ export function checkExitCode(rows: DriftRow[], failOn: DriftState[]): number {
 
 /** The detail column: what is missing, or what the fix did. Errors are listed in full under the table. */
 function detail(r: DriftRow): string {
-  if (r.fixError !== undefined) return `fix failed (was ${r.fixedFrom})`;
+  if (r.fixError !== undefined) return `fix failed, ${r.fixedFrom}`;
   if (r.fixedFrom !== undefined)
-    return r.state === 'ok' ? `fixed (was ${r.fixedFrom})` : `still ${r.state} after --fix`;
+    return r.state === 'ok' ? `fixed, was ${r.fixedFrom}` : `still ${r.state} after --fix`;
   if (r.state === 'error') return r.errorKind ?? 'error';
   return r.missingContent?.join(', ') ?? '';
 }
@@ -94,7 +94,7 @@ export function renderTable(rows: DriftRow[], width?: number): string {
   const fixed = rows.filter((r) => r.fixedFrom !== undefined);
   if (fixed.length > 0) {
     const ok = fixed.filter((r) => r.state === 'ok').length;
-    lines[0] += `   (after --fix: ${ok} of ${plural(fixed.length, 'row')} fixed)`;
+    lines.push(`after --fix: ${ok} of ${plural(fixed.length, 'drifted row')} fixed`);
   }
   const shown = rows.filter((r) => r.state !== 'ok' || r.fixedFrom !== undefined);
   if (shown.length > 0) {
@@ -115,11 +115,11 @@ function differences(rows: DriftRow[], width?: number): string {
   return renderColumns(
     [
       { header: 'state' },
-      { header: 'target', shrink: 'middle', min: 20 },
+      { header: 'target', shrink: 'middle', min: 16 },
       { header: 'tag', shrink: 'middle' },
       { header: 'source' },
       { header: 'target has' },
-      { header: 'detail', shrink: 'end', min: 20 },
+      { header: 'detail', shrink: 'end', min: 18 },
     ],
     // Digests as 12 hex digits, as docker shows image IDs: enough to tell them apart, and the table fits.
     rows.map((r) => [r.state, r.target, r.tag, hex12(r.sourceDigest), hex12(r.targetDigest), detail(r)]),
