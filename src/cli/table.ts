@@ -19,7 +19,7 @@ const GAP = 2;
 const ELLIPSIS = '…';
 
 /** `text` in at most `width` characters, shortened as the column says. */
-export function shorten(text: string, width: number, how: 'middle' | 'end'): string {
+export function shorten(text: string, width: number, how: 'middle' | 'end' = 'middle'): string {
   if (text.length <= width) return text;
   if (width <= 1) return ELLIPSIS.slice(0, width);
   if (how === 'end') return `${text.slice(0, width - 1)}${ELLIPSIS}`;

@@ -167,7 +167,7 @@ export function parseExposition(text: string): Map<string, ParsedFamily> {
 }
 
 /** The value of the one sample of `name` whose labels include `labels`; throws when there is not exactly one. */
-export function valueOf(
+export function sampleValue(
   families: Map<string, ParsedFamily>,
   name: string,
   labels: Record<string, string>,

@@ -184,6 +184,7 @@ describe('completion scripts work in the shells they are for', () => {
       `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})`,
       `COMP_CWORD=${words.length - 1}`,
       '_regmirror',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion
       'printf "%s\\n" "${COMPREPLY[@]}"',
     ].join('\n');
     const { stdout } = await runCommand('bash', ['--norc', '-c', script]);

@@ -354,7 +354,7 @@ test('check with drift and an unreachable registry exits 2: trouble wins, as wit
   const report = JSON.parse(res.stdout) as { exitCode: number; counts: Record<string, number> };
   assert.equal(report.exitCode, 2);
   assert.equal(report.counts.missing, 1);
-  assert.ok(report.counts.error >= 1);
+  assert.ok((report.counts.error ?? 0) >= 1);
   const md = await world.runCli(['check', '--config', config, '--retries', '0', '--format', 'markdown']);
   assert.equal(md.code, 2);
   assert.match(md.stdout, /^## regmirror check: \d+ errors?, 1 drifted$/m);

@@ -6,10 +6,10 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { DriftRow } from '../../src/copy/check.js';
 import { checkMetrics, checkMetricsFile, renderMetrics, writeMetrics } from '../../src/cli/metrics.js';
+import type { DriftRow } from '../../src/copy/check.js';
 import { UsageError } from '../../src/errors.js';
-import { parseExposition, valueOf } from '../harness/prometheus-text.js';
+import { parseExposition, sampleValue } from '../harness/prometheus-text.js';
 
 describe('the strict exposition parser refuses what the format does not allow', () => {
   const bad: [string, string][] = [
@@ -59,7 +59,7 @@ test('renderMetrics escapes label values and the parser reads them back exactly'
   const f = parseExposition(text);
   assert.equal(f.get('regmirror_x')!.type, 'gauge');
   assert.equal(f.get('regmirror_x')!.help, 'help with \\ and\nnewline');
-  assert.equal(valueOf(f, 'regmirror_x', { mirror: nasty }), 3);
+  assert.equal(sampleValue(f, 'regmirror_x', { mirror: nasty }), 3);
 });
 
 test('check metrics: every state per mirror and target, zeros included; last success carried over after a failure', () => {
@@ -79,15 +79,15 @@ test('check metrics: every state per mirror and target, zeros included; last suc
     checkMetrics(rows, [], { ...facts, code: 0, previous: checkMetricsFile(file) }),
   );
   const first = parseExposition(readFileSync(file, 'utf8'));
-  const success = valueOf(first, 'regmirror_last_success_timestamp_seconds', { command: 'check' });
+  const success = sampleValue(first, 'regmirror_last_success_timestamp_seconds', { command: 'check' });
   assert.ok(Math.abs(success - Date.now() / 1000) < 60);
-  assert.equal(valueOf(first, 'regmirror_tags', { target: 't1/app', state: 'stale' }), 1);
-  assert.equal(valueOf(first, 'regmirror_tags', { target: 't1/app', state: 'ok' }), 1);
-  assert.equal(valueOf(first, 'regmirror_tags', { target: 't2/app', state: 'missing' }), 1);
-  assert.equal(valueOf(first, 'regmirror_tags', { target: 't2/app', state: 'extra' }), 0);
+  assert.equal(sampleValue(first, 'regmirror_tags', { target: 't1/app', state: 'stale' }), 1);
+  assert.equal(sampleValue(first, 'regmirror_tags', { target: 't1/app', state: 'ok' }), 1);
+  assert.equal(sampleValue(first, 'regmirror_tags', { target: 't2/app', state: 'missing' }), 1);
+  assert.equal(sampleValue(first, 'regmirror_tags', { target: 't2/app', state: 'extra' }), 0);
   assert.equal(first.get('regmirror_tags')!.samples.length, 2 * 6);
-  assert.equal(valueOf(first, 'regmirror_requests', { command: 'check' }), 7);
-  assert.equal(valueOf(first, 'regmirror_duration_seconds', { command: 'check' }), 1.5);
+  assert.equal(sampleValue(first, 'regmirror_requests', { command: 'check' }), 7);
+  assert.equal(sampleValue(first, 'regmirror_duration_seconds', { command: 'check' }), 1.5);
 
   // A later failing run keeps the time of the last success, and says it failed.
   writeFileSync(
@@ -102,8 +102,11 @@ test('check metrics: every state per mirror and target, zeros included; last suc
     checkMetrics(rows, [], { ...facts, code: 2, previous: checkMetricsFile(file) }),
   );
   const second = parseExposition(readFileSync(file, 'utf8'));
-  assert.equal(valueOf(second, 'regmirror_last_success_timestamp_seconds', { command: 'check' }), 1700000000);
-  assert.equal(valueOf(second, 'regmirror_exit_code', { command: 'check' }), 2);
+  assert.equal(
+    sampleValue(second, 'regmirror_last_success_timestamp_seconds', { command: 'check' }),
+    1700000000,
+  );
+  assert.equal(sampleValue(second, 'regmirror_exit_code', { command: 'check' }), 2);
   // Written by rename: no temporary file is left beside it.
   assert.deepEqual(readdirSync(dir), ['check.prom']);
 });

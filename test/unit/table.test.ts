@@ -29,7 +29,7 @@ test('a table wider than the width shrinks its shrinkable columns until it fits'
   const lines = fitted.split('\n');
   // Text left-aligned, numbers right-aligned under their headers.
   assert.match(lines[0]!, /^target\s+copied\s+bytes$/);
-  assert.match(lines[2]!, /^registry\.ex…\S+ +3  1\.2 GiB$/);
+  assert.match(lines[2]!, /^registry\.ex…\S+ +3 {2}1\.2 GiB$/);
   assert.match(lines[3]!, /^short\/app\s+12\s+4 B$/);
   assert.equal(lines[3]!.indexOf('12') + 2, lines[0]!.indexOf('copied') + 6);
 });
