@@ -18,7 +18,10 @@ const tarball = process.env.REGMIRROR_TARBALL;
 let world: World;
 
 before(async () => {
-  assert.ok(bin && tarball, 'run through scripts/pack-check.sh, which sets REGMIRROR_BIN and REGMIRROR_TARBALL');
+  assert.ok(
+    bin && tarball,
+    'run through scripts/pack-check.sh, which sets REGMIRROR_BIN and REGMIRROR_TARBALL',
+  );
   world = await startWorld();
 });
 after(async () => {
@@ -47,7 +50,8 @@ test('the tarball ships the built CLI, the schema, the example config and no sou
 
 test('--version is the package version', async () => {
   const res = await world.runCli(['--version'], { bin: bin! });
-  const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
+    .version;
   assert.equal(res.stdout.trim(), version);
 });
 
@@ -56,13 +60,24 @@ test('the "no config" error names an example that the package really holds, and 
   assert.equal(res.code, 2);
   assert.match(res.stderr, /mirror\.config\.example\.json shows one/);
   // <prefix>/bin/regmirror → <prefix>/lib/node_modules/regmirror
-  const example = join(dirname(dirname(bin!)), 'lib', 'node_modules', 'regmirror', 'mirror.config.example.json');
+  const example = join(
+    dirname(dirname(bin!)),
+    'lib',
+    'node_modules',
+    'regmirror',
+    'mirror.config.example.json',
+  );
   assert.ok(existsSync(example), example);
   validateConfig(JSON.parse(readFileSync(example, 'utf8')), example);
 });
 
 test('a real copy with the installed regmirror', async () => {
-  const image = await seedImage(world.source.seedTarget, 'installed/app', 'v1', 'oci-index-with-attestations');
+  const image = await seedImage(
+    world.source.seedTarget,
+    'installed/app',
+    'v1',
+    'oci-index-with-attestations',
+  );
   const res = await world.runCli(
     ['copy', `${world.source.host}/installed/app:v1`, `${world.open.host}/installed/app`, '--json'],
     { bin: bin! },
