@@ -155,7 +155,7 @@ export function sampleText(name: string, s: Sample): string {
 
 /** README.md with every marked block replaced by its sample. */
 export function withSamples(readme: string, samples: Samples): string {
-  return readme.replace(MARKER, (whole, name: string, lang: string) => {
+  return readme.replace(MARKER, (_whole, name: string, lang: string) => {
     const s = samples.get(name);
     if (!s) throw new Error(`README.md has a sample marker "${name}" that no run produces`);
     return `<!-- sample: ${name} -->\n\`\`\`${lang}\n${sampleText(name, s)}\n\`\`\``;
