@@ -1,6 +1,8 @@
 // The error classes. Every error the user can see carries an exit code and, where it applies,
 // which side (source/target), registry, repository and step it concerns.
 
+import { isRetryableStatus } from './registry/status.js';
+
 export const EXIT_OK = 0;
 /** Drift, or partial failure: some images failed, others were done. */
 export const EXIT_PARTIAL = 1;
@@ -128,10 +130,7 @@ export function whyUnreadable(err: unknown): string {
  */
 export function isTransient(err: unknown): boolean {
   if (err instanceof NetworkError || err instanceof UploadInterruptedError) return true;
-  if (err instanceof RegistryError) {
-    const s = err.status ?? 0;
-    return s === 408 || s === 429 || s >= 500;
-  }
+  if (err instanceof RegistryError) return err.status !== undefined && isRetryableStatus(err.status);
   return false;
 }
 

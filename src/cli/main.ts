@@ -18,7 +18,6 @@ import type { ClientFlags } from './runtime.js';
 // stay quick, and each command loads only what it uses.
 
 export const VERSION = '0.1.0';
-const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 
 /** Options of the whole program: accepted before the command name and after it, as skopeo and crane take them. */
 export interface GlobalFlags extends ClientFlags {
@@ -86,11 +85,17 @@ async function withClient<T>(
   flags: GlobalFlags,
   session: Session,
   fn: (client: RegistryClient) => Promise<T>,
+  configFile?: string,
 ): Promise<T> {
   const { createClient } = await import('./runtime.js');
+  // A config given to a one-off command lends it its registry settings (credentials, TLS, upload policy).
+  const config = configFile
+    ? (await (await import('../config/load.js')).loadConfig({ file: configFile })).config
+    : undefined;
   const client = createClient({
     flags,
     signal: session.signal,
+    ...(config ? { config } : {}),
     ...(flags.debug ? { trace: debugTrace(session.out) } : {}),
   });
   try {
@@ -150,11 +155,11 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     )
     .option('--all', 'every platform of an index, the source digest kept (the default)')
     .addOption(
-      chunkSizeOption('upload chunk size; blobs up to this size go in one request (default: 8MiB)').default(
-        DEFAULT_CHUNK_SIZE,
-        '8MiB',
+      chunkSizeOption(
+        "upload chunk size (default: the registry's own, else 8MiB); blobs up to it go in one request",
       ),
     )
+    .option('--config <file>', "use this config's registry settings (credentials, TLS, chunk sizes)")
     .addOption(
       new Option('-c, --concurrency <n>', 'blob transfers in flight')
         .default(4)
@@ -169,7 +174,14 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
   ]).action(async (src: string, dsts: string[], _o: unknown, cmd: Command) => {
     const flags = globals<CopyFlags>(cmd);
     const { runCopy } = await import('./commands/copy.js');
-    setCode(await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out)));
+    setCode(
+      await withClient(
+        flags,
+        session,
+        (client) => runCopy(src, dsts, flags, client, session.out),
+        flags.config,
+      ),
+    );
   });
 
   // --- inspect, digest, tags -------------------------------------------------------------------------
@@ -246,7 +258,11 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     ).argParser((v) => parsePositiveInt(v, '--concurrency'));
   const writeOptions = (cmd: Command, when = '') =>
     cmd
-      .addOption(chunkSizeOption(`upload chunk size where the config sets none${when} (default: 8MiB)`))
+      .addOption(
+        chunkSizeOption(
+          `upload chunk size where the config sets none${when} (default: the registry's own, else 8MiB)`,
+        ),
+      )
       .option(
         '--audit-log <file>',
         `append one JSON line per write (blob, mount, manifest, tag) to this file${when}`,

@@ -1,21 +1,27 @@
-// Builds what the commands need from their options: the registry client (transport settings per host,
-// credentials), the abort signal, and the output channels.
+// Builds what the commands need from their options: the registry profiles (from the config, the flags and
+// the vendors' defaults) and the registry client that reads them.
 
 import { readFileSync } from 'node:fs';
+import { VENDORS } from '../cloud/index.js';
+import { credentialSourcesFor, isAnonymous, type ResolvedConfig } from '../config/resolve.js';
 import { UsageError, whyUnreadable } from '../errors.js';
-import { apiHost, normaliseRegistry } from '../reference/reference.js';
+import { normaliseRegistry } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
-import { defaultCredentialChain, findCredential } from '../registry/credentials/chain.js';
-import type { CredentialSource, FoundCredential } from '../registry/credentials/types.js';
+import { defaultCredentialChain } from '../registry/credentials/chain.js';
+import type { CredentialSource } from '../registry/credentials/types.js';
+import type { RegistrySettingsInput } from '../registry/profile/profile.js';
+import { RegistryProfiles } from '../registry/profile/profiles.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../registry/retry.js';
 import type { TlsMode } from '../registry/tls.js';
-import { type HostSettings, isLoopbackHost, type TraceFn } from '../registry/transport.js';
+import type { TraceFn } from '../registry/transport.js';
 
 export interface ClientFlags {
   plainHttp?: string[];
   insecure?: string[];
   caFile?: string[];
   hostConcurrency?: number;
+  /** Upload chunk size for registries whose config sets none (--chunk-size). */
+  chunkSize?: number;
   debug?: boolean;
   /** Retries of a transient fault after the first attempt (--retries). */
   retries?: number;
@@ -32,20 +38,9 @@ export function retryPolicyFrom(flags: ClientFlags): RetryPolicy {
   };
 }
 
-export interface RegistryOverrides {
-  tls?: TlsMode;
-  concurrency?: number;
-  /** Asked before the default chain. */
-  credentials?: CredentialSource[];
-  /** Never send credentials to this registry, even when a login exists. */
-  anonymous?: boolean;
-}
-
-export const DEFAULT_HOST_CONCURRENCY = 8;
-
 /**
- * A CA file given on the command line is read once here, before any request: read only when the first
- * connection opens, a missing file would look like an unreachable registry (and be retried as one).
+ * A CA file is read once here, before any request: read only when the first connection opens, a missing
+ * file would look like an unreachable registry (and be retried as one).
  */
 export function checkCaFile(file: string, given: string): void {
   let text: string;
@@ -61,16 +56,13 @@ export function checkCaFile(file: string, given: string): void {
   }
 }
 
-/** Settings for one registry host: explicit overrides first, then loopback → plain HTTP, else verified HTTPS. */
-export function hostSettingsFrom(
-  flags: ClientFlags,
-  overrides: (host: string) => RegistryOverrides | undefined,
-): (host: string) => HostSettings {
-  const byHost = new Map<string, TlsMode>();
+/** TLS modes the command line sets per registry (--plain-http, --insecure, --ca-file HOST=FILE). */
+export function tlsFromFlags(flags: ClientFlags): Map<string, TlsMode> {
+  const byRegistry = new Map<string, TlsMode>();
   const add = (hosts: string[] | undefined, mode: (value: string) => [string, TlsMode]) => {
     for (const h of hosts ?? []) {
       const [host, tls] = mode(h);
-      byHost.set(apiHost(normaliseRegistry(host)), tls);
+      byRegistry.set(normaliseRegistry(host), tls);
     }
   };
   add(flags.plainHttp, (h) => [h, 'disabled']);
@@ -82,37 +74,80 @@ export function hostSettingsFrom(
     checkCaFile(file, `--ca-file ${v}`);
     return [v.slice(0, eq), { caFile: file }];
   });
-  return (host: string) => {
-    const o = overrides(host);
-    const tls = o?.tls ?? byHost.get(host) ?? (isLoopbackHost(host) ? 'disabled' : 'verify');
-    return { tls, concurrency: o?.concurrency ?? flags.hostConcurrency ?? DEFAULT_HOST_CONCURRENCY };
-  };
+  return byRegistry;
+}
+
+/**
+ * What the config says about each registry, as profile settings (plus its credential sources). The
+ * config's CA files are checked now, before any request.
+ */
+export function configRegistries(
+  config: ResolvedConfig | undefined,
+  env: NodeJS.ProcessEnv,
+): Map<string, { settings: RegistrySettingsInput; sources: CredentialSource[] }> {
+  const out = new Map<string, { settings: RegistrySettingsInput; sources: CredentialSource[] }>();
+  for (const r of config?.registries.values() ?? []) {
+    if (typeof r.tls === 'object') {
+      checkCaFile(r.tls.caFile, `config registries["${r.registry}"].tls.caFile`);
+    }
+    const settings: RegistrySettingsInput = { registry: r.registry };
+    if (r.type !== undefined) settings.type = r.type;
+    if (r.tls !== undefined) settings.tls = r.tls;
+    if (r.concurrency !== undefined) settings.concurrency = r.concurrency;
+    if (r.chunkSize !== undefined) settings.chunkSize = r.chunkSize;
+    if (r.mounts !== undefined) settings.mounts = r.mounts;
+    if (isAnonymous(r)) settings.anonymous = true;
+    if (r.vendor !== undefined) settings.vendor = r.vendor;
+    out.set(r.registry, { settings, sources: isAnonymous(r) ? [] : credentialSourcesFor(r, env) });
+  }
+  return out;
+}
+
+/**
+ * Every registry's profile for this run, from one place: the config's registry settings first, then the
+ * command line's, then (inside RegistryProfiles) the vendor's defaults.
+ */
+export function buildProfiles(options: {
+  flags: ClientFlags;
+  config?: ResolvedConfig;
+  env?: NodeJS.ProcessEnv;
+}): RegistryProfiles {
+  const env = options.env ?? process.env;
+  const { flags } = options;
+  const tls = tlsFromFlags(flags);
+  const configured = configRegistries(options.config, env);
+  const chain = defaultCredentialChain(env);
+  return new RegistryProfiles({
+    vendors: VENDORS,
+    env,
+    settings(registry) {
+      const name = normaliseRegistry(registry);
+      const fromConfig = configured.get(name)?.settings;
+      const fromFlags = tls.get(name);
+      if (!fromConfig && fromFlags === undefined) return undefined;
+      const settings: RegistrySettingsInput = { ...fromConfig, registry: name };
+      if (settings.tls === undefined && fromFlags !== undefined) settings.tls = fromFlags;
+      return settings;
+    },
+    defaults: {
+      ...(flags.chunkSize !== undefined ? { chunkSize: flags.chunkSize } : {}),
+      ...(flags.hostConcurrency !== undefined ? { concurrency: flags.hostConcurrency } : {}),
+    },
+    credentialSources(registry) {
+      return [...(configured.get(normaliseRegistry(registry))?.sources ?? []), chain];
+    },
+  });
 }
 
 export function createClient(options: {
   flags: ClientFlags;
   signal: AbortSignal;
-  overrides?: (host: string) => RegistryOverrides | undefined;
+  config?: ResolvedConfig;
   env?: NodeJS.ProcessEnv;
   trace?: TraceFn;
 }): RegistryClient {
-  const overrides = options.overrides ?? (() => undefined);
-  const chain = defaultCredentialChain(options.env ?? process.env);
-  const cache = new Map<string, Promise<FoundCredential | undefined>>();
   return new RegistryClient({
-    hostSettings: hostSettingsFrom(options.flags, overrides),
-    credentials: (registry) => {
-      const host = apiHost(registry);
-      let p = cache.get(host);
-      if (!p) {
-        const o = overrides(host);
-        p = o?.anonymous
-          ? Promise.resolve(undefined)
-          : findCredential([...(o?.credentials ?? []), chain], host);
-        cache.set(host, p);
-      }
-      return p;
-    },
+    profiles: buildProfiles(options),
     signal: options.signal,
     trace: options.trace,
     retry: retryPolicyFrom(options.flags),

@@ -8,6 +8,7 @@ import { normaliseRegistry, parseRepository, type Repository } from '../referenc
 import { envCredentialSource } from '../registry/credentials/env-source.js';
 import type { Env } from '../registry/credentials/helper.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
+import type { RegistryKind } from '../registry/profile/profile.js';
 import type { TlsMode } from '../registry/tls.js';
 import {
   type Config,
@@ -49,6 +50,8 @@ export interface ResolvedMirror extends MirrorPolicy {
 export interface RegistrySettings {
   /** Normalised as in references: "docker.io", "quay.io", "localhost:5000". */
   registry: string;
+  /** The kind the config names; undefined: inferred from the host name. */
+  type?: RegistryKind;
   /** "docker" (the default chain) unless configured. */
   credentials: CredentialsConfig;
   /** undefined: not configured; the client decides (loopback hosts plain HTTP, others verified HTTPS). */
@@ -57,6 +60,10 @@ export interface RegistrySettings {
   concurrency?: number;
   /** Upload chunk size in bytes; undefined: the client's choice for that registry. */
   chunkSize?: number;
+  /** Cross-repository mounts on or off; undefined: the vendor's default. */
+  mounts?: boolean;
+  /** Settings only a vendor understands (ECR credentials, repository creation), handed to it as they are. */
+  vendor?: Record<string, unknown>;
 }
 
 export interface ResolvedConfig {
@@ -83,6 +90,8 @@ function registrySettingsOf(key: string, config: RegistryConfig, baseDir: string
   }
   if (config.concurrency !== undefined) settings.concurrency = config.concurrency;
   if (config.chunkSize !== undefined) settings.chunkSize = config.chunkSize;
+  if (config.type !== undefined) settings.type = config.type;
+  if (config.mounts !== undefined) settings.mounts = config.mounts;
   return settings;
 }
 

@@ -15,6 +15,7 @@ import {
   type Repository,
   sameRepository,
 } from '../reference/reference.js';
+import { REGISTRY_KINDS } from '../registry/profile/profile.js';
 import { closest, describeValue } from './issues.js';
 import { BYTE_SIZE_PATTERN, formatByteSize, parseByteSize } from './size.js';
 import type { TagRules } from './tags.js';
@@ -216,12 +217,31 @@ const chunkSizeSchema = z
 
 const positiveInt = z.number().int().min(1);
 
+const registryTypeSchema = z
+  .enum(REGISTRY_KINDS, {
+    error: (issue) =>
+      `unknown registry type ${describeValue(issue.input)}${oneOf(REGISTRY_KINDS, issue.input)}; expected one of ${REGISTRY_KINDS.map((k) => `"${k}"`).join(', ')}`,
+  })
+  .describe(
+    'What kind of registry this is, for its quirks and defaults. Well-known hosts are recognised ' +
+      '(public.ecr.aws, *.dkr.ecr.<region>.amazonaws.com, docker.io, quay.io, ghcr.io); set it for ' +
+      'self-hosted Harbor, Quay, zot, Artifactory, or an ECR VPC endpoint.',
+  );
+
 export const registrySchema = z
   .strictObject({
+    type: registryTypeSchema.optional(),
     credentials: credentialsSchema.optional(),
     tls: tlsSchema.optional(),
     concurrency: positiveInt.optional().describe('Requests in flight to this registry at once.'),
     chunkSize: chunkSizeSchema.optional(),
+    mounts: z
+      .boolean()
+      .optional()
+      .describe(
+        'Ask for cross-repository blob mounts. Default true, false for ECR and ECR Public (they answer ' +
+          'every mount with an upload session unless the account enabled blob mounting: set true then).',
+      ),
   })
   .describe('Settings for one registry host.');
 

@@ -38,8 +38,6 @@ const BLOB_ROUNDS = 3;
 export interface CopyContext {
   store: RegistryStore;
   knowledge: BlobKnowledge;
-  /** Chunk size for uploads to a registry. */
-  chunkSize: (registry: string) => number;
   /** Bounds blob streams in flight across the whole run (memory is ~2 × chunk × targets per stream). */
   transfers: Limiter;
   onEvent?: EventSink;
@@ -261,9 +259,22 @@ async function copyInto(
     planTransfers(live, graph, ctx);
     return finish();
   }
+  // Registries that need a repository before the first write (ECR) get it now, once per run.
+  await Promise.all(
+    live.map(async (w) => {
+      try {
+        if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
+      } catch (err) {
+        if (isAbort(err)) throw err;
+        w.failed = err;
+        failTarget(w.result, err);
+      }
+    }),
+  );
+  const ready = live.filter((w) => !w.failed);
   // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
-  transferBlobs(source, live, ctx);
-  await Promise.all(live.map((w) => pushManifests(w, graph, ctx)));
+  transferBlobs(source, ready, ctx);
+  await Promise.all(ready.map((w) => pushManifests(w, graph, ctx)));
   return finish();
 }
 
@@ -276,7 +287,11 @@ function planTransfers(work: TargetWork[], graph: ManifestGraph, ctx: CopyContex
   for (const w of work) {
     for (const [digest, desc] of w.needs) {
       const registryKey = `${w.ref.registry} ${digest}`;
-      if (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) || uploadedTo.has(registryKey)) {
+      const mountable = ctx.store.supportsMounts?.(w.ref.registry) ?? true;
+      if (
+        mountable &&
+        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) || uploadedTo.has(registryKey))
+      ) {
         w.result.blobsMounted++;
         w.result.bytesMounted += desc.size;
       } else {
@@ -434,6 +449,8 @@ async function transferClaimed(
     w.result.blobsExisting++;
     emit(w, 'exists');
   };
+  /** Registries where a mount cannot succeed (ECR without blob mounting) are not asked. */
+  const mountable = (w: TargetWork) => store.supportsMounts?.(w.ref.registry) ?? true;
   /** Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure. */
   const tryMount = async (w: TargetWork, from: string): Promise<boolean> => {
     try {
@@ -467,7 +484,10 @@ async function transferClaimed(
           knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
           return existing(w);
         }
-        const from = allowMount ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest) : undefined;
+        const from =
+          allowMount && mountable(w)
+            ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest)
+            : undefined;
         if (from && (await tryMount(w, from))) return mounted(w, from);
         toUpload.push(i);
       } catch (err) {
@@ -484,7 +504,7 @@ async function transferClaimed(
   const followers: number[] = [];
   for (const i of toUpload) {
     const registry = targets[i]!.ref.registry;
-    if (allowMount && leaderOf.has(registry)) followers.push(i);
+    if (allowMount && mountable(targets[i]!) && leaderOf.has(registry)) followers.push(i);
     else {
       leaderOf.set(registry, i);
       leaders.push(i);
@@ -525,10 +545,7 @@ async function transferClaimed(
       await Promise.all(sessions.map((s) => s.session.cancel().catch(() => {})));
       throw onSide(err, 'source');
     }
-    const sinks: SinkSpec[] = sessions.map((s) => ({
-      session: s.session,
-      chunkSize: ctx.chunkSize(targets[s.i]!.ref.registry),
-    }));
+    const sinks: SinkSpec[] = sessions.map((s) => ({ session: s.session }));
     const { outcomes: sent } = await fanOut(body, desc.digest, desc.size, sinks, (bytes) =>
       ctx.onEvent?.({ type: 'blob-progress', digest: desc.digest, bytes }),
     ).catch((err) => {

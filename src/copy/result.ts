@@ -30,6 +30,8 @@ export interface TargetResult {
   manifestsPushed: number;
   /** Plan only, set by the caller that looked: the target repository does not exist yet. */
   newRepository?: boolean;
+  /** The target repository did not exist and was created for this copy (registries that need it: ECR). */
+  repositoryCreated?: boolean;
   error?: string;
   errorKind?: ErrorKind;
 }

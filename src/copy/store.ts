@@ -15,6 +15,10 @@ export interface ManifestInfo {
 export interface UploadSink {
   /** Bytes the registry has accepted so far. */
   readonly offset: number;
+  /** Bytes per PATCH this registry wants (its profile's policy, raised to its OCI-Chunk-Min-Length). */
+  readonly chunkSize: number;
+  /** A blob up to this size goes in one PUT. */
+  readonly monolithicMaxSize: number;
   patch(chunk: Uint8Array): Promise<void>;
   finish(digest: Digest, last?: Uint8Array): Promise<void>;
   cancel(): Promise<void>;
@@ -32,4 +36,11 @@ export interface RegistryStore {
     repo: Repository,
     mount?: { digest: Digest; from: string },
   ): Promise<{ mounted: true } | { mounted: false; session: UploadSink }>;
+  /** Whether asking this registry for a cross-repository mount can succeed (default: yes). */
+  supportsMounts?(registry: string): boolean;
+  /**
+   * Make sure a target repository exists before anything is written to it (registries that need
+   * repositories created first). Resolves once it exists; "unmanaged" where the store does not create.
+   */
+  ensureRepository?(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'>;
 }

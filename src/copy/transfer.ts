@@ -15,8 +15,6 @@ import type { UploadSink } from './store.js';
 
 export interface SinkSpec {
   session: UploadSink;
-  /** Bytes per PATCH for this target; a blob no larger than this goes in one PUT. */
-  chunkSize: number;
 }
 
 /** One target's session: at most one PATCH in flight; a failure ends this target only. */
@@ -70,11 +68,11 @@ class ChunkGroup {
   private current = 0;
   private fill = 0;
   readonly sinks: Sink[] = [];
-  /** A blob that fits in one chunk is sent whole by the closing PUT: nothing is flushed early. */
+  /** A blob sent whole by the closing PUT: nothing is flushed early. */
   private readonly monolithic: boolean;
 
-  constructor(chunkSize: number, total: number) {
-    this.monolithic = total <= chunkSize;
+  constructor(chunkSize: number, total: number, monolithic: boolean) {
+    this.monolithic = monolithic;
     const size = this.monolithic ? total : chunkSize;
     this.buffers = [Buffer.allocUnsafe(size), this.monolithic ? Buffer.alloc(0) : Buffer.allocUnsafe(size)];
   }
@@ -121,12 +119,16 @@ export async function fanOut(
   specs: SinkSpec[],
   onProgress?: (bytes: number) => void,
 ): Promise<FanOutResult> {
-  const groups = new Map<number, ChunkGroup>();
+  const groups = new Map<string, ChunkGroup>();
   const sinks = specs.map((spec) => {
-    let group = groups.get(spec.chunkSize);
+    // Each session says how its registry wants the blob: in one PUT, or in chunks of its size.
+    const { chunkSize, monolithicMaxSize } = spec.session;
+    const monolithic = size <= Math.min(chunkSize, monolithicMaxSize);
+    const key = monolithic ? 'whole' : `chunks of ${chunkSize}`;
+    let group = groups.get(key);
     if (!group) {
-      group = new ChunkGroup(spec.chunkSize, size);
-      groups.set(spec.chunkSize, group);
+      group = new ChunkGroup(chunkSize, size, monolithic);
+      groups.set(key, group);
     }
     const sink = new Sink(spec.session);
     group.sinks.push(sink);

@@ -5,7 +5,11 @@
 import { z } from 'zod';
 import { AuthError } from '../errors.js';
 import type { FoundCredential } from './credentials/types.js';
+import type { CredentialProvider } from './profile/profile.js';
 import { readAll, readCapped, type Transport } from './transport.js';
+
+/** The token realm refused the credentials (401/403). */
+class RealmRefusedError extends AuthError {}
 
 export interface Challenge {
   scheme: string;
@@ -52,23 +56,23 @@ interface CachedToken {
   renewAt: number;
 }
 
-export type CredentialLookup = () => Promise<FoundCredential | undefined>;
-
 export function repositoryScope(path: string, actions: 'pull' | 'pull,push'): string {
   return `repository:${path}:${actions}`;
 }
 
-/** Authentication state for one registry host. */
+/**
+ * Authentication state for one registry host: the challenge it taught, and the tokens it issued. The
+ * credentials themselves stay with the profile's provider (renewed there when they expire).
+ */
 export class Authenticator {
   private challenge: Challenge | undefined;
   private tokens: CachedToken[] = [];
   private readonly pending = new Map<string, Promise<CachedToken>>();
-  private credential: Promise<FoundCredential | undefined> | undefined;
 
   constructor(
     readonly host: string,
     private readonly transport: Transport,
-    private readonly lookup: CredentialLookup,
+    private readonly credentials: CredentialProvider,
   ) {}
 
   private probe: Promise<void> | undefined;
@@ -95,9 +99,22 @@ export class Authenticator {
     };
   }
 
-  private found(): Promise<FoundCredential | undefined> {
-    this.credential ??= this.lookup();
-    return this.credential;
+  private found(signal?: AbortSignal): Promise<FoundCredential | undefined> {
+    return this.credentials.get(signal);
+  }
+
+  /** Whether the credential in use can be fetched again (an API token, not a password in a file). */
+  get renewable(): boolean {
+    return this.credentials.renewable;
+  }
+
+  /**
+   * The registry refused the credential as expired: forget it and every token made with it, so the next
+   * request fetches fresh ones. False when nothing new can come (a static password).
+   */
+  renew(): boolean {
+    this.tokens = [];
+    return this.credentials.renew();
   }
 
   /** The identity used (username), for the audit log; never a secret. */
@@ -112,7 +129,7 @@ export class Authenticator {
     const ch = this.challenge;
     if (!ch) return undefined;
     if (ch.scheme === 'basic') {
-      const found = await this.found();
+      const found = await this.found(signal);
       if (found?.credential.kind === 'basic') {
         const { username, password } = found.credential;
         return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
@@ -146,11 +163,6 @@ export class Authenticator {
     return changed || sentAuthorization === undefined;
   }
 
-  /** Forget cached tokens (e.g. after an expiry the registry reported). */
-  invalidate(): void {
-    this.tokens = [];
-  }
-
   async describeCredentialSource(): Promise<string> {
     const found = await this.found();
     return found ? found.source : 'no credentials found';
@@ -168,10 +180,21 @@ export class Authenticator {
     const key = [...scopes].sort().join(' ');
     let p = this.pending.get(key);
     if (!p) {
-      p = this.fetchToken(scopes, signal).finally(() => this.pending.delete(key));
+      p = this.fetchRenewing(scopes, signal).finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
+  }
+
+  /** A token; when the realm refuses a renewable credential (an expired API token), once more with a fresh one. */
+  private async fetchRenewing(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+    try {
+      return await this.fetchToken(scopes, signal);
+    } catch (err) {
+      if (!(err instanceof RealmRefusedError) || !this.credentials.renewable) throw err;
+      this.credentials.renew();
+      return this.fetchToken(scopes, signal);
+    }
   }
 
   private async fetchToken(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
@@ -184,7 +207,7 @@ export class Authenticator {
     } catch {
       throw new AuthError(`registry ${this.host} sent an invalid token realm "${realm}"`);
     }
-    const found = await this.found();
+    const found = await this.found(signal);
     const cred = found?.credential;
     const service = ch.params.service;
     let res: Awaited<ReturnType<Transport['send']>>;
@@ -216,7 +239,7 @@ export class Authenticator {
     }
     if (res.status === 401 || res.status === 403) {
       await readCapped(res.body);
-      throw new AuthError(
+      throw new RealmRefusedError(
         found
           ? `authentication failed: the token server ${realmUrl.host} rejected the credentials for ${this.host}`
           : `authentication required: ${this.host} gives no anonymous access`,

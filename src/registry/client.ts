@@ -28,12 +28,13 @@ import {
   referenceSelector,
 } from '../reference/reference.js';
 import { Authenticator, repositoryScope } from './auth.js';
-import type { FoundCredential } from './credentials/types.js';
+import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
+import type { RegistryProfiles } from './profile/profiles.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { classifyStatus } from './status.js';
 import {
   drain,
   type Headers,
-  type HostSettings,
   header,
   readAll,
   readCapped,
@@ -45,13 +46,10 @@ import {
 
 /** Manifests larger than this are refused on read (the spec's must-accept size is 4 MiB). */
 const MANIFEST_READ_LIMIT = 16 * 1024 * 1024;
-const TAG_PAGE_SIZE = 1000;
 
 export interface ClientOptions {
-  /** Transport settings per API host (TLS mode, requests in flight). */
-  hostSettings: (host: string) => HostSettings;
-  /** Credentials for a registry (as written by the user, e.g. "docker.io"). */
-  credentials: (registry: string) => Promise<FoundCredential | undefined>;
+  /** One profile per registry: TLS, limits, credentials, upload policy, quirks. */
+  profiles: RegistryProfiles;
   retry?: RetryPolicy;
   trace?: TraceFn;
   signal?: AbortSignal;
@@ -76,6 +74,12 @@ interface CallOptions {
   retry?: boolean;
   /** Instead of the run's signal: cancelling upload sessions must still work after an abort. */
   signal?: AbortSignal;
+  /**
+   * A 401 to a request that carried credentials is final: no new token is fetched to try again. For
+   * mounts, where the registry refuses the `from` repository (Harbor) and a fresh token would be refused
+   * the same way: the caller falls back to an upload.
+   */
+  noReauth?: boolean;
 }
 
 const registryErrorsSchema = z.object({
@@ -106,18 +110,26 @@ function summariseErrorBody(text: string): { summary: string; codes: string[] } 
 
 export class RegistryClient {
   readonly transport: Transport;
+  readonly profiles: RegistryProfiles;
   private readonly auths = new Map<string, Authenticator>();
+  private readonly repositories = new Map<string, Promise<'exists' | 'created' | 'unmanaged'>>();
   private readonly options: ClientOptions;
   readonly retryPolicy: RetryPolicy;
 
   constructor(options: ClientOptions) {
     this.options = options;
+    this.profiles = options.profiles;
     this.retryPolicy = options.retry ?? defaultRetryPolicy;
     this.transport = new Transport({
-      settings: options.hostSettings,
+      settings: (host) => this.profiles.hostSettings(host),
       retry: this.retryPolicy,
       trace: options.trace,
     });
+  }
+
+  /** The profile of a registry ("docker.io", "quay.io", "localhost:5000"). */
+  profile(registry: string): RegistryProfile {
+    return this.profiles.for(registry);
   }
 
   get signal(): AbortSignal | undefined {
@@ -127,7 +139,7 @@ export class RegistryClient {
   authenticator(registry: string): Authenticator {
     let a = this.auths.get(registry);
     if (!a) {
-      a = new Authenticator(apiHost(registry), this.transport, () => this.options.credentials(registry));
+      a = new Authenticator(apiHost(registry), this.transport, this.profile(registry).credentials);
       this.auths.set(registry, a);
     }
     return a;
@@ -138,17 +150,25 @@ export class RegistryClient {
     return new URL(`/v2/${repo.path}/${path}`, this.transport.baseUrl(apiHost(repo.registry)));
   }
 
-  /** Send one authenticated request: learn the challenge from a 401, authorize, retry once. */
+  /**
+   * Send one authenticated request. A 401 teaches the challenge (or says a cached token is no longer
+   * good): authorize again and resend, at most twice. A credential the registry refuses as expired (a
+   * 401 after it was sent, or a vendor's 403 that means "expired") is fetched again once, when its
+   * provider can renew it (ECR tokens).
+   */
   private async call(o: CallOptions): Promise<TransportResponse> {
     const auth = this.authenticator(o.repo.registry);
+    const quirks = this.profile(o.repo.registry).quirks;
     const url = this.urlFor(o.repo, o.url);
     const replayable = o.body === undefined || typeof o.body === 'string' || o.body instanceof Uint8Array;
     const signal = o.signal ?? this.signal;
-    for (let attempt = 0; ; attempt++) {
+    let reauths = 0;
+    let renewed = false;
+    for (;;) {
       const firstContact = await auth.firstContact();
       let res: TransportResponse;
       let authorization: string | undefined;
-      let retryable = false;
+      let changed = false;
       try {
         authorization = await auth.authorize(o.scopes, signal);
         const headers: Headers = { ...o.headers };
@@ -164,14 +184,35 @@ export class RegistryClient {
         });
         // Learn the challenge before letting requests that waited for this first answer go.
         if (res.status === 401)
-          retryable = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization);
+          changed = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization);
       } finally {
         firstContact?.();
       }
-      if (res.status !== 401) return res;
+      const verdict = classifyStatus(res.status, { quirks, renewable: auth.renewable });
+      if (verdict !== 'reauth') return res;
+      const www = header(res.headers, 'www-authenticate');
+      if (res.status !== 401) {
+        // A vendor's "expired" 403: renew the credential once, then it is a plain refusal.
+        if (replayable && !renewed) {
+          drain(res.body);
+          renewed = true;
+          auth.renew();
+          continue;
+        }
+        return res;
+      }
       await readCapped(res.body, 4096);
-      if (attempt < 2 && replayable && retryable) continue;
-      throw await this.unauthorizedError(o, auth, authorization, header(res.headers, 'www-authenticate'));
+      if (replayable) {
+        if (authorization === undefined && changed) continue;
+        if (!o.noReauth) {
+          if (changed && reauths++ < 2) continue;
+          if (authorization !== undefined && !renewed && auth.renew()) {
+            renewed = true;
+            continue;
+          }
+        }
+      }
+      throw await this.unauthorizedError(o, auth, authorization, www);
     }
   }
 
@@ -207,26 +248,27 @@ export class RegistryClient {
     );
   }
 
-  /** Sort a non-success status into a typed error. Consumes the body. */
+  /** Turn a non-success answer into a typed error (the sorting is status.ts's). Consumes the body. */
   private async errorFor(res: TransportResponse, o: Pick<CallOptions, 'repo' | 'step'>, what?: string) {
     const text = await readCapped(res.body);
     const { summary, codes } = summariseErrorBody(text);
     const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const detail = summary ? `: ${summary}` : '';
-    if (res.status === 404) {
-      return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, { context });
+    switch (classifyStatus(res.status, { codes })) {
+      case 'not-found':
+        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, { context });
+      case 'denied':
+        return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
+          context,
+          hint: 'check that this account may pull/push this repository',
+        });
+      default:
+        return new RegistryError(`registry answered HTTP ${res.status}${detail}`, {
+          context,
+          status: res.status,
+          codes,
+        });
     }
-    if (res.status === 403 || codes.includes('DENIED')) {
-      return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
-        context,
-        hint: 'check that this account may pull/push this repository',
-      });
-    }
-    return new RegistryError(`registry answered HTTP ${res.status}${detail}`, {
-      context,
-      status: res.status,
-      codes,
-    });
   }
 
   // ---- manifests ---------------------------------------------------------------------------------
@@ -338,7 +380,7 @@ export class RegistryClient {
   async tagList(repo: Repository): Promise<string[]> {
     const tags: string[] = [];
     const seen = new Set<string>();
-    let url: string | URL = `tags/list?n=${TAG_PAGE_SIZE}`;
+    let url: string | URL = `tags/list?n=${this.profile(repo.registry).quirks.tagPageSize}`;
     const step = 'tag list';
     for (;;) {
       const o = { repo, scopes: [repositoryScope(repo.path, 'pull')], step, method: 'GET' as const, url };
@@ -496,6 +538,8 @@ export class RegistryClient {
       method: 'POST' as const,
       url,
       headers: { 'content-length': '0' },
+      // A mount refused for the `from` repository (Harbor: 401) is a declined mount, not a login problem.
+      ...(mount ? { noReauth: true } : {}),
     };
     const res = await this.call(o);
     if (mount && res.status === 201) {
@@ -510,10 +554,14 @@ export class RegistryClient {
         context: { registry: repo.registry, repository: repo.path, step: o.step },
       });
     }
-    const minChunk = Number(header(res.headers, 'oci-chunk-min-length') ?? 0) || 0;
+    const policy = this.profile(repo.registry).upload;
+    const registryMinimum = Number(header(res.headers, 'oci-chunk-min-length') ?? 0) || 0;
     return {
       mounted: false,
-      session: new UploadSession(this, repo, new URL(location, res.url), minChunk),
+      session: new UploadSession(this, repo, new URL(location, res.url), {
+        chunkSize: chunkSizeFor(policy, registryMinimum),
+        monolithicMaxSize: policy.monolithicMaxSize,
+      }),
     };
   }
 
@@ -542,6 +590,28 @@ export class RegistryClient {
 
   async uploadError(res: TransportResponse, repo: Repository, step: string): Promise<Error> {
     return this.errorFor(res, { repo, step });
+  }
+
+  /** Whether cross-repository mounts are worth asking this registry for (its profile says). */
+  supportsMounts(registry: string): boolean {
+    return this.profile(registry).quirks.mounts;
+  }
+
+  /**
+   * Make sure a target repository exists before the first write, on registries whose profile creates
+   * repositories (ECR with createRepositories). Once per repository per run; "unmanaged" elsewhere.
+   */
+  ensureRepository(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'> {
+    const key = `${repo.registry}/${repo.path}`;
+    let p = this.repositories.get(key);
+    if (!p) {
+      const manager = this.profile(repo.registry).repositories;
+      p = manager ? manager.ensure(repo.path, this.signal) : Promise.resolve('unmanaged' as const);
+      // A failure is not remembered: the next image tries again (the permission may have been granted).
+      p.catch(() => this.repositories.delete(key));
+      this.repositories.set(key, p);
+    }
+    return p;
   }
 
   /** Whether pull is granted: the first page of the tag list (reads nothing else). */
@@ -589,13 +659,19 @@ const CANCEL_TIMEOUT_MS = 1000;
  */
 export class UploadSession {
   offset = 0;
+  /** Bytes per PATCH: the registry's upload policy, raised to its OCI-Chunk-Min-Length. */
+  readonly chunkSize: number;
+  /** Blobs up to this size go in one PUT. */
+  readonly monolithicMaxSize: number;
   constructor(
     private readonly client: RegistryClient,
     readonly repo: Repository,
     private location: URL,
-    /** OCI-Chunk-Min-Length the registry asked for (0 = none). */
-    readonly minChunkLength: number,
-  ) {}
+    policy: { chunkSize: number; monolithicMaxSize: number },
+  ) {
+    this.chunkSize = policy.chunkSize;
+    this.monolithicMaxSize = policy.monolithicMaxSize;
+  }
 
   /** Send one chunk (Content-Range start-end inclusive, no "bytes " prefix). */
   async patch(chunk: Uint8Array): Promise<void> {

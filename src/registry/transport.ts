@@ -10,6 +10,7 @@ import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
 import { AbortedError, NetworkError, RegistryError } from '../errors.js';
 import { createLimiter, type Limiter } from './limiter.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
 
 export type Headers = Record<string, string>;
@@ -154,10 +155,6 @@ function isTlsError(err: unknown): boolean {
   return /CERT|SSL|TLS/.test(code);
 }
 
-function retryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
-}
-
 export class Transport {
   readonly stats: TransportStats = { requests: 0, retries: 0 };
   private readonly agents = new Map<string, Agent>();
@@ -236,7 +233,7 @@ export class Transport {
               : 'check the host name, port, and that the registry is running',
         });
       }
-      if (mayRetry && retryableStatus(res.status) && attempt < this.retryPolicy.attempts) {
+      if (mayRetry && isRetryableStatus(res.status) && attempt < this.retryPolicy.attempts) {
         const delay = retryDelay(this.retryPolicy, attempt, header(res.headers, 'retry-after'));
         if (Date.now() - started + delay < this.retryPolicy.maxElapsedMs) {
           drain(res.body);

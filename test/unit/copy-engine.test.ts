@@ -145,10 +145,11 @@ function context(
   options: { knowledge?: BlobKnowledge; chunkSize?: (registry: string) => number; transfers?: number } = {},
 ): CopyContext & { events: CopyEvent[] } {
   const events: CopyEvent[] = [];
+  // A real registry's sessions carry their profile's chunk size; the memory store's take it from here.
+  store.chunkSize = options.chunkSize ?? (() => 1 << 20);
   return {
     store,
     knowledge: options.knowledge ?? new BlobKnowledge(),
-    chunkSize: options.chunkSize ?? (() => 1 << 20),
     transfers: createLimiter(options.transfers ?? 4),
     onEvent: (e) => events.push(e),
     events,

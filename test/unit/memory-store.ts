@@ -50,6 +50,13 @@ class Repo {
 export class MemoryStore implements RegistryStore {
   /** Every call, in the order it was made. */
   readonly calls: Call[] = [];
+  /** Bytes per PATCH a registry wants (what a profile's upload policy says for a real registry). */
+  chunkSize: (registry: string) => number = () => 1 << 20;
+  /** Registries that answer no mount (their profile says mounts are off). */
+  readonly noMounts = new Set<string>();
+  /** Registries that need a repository created before a push (ECR); the created ones are recorded. */
+  readonly createsRepositories = new Set<string>();
+  readonly createdRepositories: string[] = [];
   /** blobGet streams are served in pieces of this many bytes (Infinity: one piece). */
   blobPieceSize = Number.POSITIVE_INFINITY;
   /** Fault injection: return an error to make that call fail (after it is counted). */
@@ -217,9 +224,23 @@ export class MemoryStore implements RegistryStore {
         return { mounted: true };
       }
     }
-    const session = new MemorySession(this, r);
+    const session = new MemorySession(this, r, this.chunkSize(r.registry));
     this.sessions.push(session);
     return { mounted: false, session };
+  }
+
+  supportsMounts(registry: string): boolean {
+    return !this.noMounts.has(registry);
+  }
+
+  async ensureRepository(r: Repository): Promise<'exists' | 'created' | 'unmanaged'> {
+    if (!this.createsRepositories.has(r.registry)) return 'unmanaged';
+    const key = `${r.registry}/${r.path}`;
+    const held = this.repos.get(key);
+    const hasContent = held !== undefined && (held.blobs.size > 0 || held.manifests.size > 0);
+    if (this.createdRepositories.includes(key) || hasContent) return 'exists';
+    this.createdRepositories.push(key);
+    return 'created';
   }
 }
 
@@ -236,10 +257,15 @@ export class MemorySession implements UploadSink {
   private readonly parts: Uint8Array[] = [];
   private busy = false;
 
+  readonly monolithicMaxSize: number;
+
   constructor(
     private readonly store: MemoryStore,
     readonly repository: Repository,
-  ) {}
+    readonly chunkSize: number,
+  ) {
+    this.monolithicMaxSize = chunkSize;
+  }
 
   async patch(chunk: Uint8Array): Promise<void> {
     const start = this.offset;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { buildProfiles } from '../../src/cli/runtime.js';
 import { UploadInterruptedError } from '../../src/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -25,6 +26,8 @@ let server: Server;
 let host: string;
 const sessions = new Map<string, Session>();
 let plan: Plan = () => 'ok';
+/** OCI-Chunk-Min-Length the double announces when a session opens (0: none). */
+let chunkMinLength = 0;
 const log: string[] = [];
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -46,7 +49,13 @@ before(async () => {
     if (req.method === 'POST' && url.pathname === '/v2/app/blobs/uploads/') {
       const id = String(++next);
       sessions.set(id, { bytes: Buffer.alloc(0) });
-      res.writeHead(202, { location: `/v2/app/blobs/uploads/${id}`, 'content-length': '0' }).end();
+      res
+        .writeHead(202, {
+          location: `/v2/app/blobs/uploads/${id}`,
+          'content-length': '0',
+          ...(chunkMinLength ? { 'oci-chunk-min-length': String(chunkMinLength) } : {}),
+        })
+        .end();
       return;
     }
     const m = /^\/v2\/app\/blobs\/uploads\/(\d+)$/.exec(url.pathname);
@@ -102,8 +111,7 @@ after(() => new Promise<void>((r) => server.close(() => r())));
 
 function client(): RegistryClient {
   return new RegistryClient({
-    hostSettings: () => ({ tls: 'disabled', concurrency: 4 }),
-    credentials: async () => undefined,
+    profiles: buildProfiles({ flags: { hostConcurrency: 4 }, env: {} }),
     retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1, maxElapsedMs: 1000 },
   });
 }
@@ -160,5 +168,32 @@ describe('a chunk upload whose PATCH fails', () => {
     });
     await c.close();
     assert.deepEqual(log, ['POST', 'PATCH 0-999', 'PATCH 1000-1999', 'GET']);
+  });
+});
+
+describe('an upload session takes its chunk size from the registry profile', () => {
+  it('the configured size, raised to the OCI-Chunk-Min-Length the registry announces', async () => {
+    const sized = (chunkSize: number) =>
+      new RegistryClient({ profiles: buildProfiles({ flags: { chunkSize }, env: {} }) });
+    const c = sized(1500);
+    try {
+      chunkMinLength = 0;
+      const plain = await c.uploadStart({ registry: host, path: 'app' });
+      assert.ok(!plain.mounted);
+      if (!plain.mounted) {
+        assert.equal(plain.session.chunkSize, 1500);
+        await plain.session.cancel();
+      }
+      chunkMinLength = 4000;
+      const raised = await c.uploadStart({ registry: host, path: 'app' });
+      assert.ok(!raised.mounted);
+      if (!raised.mounted) {
+        assert.equal(raised.session.chunkSize, 4000);
+        await raised.session.cancel();
+      }
+    } finally {
+      chunkMinLength = 0;
+      await c.close();
+    }
   });
 });

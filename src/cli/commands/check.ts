@@ -2,7 +2,6 @@
 // in sync, 1 on drift, 2 when something could not be checked (trouble wins, as with diff). --fix syncs
 // exactly the rows that drifted, checks those rows again, and reports the state after the fix.
 
-import { registrySettings } from '../../config/resolve.js';
 import {
   type CheckOptions,
   checkMirror,
@@ -34,7 +33,6 @@ export interface CheckFlags extends SyncFlags {
 }
 
 export const DEFAULT_FAIL_ON: DriftState[] = ['missing', 'stale', 'incomplete'];
-const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 
 export function parseFailOn(text: string | undefined): DriftState[] {
   if (text === undefined) return DEFAULT_FAIL_ON;
@@ -305,8 +303,6 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
           const ctx: CopyContext = {
             store: client,
             knowledge: new BlobKnowledge(),
-            chunkSize: (registry) =>
-              registrySettings(config, registry).chunkSize ?? flags.chunkSize ?? DEFAULT_CHUNK_SIZE,
             transfers: createLimiter(4),
             ...(audit ? { onEvent: audit.onEvent } : {}),
           };

@@ -29,7 +29,8 @@ export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
   metricsFile?: string;
-  chunkSize: number;
+  /** A config whose registry settings (credentials, TLS, chunk sizes) the copy uses. */
+  config?: string;
   concurrency: number;
   /** Keep only these platforms of an index (a new index digest); default every platform. */
   platform?: string[];
@@ -101,7 +102,6 @@ export async function runCopy(
       {
         store: client,
         knowledge: new BlobKnowledge(),
-        chunkSize: () => flags.chunkSize,
         transfers: createLimiter(flags.concurrency),
         onEvent: allOf(onEvent, audit?.onEvent),
       },

@@ -2,20 +2,14 @@
 
 import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
-import {
-  credentialSourcesFor,
-  isAnonymous,
-  type ResolvedConfig,
-  type ResolvedMirror,
-  registrySettings,
-} from '../../config/resolve.js';
+import type { ResolvedConfig, ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
 import { errorKind, isAbort, UsageError } from '../../errors.js';
-import { apiHost, formatReference, formatRepository, type Repository } from '../../reference/reference.js';
+import { formatReference, formatRepository, type Repository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
@@ -25,7 +19,7 @@ import { checkMetricsFile, syncMetrics, writeMetrics } from '../metrics.js';
 import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type Summary, type SyncReport, summarise } from '../report.js';
-import { type ClientFlags, checkCaFile, createClient, type RegistryOverrides } from '../runtime.js';
+import { type ClientFlags, createClient } from '../runtime.js';
 import { renderSummary } from '../summary.js';
 import { outputWidth } from '../table.js';
 
@@ -36,14 +30,10 @@ export interface SyncFlags extends ClientFlags {
   dryRun?: boolean;
   /** Images in flight for the whole run (default: the config's defaults.concurrency). */
   concurrency?: number;
-  /** Upload chunk size where the config sets none (default 8 MiB). */
-  chunkSize?: number;
   shard?: { index: number; count: number };
   auditLog?: string;
   metricsFile?: string;
 }
-
-const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 
 /**
  * For a plan: which target repositories do not exist yet (a push would create them). One tag-list
@@ -98,25 +88,6 @@ export function filterMirrors(mirrors: ResolvedMirror[], only: string[] | undefi
   return selected;
 }
 
-/** Per-host settings from the config's registries, keyed by API host as the transport asks. */
-export function overridesFrom(config: ResolvedConfig, env: NodeJS.ProcessEnv) {
-  const byHost = new Map<string, RegistryOverrides>();
-  for (const settings of config.registries.values()) {
-    const o: RegistryOverrides = {};
-    if (settings.tls !== undefined) o.tls = settings.tls;
-    // A CA file is read now, not at the first connection, where a missing one would look like a network
-    // fault (and be retried as one).
-    if (typeof settings.tls === 'object') {
-      checkCaFile(settings.tls.caFile, `config registries["${settings.registry}"].tls.caFile`);
-    }
-    if (settings.concurrency !== undefined) o.concurrency = settings.concurrency;
-    if (isAnonymous(settings)) o.anonymous = true;
-    else o.credentials = credentialSourcesFor(settings, env);
-    byHost.set(apiHost(settings.registry), o);
-  }
-  return (host: string) => byHost.get(host);
-}
-
 /** Every registry some mirror writes to. */
 export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
   return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
@@ -162,7 +133,7 @@ export async function openConfigRun(
   const client = createClient({
     flags,
     signal: session.signal,
-    overrides: overridesFrom(config, session.env),
+    config,
     env: session.env,
     ...(session.trace ? { trace: session.trace } : {}),
   });
@@ -195,8 +166,6 @@ export async function runSync(
     const ctx: CopyContext = {
       store: client,
       knowledge: new BlobKnowledge(),
-      chunkSize: (registry) =>
-        registrySettings(config, registry).chunkSize ?? flags.chunkSize ?? DEFAULT_CHUNK_SIZE,
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(dryRun ? markNew : undefined, progress.onEvent, audit?.onEvent),
     };

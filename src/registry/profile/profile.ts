@@ -1,0 +1,148 @@
+// A registry profile: everything particular to one registry, built once per host from the config, the
+// command line and the vendor's defaults, and asked by everyone (transport, auth, uploads, the copy
+// engine, the commands). Vendors (src/cloud/<vendor>.ts) fill it through the VendorDefinition interface
+// below; the generic registry client reads it and knows no vendor by name.
+
+import type { FoundCredential } from '../credentials/types.js';
+import type { StatusQuirks } from '../status.js';
+import type { TlsMode } from '../tls.js';
+
+export const REGISTRY_KINDS = [
+  'distribution',
+  'ecr',
+  'ecr-public',
+  'dockerhub',
+  'quay',
+  'ghcr',
+  'harbor',
+  'artifactory',
+  'zot',
+] as const;
+
+export type RegistryKind = (typeof REGISTRY_KINDS)[number];
+
+/** How blobs are uploaded to this registry. */
+export interface UploadPolicy {
+  /** Bytes per PATCH when nothing else is asked. */
+  chunkSize: number;
+  /** The smallest part the registry accepts for every part but the last (ECR: 5 MiB). */
+  minChunkSize: number;
+  /** The largest request body the registry accepts (GHCR: about 4 MiB). */
+  maxChunkSize: number;
+  /** Blobs up to this size go in one PUT (monolithic); larger ones in chunks. */
+  monolithicMaxSize: number;
+}
+
+/** What a registry does differently from the distribution spec, as data the generic code consults. */
+export interface RegistryQuirks extends StatusQuirks {
+  /**
+   * Cross-repository mounts work. ECR answers every mount with 202 (an upload session) unless the account
+   * enabled blob mounting: asking costs a request and gains nothing.
+   */
+  mounts: boolean;
+  /** Largest `n` the tag list accepts (ECR refuses more than 1000). */
+  tagPageSize: number;
+  /** Tags can be made immutable on the server (ECR private): a moving tag is refused with TAG_INVALID. */
+  tagImmutability: boolean;
+}
+
+/** Credentials that may expire and be fetched again (ECR tokens last 12 h). */
+export interface CredentialProvider {
+  /** The credential to use now; cached until it expires. Undefined: none (anonymous). */
+  get(signal?: AbortSignal): Promise<FoundCredential | undefined>;
+  /**
+   * The registry refused the credential as expired or invalid: forget it, so the next get() fetches a
+   * fresh one. Returns false when a fresh fetch cannot give anything new (a static password).
+   */
+  renew(): boolean;
+  /** Whether renew() can bring a different credential (tokens from an API, credential helpers). */
+  readonly renewable: boolean;
+}
+
+/** Creates repositories before the first push, on registries that need it (ECR, ECR Public). */
+export interface RepositoryManager {
+  /** Whether the repository exists (plan, auth check). */
+  exists(path: string, signal?: AbortSignal): Promise<boolean>;
+  /** Make sure it exists: describe, then create with the configured settings. */
+  ensure(path: string, signal?: AbortSignal): Promise<'exists' | 'created'>;
+  /** What would be created, in words, for plan and auth check ("immutable tags, scan on push"). */
+  describeSettings(): string;
+}
+
+/** Settings of one registry as the user gave them (config `registries.<host>`, command-line flags). */
+export interface RegistrySettingsInput {
+  /** Normalised registry name: "docker.io", "quay.io", "localhost:5000". */
+  registry: string;
+  type?: RegistryKind;
+  tls?: TlsMode;
+  /** Requests in flight to this registry. */
+  concurrency?: number;
+  /** Upload chunk size chosen by the user (config, else --chunk-size). */
+  chunkSize?: number;
+  /** Mounts on or off, overriding the vendor's default (ECR accounts with blob mounting enabled). */
+  mounts?: boolean;
+  /** Never send credentials here. */
+  anonymous?: boolean;
+  /** Vendor-specific settings (credentials { ecr: ... }, createRepositories), passed to the vendor as is. */
+  vendor?: Record<string, unknown>;
+}
+
+/** What a vendor needs to build its part of a profile. */
+export interface VendorContext {
+  registry: string;
+  host: string;
+  settings: RegistrySettingsInput;
+  env: NodeJS.ProcessEnv;
+}
+
+/** One vendor's knowledge: data plus small hooks. Lives in src/cloud/<vendor>.ts. */
+export interface VendorDefinition {
+  kind: RegistryKind;
+  /** Recognises the vendor's well-known host names ("quay.io"); self-hosted ones need `type` in the config. */
+  matchesHost?(host: string): boolean;
+  upload?: Partial<UploadPolicy>;
+  quirks?: Partial<RegistryQuirks>;
+  /** Requests in flight by default. */
+  concurrency?: number;
+  /**
+   * Credentials the platform provides, asked after the configured sources and docker's config found
+   * nothing (an ECR token from the AWS SDK's default chain, GITHUB_TOKEN for GHCR).
+   */
+  platformCredentials?(ctx: VendorContext): CredentialProvider | undefined;
+  /**
+   * Credentials a config names in the vendor's own form (`{ "ecr": { ... } }`): asked first. Undefined
+   * when the settings name none of this vendor's forms.
+   */
+  configuredCredentials?(ctx: VendorContext): CredentialProvider | undefined;
+  /** Repository creation, when the settings ask for it. */
+  repositories?(ctx: VendorContext): RepositoryManager | undefined;
+}
+
+/** The referrers scheme a registry speaks, learned on first use and never probed again. */
+export type ReferrersMode = 'unknown' | 'api' | 'tag-schema';
+
+export interface RegistryProfile {
+  /** Normalised registry name, as references name it: "docker.io". */
+  readonly registry: string;
+  /** The host the HTTP API is served from: "registry-1.docker.io". */
+  readonly host: string;
+  readonly kind: RegistryKind;
+  /** Where the kind came from: the config's `type`, the host name, or the default. */
+  readonly kindFrom: 'config' | 'host' | 'default';
+  readonly tls: TlsMode;
+  /** Requests in flight to this host at once. */
+  readonly concurrency: number;
+  readonly credentials: CredentialProvider;
+  readonly upload: UploadPolicy;
+  readonly quirks: RegistryQuirks;
+  /** Set when repositories must (and may) be created before a push. */
+  readonly repositories: RepositoryManager | undefined;
+  /** Learned per registry at run time. */
+  referrers: ReferrersMode;
+}
+
+/** Bytes per PATCH for an upload session: the policy's size, raised to what the registry asked for. */
+export function chunkSizeFor(policy: UploadPolicy, registryMinimum = 0): number {
+  const floor = Math.max(policy.minChunkSize, registryMinimum);
+  return Math.min(Math.max(policy.chunkSize, floor), Math.max(policy.maxChunkSize, floor));
+}
