@@ -4,6 +4,7 @@ import { setMaxListeners } from 'node:events';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { EXIT_INTERRUPTED, EXIT_USAGE, exitCodeOf, formatError, isAbort, UsageError } from '../errors.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { CredentialSource } from '../registry/credentials/types.js';
 import type { TraceFn } from '../registry/transport.js';
 import type { CheckFlags } from './commands/check.js';
 import type { CopyFlags } from './commands/copy.js';
@@ -49,7 +50,16 @@ function globalOptions(program: Command): Command {
       'talk plain HTTP to this registry host (repeatable; loopback hosts default to it)',
       collect,
     )
+    .option(
+      '--tls-verify <host>',
+      'verified HTTPS for this registry host, loopback ones too (repeatable)',
+      collect,
+    )
     .option('--insecure <host>', 'HTTPS without certificate verification for this host (repeatable)', collect)
+    .option(
+      '--authfile <file>',
+      'credentials from this docker config.json / podman auth.json instead of the default ones',
+    )
     .option('--ca-file <host=file>', 'trust this CA file for a registry host (repeatable)', collect)
     .addOption(
       new Option('--host-concurrency <n>', 'requests in flight per registry host (default: 8)').argParser(
@@ -85,9 +95,10 @@ async function withClient<T>(
   flags: GlobalFlags,
   session: Session,
   fn: (client: RegistryClient) => Promise<T>,
-  configFile?: string,
+  extra: { configFile?: string | undefined; credentials?: Map<string, CredentialSource> } = {},
 ): Promise<T> {
   const { createClient } = await import('./runtime.js');
+  const { configFile } = extra;
   // A config given to a one-off command lends it its registry settings (credentials, TLS, upload policy).
   const config = configFile
     ? (await (await import('../config/load.js')).loadConfig({ file: configFile })).config
@@ -96,6 +107,7 @@ async function withClient<T>(
     flags,
     signal: session.signal,
     ...(config ? { config } : {}),
+    ...(extra.credentials ? { credentials: extra.credentials } : {}),
     ...(flags.debug ? { trace: debugTrace(session.out) } : {}),
   });
   try {
@@ -160,6 +172,15 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       ),
     )
     .option('--config <file>', "use this config's registry settings (credentials, TLS, chunk sizes)")
+    .option(
+      '--src-creds <user[:password]>',
+      'credentials for the source registry (password asked if left out)',
+    )
+    .option(
+      '--dest-creds <user[:password]>',
+      'credentials for the target registries (password asked if left out)',
+    )
+    .option('--password-stdin', 'read the password that --src-creds or --dest-creds leaves out from stdin')
     .addOption(
       new Option('-c, --concurrency <n>', 'blob transfers in flight')
         .default(4)
@@ -169,18 +190,22 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     .option('--metrics-file <file>', 'write Prometheus metrics of the run to this file (atomically)');
   examples(copy, [
     'regmirror copy quay.io/acme/app:1.4.2 public.ecr.aws/acme/app docker.io/acme/app',
+    'echo "$TOKEN" | regmirror copy --dest-creds ci-bot --password-stdin ghcr.io/acme/app:1.4.2 registry.internal:5000/acme/app',
     'regmirror copy --platform linux/amd64,linux/arm64 ubuntu:24.04 registry.internal:5000/base/ubuntu',
     'regmirror copy ghcr.io/acme/app@sha256:… registry.internal:5000/acme/app:stable --json > report.json',
   ]).action(async (src: string, dsts: string[], _o: unknown, cmd: Command) => {
     const flags = globals<CopyFlags>(cmd);
-    const { runCopy } = await import('./commands/copy.js');
+    const { copyCredentials, runCopy } = await import('./commands/copy.js');
+    // Passwords are read (or asked for) before the client exists: its registry profiles ask these first.
+    const credentials =
+      flags.srcCreds !== undefined || flags.destCreds !== undefined || flags.passwordStdin
+        ? await copyCredentials(src, dsts, flags)
+        : undefined;
     setCode(
-      await withClient(
-        flags,
-        session,
-        (client) => runCopy(src, dsts, flags, client, session.out),
-        flags.config,
-      ),
+      await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out), {
+        configFile: flags.config,
+        ...(credentials ? { credentials } : {}),
+      }),
     );
   });
 

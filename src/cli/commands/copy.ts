@@ -13,8 +13,10 @@ import {
   withTag,
 } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
+import type { CredentialSource } from '../../registry/credentials/types.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { allOf, openAuditLog } from '../audit.js';
+import { askHidden, commandLineCredentials, type CredsFlag, readAllStdin } from '../credentials.js';
 import { describeTarget, filterNote } from '../describe.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import { checkMetricsFile, copyMetrics, writeMetrics } from '../metrics.js';
@@ -32,9 +34,43 @@ export interface CopyFlags {
   /** A config whose registry settings (credentials, TLS, chunk sizes) the copy uses. */
   config?: string;
   concurrency: number;
+  /** USER[:PASSWORD] for the source registry, and for the target registries. */
+  srcCreds?: string;
+  destCreds?: string;
+  /** Read the password the creds leave out from stdin. */
+  passwordStdin?: boolean;
   /** Keep only these platforms of an index (a new index digest); default every platform. */
   platform?: string[];
   all?: boolean;
+}
+
+/**
+ * The credential sources --src-creds and --dest-creds make, per registry, with any missing password read
+ * from stdin (--password-stdin) or asked for on the terminal. Before the client exists: its profiles ask them.
+ */
+export async function copyCredentials(
+  src: string,
+  dsts: string[],
+  flags: Pick<CopyFlags, 'srcCreds' | 'destCreds' | 'passwordStdin'>,
+): Promise<Map<string, CredentialSource>> {
+  const source = parseRef(src, 'source');
+  const targets = resolveTargets(source, dsts);
+  const given: CredsFlag[] = [];
+  if (flags.srcCreds !== undefined)
+    given.push({ flag: '--src-creds', value: flags.srcCreds, registries: [source.registry] });
+  if (flags.destCreds !== undefined) {
+    given.push({
+      flag: '--dest-creds',
+      value: flags.destCreds,
+      registries: [...new Set(targets.map((t) => t.registry))],
+    });
+  }
+  const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  return commandLineCredentials(given, {
+    passwordStdin: flags.passwordStdin ?? false,
+    readStdin: () => readAllStdin(process.stdin),
+    ...(terminal ? { ask: (prompt: string) => askHidden(prompt, process.stdin, process.stderr) } : {}),
+  });
 }
 
 /** Target references: a target without a tag takes the source's tag (or its digest). */
