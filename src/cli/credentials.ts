@@ -98,6 +98,8 @@ export function askHidden(
   stderr: NodeJS.WritableStream,
 ): Promise<string> {
   return new Promise((resolve, reject) => {
+    // Echo off before the prompt shows: whatever is typed after it must never reach the screen.
+    stdin.setRawMode(true);
     stderr.write(prompt);
     let value = '';
     const done = (err?: Error) => {
@@ -116,7 +118,6 @@ export function askHidden(
         else value += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on('data', onData);
   });
