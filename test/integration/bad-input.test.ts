@@ -370,6 +370,21 @@ describe('bad input', { concurrency: 3 }, () => {
     assert.equal(await openHas('unreachable/app', 'v1'), false);
   });
 
+  test('registry host name that does not resolve', async () => {
+    // .invalid never resolves (RFC 6761). No retry can change that: the answer comes at once.
+    const started = Date.now();
+    const res = await world.runCli(['copy', src, 'registry.example.invalid/dns/app']);
+    assert.equal(res.code, 1, res.stderr);
+    assert.ok(
+      res.stderr.includes(
+        'target registry registry.example.invalid: cannot reach registry.example.invalid: DNS has no address ' +
+          'for registry.example.invalid (check the registry host name for a typo; not retried)',
+      ),
+      res.stderr,
+    );
+    assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+  });
+
   test('HTTPS registry with an untrusted (self-signed) certificate', async (t) => {
     const https = await startHttpsRegistry();
     t.after(() => https.stop());
