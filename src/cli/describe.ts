@@ -103,6 +103,10 @@ export function imageLine(r: ImageResult, dryRun: boolean): string {
 
 /** An image of a plan: the source and its digest, then what would happen at every target. */
 export function planLines(r: ImageResult): string {
+  // Nothing to do is one line: a plan of a large estate shows what changes, not every tag that does not.
+  if (!r.error && r.targets.length > 0 && r.targets.every((t) => t.status === 'up-to-date')) {
+    return `= ${r.source}: up to date at ${plural(r.targets.length, 'target')}`;
+  }
   const lines = [`· ${r.source}${r.digest ? ` (${shortDigest(r.digest)})` : ''}`];
   if (r.error) lines.push(`    ✗ ${r.error}`);
   for (const t of r.targets) {
