@@ -208,7 +208,7 @@ describe('completion scripts work in the shells they are for', () => {
     assert.deepEqual(await bashComplete(['regmirror', 'tags', '--deb']), ['--debug']);
     assert.deepEqual(await bashComplete(['regmirror', 'auth', 'check', '--on']), ['--only']);
     // Hidden (refused) options are not offered.
-    assert.deepEqual(await bashComplete(['regmirror', 'plan', '--au']), []);
+    assert.deepEqual(await bashComplete(['regmirror', 'plan', '--audit']), []);
   });
 
   test('fish: the same answers from complete -C', async () => {

@@ -72,12 +72,11 @@ describe('a loopback registry that serves HTTPS', () => {
     await tlsRegistry?.stop();
   });
 
-  test('spoken to in plain HTTP (the loopback default): the error says so and names --tls-verify, at once', async () => {
+  test('spoken to in plain HTTP (the loopback default): the error says so and names --tls-verify', async () => {
     for (const args of [
       ['inspect', `${host}/connect/app:v1`],
-      ['copy', src, `${host}/connect/app`],
+      ['copy', src, `${host}/connect/app`, '--json'],
     ]) {
-      const started = Date.now();
       const res = await world.runCli(args);
       assert.equal(res.code, 1, res.stderr);
       assert.match(
@@ -86,7 +85,8 @@ describe('a loopback registry that serves HTTPS', () => {
       );
       assert.ok(res.stderr.includes(`give --tls-verify ${host} (or --ca-file ${host}=FILE`), res.stderr);
       assert.ok(!/HTTP 400\b/.test(res.stderr), res.stderr);
-      assert.ok(Date.now() - started < 5000, 'retried');
+      // An answer, not a fault: nothing retried.
+      if (args[0] === 'copy') assert.equal((JSON.parse(res.stdout) as { retries: number }).retries, 0);
     }
   });
 
@@ -126,15 +126,14 @@ describe('a loopback registry that serves HTTPS', () => {
 });
 
 test('a host name that does not resolve fails at once, naming it, without retries', async () => {
-  const started = Date.now();
   const res = await world.runCli(['copy', src, 'registry.does-not-exist.invalid/acme/app', '--json']);
   assert.equal(res.code, 1, res.stderr);
   assert.match(
     res.stderr,
     /cannot reach registry\.does-not-exist\.invalid: DNS has no address for registry\.does-not-exist\.invalid/,
   );
+  // Not retried: the report counts none (a refused connection would count 5, over about 6 s).
   assert.equal((JSON.parse(res.stdout) as { retries: number }).retries, 0);
-  assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
 });
 
 describe('credentials on the command line, for a copy without a config', () => {
@@ -165,7 +164,7 @@ describe('credentials on the command line, for a copy without a config', () => {
       env: noLogins,
     });
     assert.equal(without.code, 2, without.stderr);
-    assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
+    assert.ok(Date.now() - started < 30_000, `${Date.now() - started} ms`);
   });
 
   test('--password-stdin reads the password the flag leaves out; a wrong one is named by flag and user', async () => {

@@ -51,6 +51,13 @@ export async function newRepositories(
     [...repos].map(([name, repo]) =>
       limit(async () => {
         try {
+          // Where regmirror creates repositories itself (ECR), the registry's API says; elsewhere the
+          // first page of the tag list does (404 NAME_UNKNOWN: no such repository yet).
+          const manager = client.profile(repo.registry).repositories;
+          if (manager) {
+            if (!(await manager.exists(repo.path, client.signal))) fresh.add(name);
+            return;
+          }
           await client.checkPull(repo);
         } catch (err) {
           if (isAbort(err)) throw err;
@@ -216,9 +223,12 @@ export async function runSync(
     if (failedMirrors > 0)
       out.warn(`${failedMirrors} of ${plural(mirrorResults.length, 'mirror')} could not be resolved`);
     if (dryRun && newRepos.size > 0) {
-      out.info(
-        `${plural(newRepos.size, 'repository', 'repositories')} to create: ${[...newRepos].sort().join(', ')}`,
-      );
+      const shown = [...newRepos].sort().map((name) => {
+        // Created by regmirror before the first push (with these settings), or by the push itself.
+        const manager = client.profile(name.slice(0, name.indexOf('/'))).repositories;
+        return manager ? `${name} (created first: ${manager.describeSettings()})` : name;
+      });
+      out.info(`${plural(newRepos.size, 'repository', 'repositories')} to create: ${shown.join(', ')}`);
     }
     const filtered = mirrorResults.reduce((n, m) => n + m.images.filter((i) => i.filteredDigest).length, 0);
     if (filtered > 0) {
