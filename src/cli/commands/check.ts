@@ -74,7 +74,7 @@ export function checkExitCode(rows: DriftRow[], failOn: DriftState[]): number {
 
 /** The detail column: what is missing, or what the fix did. Errors are listed in full under the table. */
 function detail(r: DriftRow): string {
-  if (r.fixError !== undefined) return `fix failed, ${r.fixedFrom}`;
+  if (r.fixError !== undefined) return `${r.fixedFrom}, fix failed`;
   if (r.fixedFrom !== undefined)
     return r.state === 'ok' ? `fixed, was ${r.fixedFrom}` : `still ${r.state} after --fix`;
   if (r.state === 'error') return r.errorKind ?? 'error';
