@@ -16,7 +16,7 @@ import type { RegistryClient } from '../../registry/client.js';
 import type { CredentialSource } from '../../registry/credentials/types.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { allOf, openAuditLog } from '../audit.js';
-import { askHidden, commandLineCredentials, type CredsFlag, readAllStdin } from '../credentials.js';
+import { askHidden, type CredsFlag, commandLineCredentials, readAllStdin } from '../credentials.js';
 import { describeTarget, filterNote } from '../describe.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import { checkMetricsFile, copyMetrics, writeMetrics } from '../metrics.js';
