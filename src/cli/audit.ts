@@ -20,6 +20,9 @@ export interface AuditEntry {
   previousDigest?: string;
   /** For a mount: the repository the blob was linked from. */
   from?: string;
+  /** For a referrer (its manifest, cosign tag or fallback index): the manifest it refers to. */
+  subject?: string;
+  artifactType?: string;
   source: string;
   /** The user name the registry was given, when there was one (anonymous access: absent). */
   identity?: string;
@@ -80,6 +83,8 @@ export class AuditLog {
       ...(e.tag !== undefined ? { tag: e.tag } : {}),
       ...(e.previousDigest !== undefined ? { previousDigest: e.previousDigest } : {}),
       ...(e.from !== undefined ? { from: e.from } : {}),
+      ...(e.subject !== undefined ? { subject: e.subject } : {}),
+      ...(e.artifactType !== undefined ? { artifactType: e.artifactType } : {}),
       source: e.source,
       ...(identity !== undefined ? { identity } : {}),
     };

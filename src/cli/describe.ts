@@ -29,6 +29,13 @@ function work(t: TargetResult, planned: boolean): string {
     );
   if (t.blobsExisting) parts.push(`${plural(t.blobsExisting, 'blob')} already there`);
   if (parts.length === 0) parts.push(planned ? 'no blobs to send' : 'no blobs sent');
+  if (t.referrersCopied) {
+    parts.push(
+      planned
+        ? `copy ${plural(t.referrersCopied, 'referrer')}`
+        : `${plural(t.referrersCopied, 'referrer')} copied`,
+    );
+  }
   parts.push(
     planned
       ? `push ${plural(t.manifestsPushed, 'manifest')}`
@@ -46,8 +53,17 @@ function tagAction(t: TargetResult, planned: boolean): string {
     case 'move':
       return `${planned ? 'move' : 'moved'} ${shortDigest(t.previousDigest)} → ${shortDigest(t.digest)}`;
     default:
-      return planned ? 'push again' : 'pushed again';
+      // The tag is right already: only its referrers (or, overwrite "always", the same bytes) go.
+      return t.referrersCopied ? 'the tag is right' : planned ? 'push again' : 'pushed again';
   }
+}
+
+/** One line per referrer a plan would copy: what it is and what it refers to. */
+export function referrerLines(t: TargetResult): string[] {
+  return (t.referrers ?? []).map(
+    (r) =>
+      `        + ${r.tag ? `tag ${r.tag}` : (r.artifactType ?? 'referrer')} ${r.digest} → ${shortDigest(r.subject)}`,
+  );
 }
 
 /** One target of a copy or a plan: a mark, the target, and what was (or would be) done. */
@@ -83,6 +99,8 @@ export function imageLine(r: ImageResult, dryRun: boolean): string {
   let line = `${mark} ${r.source}: ${parts.join(', ') || 'no targets'}`;
   if (uploaded > 0) line += `; ${plural(uploaded, 'blob')} uploaded (${formatBytes(bytes)})`;
   if (mounted > 0) line += `, ${mounted} mounted`;
+  const referrers = r.targets.reduce((n, t) => n + t.referrersCopied, 0);
+  if (referrers > 0) line += `; ${plural(referrers, 'referrer')} copied`;
   line += ` (${formatDuration(r.durationMs)})`;
   const lines = [line];
   if (r.error) lines.push(`    ${r.error}`);
@@ -112,6 +130,7 @@ export function planLines(r: ImageResult): string {
   for (const t of r.targets) {
     if (r.error && t.error === 'not copied: the source failed') continue;
     lines.push(`    ${describeTarget(t)}`);
+    if (t.status === 'planned') lines.push(...referrerLines(t));
   }
   const note = filterNote(r, true);
   if (note && !r.error) lines.push(`    ${note}`);

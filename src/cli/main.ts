@@ -187,7 +187,9 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         .argParser((v) => parsePositiveInt(v, '--concurrency')),
     )
     .option('--audit-log <file>', 'append one JSON line per write (blob, mount, manifest, tag) to this file')
-    .option('--metrics-file <file>', 'write Prometheus metrics of the run to this file (atomically)');
+    .option('--metrics-file <file>', 'write Prometheus metrics of the run to this file (atomically)')
+    .option('--referrers', 'also copy signatures, SBOMs, attestations and cosign tags (the default)')
+    .option('--no-referrers', 'copy the image only, no referrers (and ask no registry about them)');
   examples(copy, [
     'regmirror copy quay.io/acme/app:1.4.2 public.ecr.aws/acme/app docker.io/acme/app',
     'echo "$TOKEN" | regmirror copy --dest-creds ci-bot --password-stdin ghcr.io/acme/app:1.4.2 registry.internal:5000/acme/app',
@@ -217,11 +219,16 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     .option('--json', 'the tree as JSON on stdout')
     .option('--raw', 'the manifest exactly as the registry serves it (byte for byte)')
     .option('--config', "the image's config blob (for an index: of --platform, or its only platform)")
-    .option('--platform <os/arch[/variant]>', 'of an index, only this platform');
+    .option('--platform <os/arch[/variant]>', 'of an index, only this platform')
+    .option(
+      '--referrers',
+      'also show what refers to each manifest: signatures, SBOMs, attestations, cosign tags',
+    );
   examples(inspect, [
     'regmirror inspect quay.io/acme/app:1.4.2',
     'regmirror inspect --raw quay.io/acme/app:1.4.2 | sha256sum',
     'regmirror inspect --config --platform linux/arm64 quay.io/acme/app:1.4.2',
+    'regmirror inspect --referrers quay.io/acme/app:1.4.2',
   ]).action(async (ref: string, _o: unknown, cmd: Command) => {
     const flags = globals<InspectFlags>(cmd);
     const { runInspect } = await import('./commands/inspect.js');

@@ -32,6 +32,17 @@ export const targetResultSchema = z.strictObject({
   bytesMounted: z.number().int().nonnegative(),
   manifestsPushed: z.number().int().nonnegative(),
   newRepository: z.boolean().optional(),
+  referrersCopied: z.number().int().nonnegative(),
+  referrers: z
+    .array(
+      z.strictObject({
+        digest: z.string(),
+        subject: z.string(),
+        artifactType: z.string().optional(),
+        tag: z.string().optional(),
+      }),
+    )
+    .optional(),
   error: z.string().optional(),
   errorKind: errorKindSchema.optional(),
 });
@@ -72,6 +83,7 @@ export const summarySchema = z.strictObject({
   blobsMounted: z.number().int(),
   bytesUploaded: z.number().int(),
   bytesMounted: z.number().int(),
+  referrersCopied: z.number().int(),
   requests: z.number().int(),
   retries: z.number().int(),
 });
@@ -105,6 +117,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
     blobsMounted: 0,
     bytesUploaded: 0,
     bytesMounted: 0,
+    referrersCopied: 0,
     requests: stats.requests,
     retries: stats.retries,
   };
@@ -122,6 +135,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
         s.blobsMounted += t.blobsMounted;
         s.bytesUploaded += t.bytesUploaded;
         s.bytesMounted += t.bytesMounted;
+        s.referrersCopied += t.referrersCopied;
       }
     }
   }

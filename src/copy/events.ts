@@ -8,7 +8,7 @@ export type BlobAction = 'exists' | 'upload' | 'mount';
 /**
  * A change made on a target registry, emitted once the registry has confirmed it: what an audit log
  * records. `tag-move` carries the digest the tag pointed at before; `blob-mount` the repository the blob
- * was linked from.
+ * was linked from; a referrer's manifest, cosign tag or fallback index carries the `subject` it is about.
  */
 export interface WriteEvent {
   type: 'write';
@@ -23,6 +23,9 @@ export interface WriteEvent {
   tag?: string;
   previousDigest?: Digest;
   from?: string;
+  /** For a referrer (and a fallback referrers index): the manifest it refers to. */
+  subject?: Digest;
+  artifactType?: string;
 }
 
 export type CopyEvent =

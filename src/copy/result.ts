@@ -30,10 +30,24 @@ export interface TargetResult {
   manifestsPushed: number;
   /** Plan only, set by the caller that looked: the target repository does not exist yet. */
   newRepository?: boolean;
+  /** Referrers (signatures, SBOMs, attestations, cosign tags) brought to the target; in a plan, to bring. */
+  referrersCopied: number;
+  /** Which: each with the manifest it refers to. Absent when none. */
+  referrers?: ReferrerEntry[];
   /** The target repository did not exist and was created for this copy (registries that need it: ECR). */
   repositoryCreated?: boolean;
   error?: string;
   errorKind?: ErrorKind;
+}
+
+/** A referrer copied to a target (or, in a plan, to be copied). */
+export interface ReferrerEntry {
+  digest: Digest;
+  /** The manifest it refers to. */
+  subject: Digest;
+  artifactType?: string;
+  /** cosign's tag it is found under (kept at the target). */
+  tag?: string;
 }
 
 export interface ImageResult {
@@ -62,5 +76,6 @@ export function newTargetResult(target: string): TargetResult {
     bytesUploaded: 0,
     bytesMounted: 0,
     manifestsPushed: 0,
+    referrersCopied: 0,
   };
 }

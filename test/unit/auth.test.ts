@@ -390,6 +390,7 @@ describe('copy command: exitCodeFor', () => {
     bytesUploaded: 0,
     bytesMounted: 0,
     manifestsPushed: 0,
+    referrersCopied: 0,
     ...extra,
   });
   const image = (targets: TargetResult[], extra: Partial<ImageResult> = {}): ImageResult => ({

@@ -8,10 +8,10 @@ import {
   DRIFT_STATES,
   type DriftRow,
   type DriftState,
-  recheckRow,
 } from '../../copy/check.js';
 import { type CopyContext, copyImage } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError } from '../../errors.js';
@@ -78,7 +78,7 @@ function detail(r: DriftRow): string {
   if (r.fixedFrom !== undefined)
     return r.state === 'ok' ? `fixed, was ${r.fixedFrom}` : `still ${r.state} after --fix`;
   if (r.state === 'error') return r.errorKind ?? 'error';
-  return r.missingContent?.join(', ') ?? '';
+  return [...(r.missingContent ?? []), ...(r.missingReferrers ?? [])].join(', ');
 }
 
 /** "ok 15  missing 1  stale 2  extra 1  incomplete 0  error 0" */
@@ -203,7 +203,9 @@ function repairsFor(rows: DriftRow[], specs: MirrorSpec[]): Repair[] {
     const target = spec.targets.find((t) => formatRepository(t) === r.target);
     if (target && !g.targets.includes(target)) g.targets.push(target);
     g.rows.push(r);
-    if (r.state === 'incomplete') g.verify = true;
+    // Content gone below a right tag (--deep) needs the walk that trusts nothing; missing referrers are
+    // found and brought by an ordinary copy.
+    if (r.state === 'incomplete' && (r.missingContent?.length ?? 0) > 0) g.verify = true;
   }
   // Targets in the mirror's order, so results line up with the config.
   for (const g of groups.values())
@@ -236,31 +238,55 @@ async function runRepairs(repairs: Repair[], ctx: CopyContext, images: number): 
 }
 
 /** After the repairs: every repaired row checked again against what was pushed. */
+/**
+ * After the repairs: the repaired rows checked again, the way the check found them — the same code, on
+ * just those tags and targets, with fresh referrer state (the tag lists it read before are out of date
+ * now). A row whose repair failed keeps its state and says why.
+ */
 async function recheck(repairs: Repair[], client: RegistryClient, deep: boolean): Promise<void> {
-  const limit = createLimiter(16);
+  const limit = createLimiter(4);
   await Promise.all(
-    repairs.flatMap((g) =>
-      g.rows.map((row) =>
-        limit(async () => {
+    repairs.map((g) =>
+      limit(async () => {
+        const result = g.result!;
+        const again: Repair['rows'] = [];
+        for (const row of g.rows) {
           row.fixedFrom = row.state;
-          const i = g.targets.findIndex((t) => formatRepository(t) === row.target);
-          const result = g.result!;
-          const t = result.targets[i];
+          const t = result.targets[g.targets.findIndex((x) => formatRepository(x) === row.target)];
           const failure = t?.status === 'failed' ? (t.error ?? result.error) : result.error;
-          if (failure !== undefined || t === undefined) {
-            row.fixError = failure ?? 'not repaired';
-            return;
+          if (failure !== undefined || t === undefined) row.fixError = failure ?? 'not repaired';
+          else again.push(row);
+        }
+        if (again.length === 0) return;
+        const pinned = g.spec.select([]).find((s) => s.tag === g.tag && s.digest !== undefined);
+        const spec: MirrorSpec = {
+          ...g.spec,
+          targets: g.targets.filter((t) => again.some((r) => r.target === formatRepository(t))),
+          needsTagList: false,
+          select: () => [pinned ?? { tag: g.tag }],
+        };
+        const fresh = await checkMirror(spec, client, {
+          deep: deep || g.verify,
+          limit: createLimiter(16),
+          referrerRun: new ReferrerRun(),
+        });
+        for (const row of again) {
+          const now = fresh.find((r) => r.target === row.target && r.tag === row.tag);
+          if (!now) continue;
+          const { fixedFrom } = row;
+          for (const key of [
+            'sourceDigest',
+            'targetDigest',
+            'missingContent',
+            'missingReferrers',
+            'error',
+            'errorKind',
+          ] as const) {
+            delete row[key];
           }
-          const expected = result.filteredDigest ?? result.digest!;
-          await recheckRow(
-            row,
-            withTag(g.targets[i]!, g.tag),
-            expected,
-            client,
-            deep || row.fixedFrom === 'incomplete',
-          );
-        }),
-      ),
+          Object.assign(row, now, { fixedFrom });
+        }
+      }),
     ),
   );
 }
@@ -277,7 +303,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
   const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
   try {
     const specs = specsFrom(mirrors, false);
-    const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16) };
+    const referrerRun = new ReferrerRun();
+    const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16), referrerRun };
     out.status(`checking ${plural(mirrors.length, 'mirror')}`);
     const mirrorLimit = createLimiter(4);
     const rows = (
@@ -305,6 +332,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
             knowledge: new BlobKnowledge(),
             transfers: createLimiter(4),
             ...(audit ? { onEvent: audit.onEvent } : {}),
+            referrerRun,
           };
           await runRepairs(repairs, ctx, flags.concurrency ?? config.defaults.concurrency);
         } finally {

@@ -3,6 +3,7 @@
 import { copyImage } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import { UsageError } from '../../errors.js';
 import {
@@ -42,6 +43,8 @@ export interface CopyFlags {
   /** Keep only these platforms of an index (a new index digest); default every platform. */
   platform?: string[];
   all?: boolean;
+  /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
+  referrers?: boolean;
 }
 
 /**
@@ -140,8 +143,12 @@ export async function runCopy(
         knowledge: new BlobKnowledge(),
         transfers: createLimiter(flags.concurrency),
         onEvent: allOf(onEvent, audit?.onEvent),
+        referrerRun: new ReferrerRun(),
       },
-      platforms ? { platforms } : {},
+      {
+        ...(platforms ? { platforms } : {}),
+        ...(flags.referrers === false ? {} : { referrers: { cosignTags: true } }),
+      },
     );
   } finally {
     audit?.close();

@@ -7,8 +7,11 @@ import { selectTags, type TagRules } from '../../config/tags.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
+import type { ReferrerOptions } from '../../copy/referrers.js';
 import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
 import { errorKind, isAbort, UsageError } from '../../errors.js';
+import { isReferrerTag } from '../../oci/referrers.js';
 import { formatReference, formatRepository, type Repository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
@@ -100,23 +103,36 @@ export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
   return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
 }
 
+/** The engine's referrer options for a mirror; undefined when it copies none. */
+export function referrerOptionsOf(
+  m: Pick<ResolvedMirror, 'referrers' | 'cosignTags'>,
+): ReferrerOptions | undefined {
+  return m.referrers === false ? undefined : { ...m.referrers, cosignTags: m.cosignTags };
+}
+
 export function specsFrom(mirrors: ResolvedMirror[], dryRun: boolean): MirrorSpec[] {
-  return mirrors.map((m) => ({
-    name: m.name,
-    source: m.source,
-    targets: m.targets,
-    select: (available: string[]) =>
-      selectTags(available, m.tags).map((s) =>
-        s.digest ? { tag: s.tag, digest: s.digest } : { tag: s.tag },
-      ),
-    needsTagList: needsTagList(m.tags),
-    options: {
-      overwrite: m.overwrite,
-      ...(m.platforms === 'all' ? {} : { platforms: m.platforms }),
-      dryRun,
-    },
-    limit: createLimiter(m.concurrency),
-  }));
+  return mirrors.map((m) => {
+    const referrers = referrerOptionsOf(m);
+    return {
+      name: m.name,
+      source: m.source,
+      targets: m.targets,
+      // With referrers on, fallback indexes and cosign tags travel with their subjects; as tags of
+      // their own they would be copied again, and a target's merged fallback index overwritten.
+      select: (available: string[]) =>
+        selectTags(referrers ? available.filter((t) => !isReferrerTag(t)) : available, m.tags).map((s) =>
+          s.digest ? { tag: s.tag, digest: s.digest } : { tag: s.tag },
+        ),
+      needsTagList: needsTagList(m.tags),
+      options: {
+        overwrite: m.overwrite,
+        ...(m.platforms === 'all' ? {} : { platforms: m.platforms }),
+        ...(referrers ? { referrers } : {}),
+        dryRun,
+      },
+      limit: createLimiter(m.concurrency),
+    };
+  });
 }
 
 export interface SyncSession {
@@ -175,6 +191,7 @@ export async function runSync(
       knowledge: new BlobKnowledge(),
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(dryRun ? markNew : undefined, progress.onEvent, audit?.onEvent),
+      referrerRun: new ReferrerRun(),
     };
     out.status(`resolving tags of ${plural(mirrors.length, 'mirror')}`);
     const specs = specsFrom(mirrors, dryRun);
@@ -279,8 +296,8 @@ export function finalLine(s: Summary, dryRun: boolean, ms: number): string {
     `${s.failed} failed`,
   ];
   const blobs = dryRun
-    ? `${plural(s.blobsUploaded, 'blob')} to upload (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} to mount (${formatBytes(s.bytesMounted)})`
-    : `${plural(s.blobsUploaded, 'blob')} uploaded (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted (${formatBytes(s.bytesMounted)})`;
+    ? `${plural(s.blobsUploaded, 'blob')} to upload (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} to mount (${formatBytes(s.bytesMounted)}), ${plural(s.referrersCopied, 'referrer')} to copy`
+    : `${plural(s.blobsUploaded, 'blob')} uploaded (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted (${formatBytes(s.bytesMounted)}), ${plural(s.referrersCopied, 'referrer')} copied`;
   // Two lines: what happened to the tags, then what it took; one would not fit a terminal.
   return (
     `${plural(s.images, 'image')}, ${plural(s.targets, 'target')}: ${states.join(', ')}\n` +
