@@ -106,6 +106,7 @@ async function withClient<T>(
   const client = createClient({
     flags,
     signal: session.signal,
+    warn: (line) => session.out.warn(line),
     ...(config ? { config } : {}),
     ...(extra.credentials ? { credentials: extra.credentials } : {}),
     ...(flags.debug ? { trace: debugTrace(session.out) } : {}),

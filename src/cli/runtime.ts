@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { VENDORS } from '../cloud/index.js';
 import { credentialSourcesFor, isAnonymous, type ResolvedConfig } from '../config/resolve.js';
-import { UsageError, whyUnreadable } from '../errors.js';
+import { describeContext, UsageError, whyUnreadable } from '../errors.js';
 import { normaliseRegistry } from '../reference/reference.js';
-import { RegistryClient } from '../registry/client.js';
+import { type ClientWarning, RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
 import { parseDockerConfig } from '../registry/credentials/docker-config.js';
 import { configFileSource } from '../registry/credentials/docker-config-source.js';
@@ -117,6 +117,7 @@ export function configRegistries(
     if (r.concurrency !== undefined) settings.concurrency = r.concurrency;
     if (r.chunkSize !== undefined) settings.chunkSize = r.chunkSize;
     if (r.mounts !== undefined) settings.mounts = r.mounts;
+    if (r.limits !== undefined) settings.limits = r.limits;
     if (isAnonymous(r)) settings.anonymous = true;
     if (r.vendor !== undefined) settings.vendor = r.vendor;
     out.set(r.registry, { settings, sources: isAnonymous(r) ? [] : credentialSourcesFor(r, env) });
@@ -177,6 +178,7 @@ export function buildProfiles(options: {
     defaults: {
       ...(flags.chunkSize !== undefined ? { chunkSize: flags.chunkSize } : {}),
       ...(flags.hostConcurrency !== undefined ? { concurrency: flags.hostConcurrency } : {}),
+      ...(options.config?.limits ? { limits: options.config.limits } : {}),
     },
     credentialSources(registry) {
       const name = normaliseRegistry(registry);
@@ -193,11 +195,21 @@ export function createClient(options: {
   env?: NodeJS.ProcessEnv;
   credentials?: Map<string, CredentialSource>;
   trace?: TraceFn;
+  /** Where the client's warnings go (a skipped invalid tag); the output sanitises them. */
+  warn?: (line: string) => void;
 }): RegistryClient {
+  const warn = options.warn;
   return new RegistryClient({
     profiles: buildProfiles(options),
     signal: options.signal,
     trace: options.trace,
     retry: retryPolicyFrom(options.flags),
+    ...(warn ? { onWarning: (w: ClientWarning) => warn(formatWarning(w)) } : {}),
   });
+}
+
+/** "warning: registry quay.io, repository org/app, tag list: skipped 2 tags ..." */
+export function formatWarning(w: ClientWarning): string {
+  const where = describeContext(w.context);
+  return `warning: ${where ? `${where}: ` : ''}${w.message}`;
 }

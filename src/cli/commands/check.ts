@@ -125,6 +125,15 @@ function differences(rows: DriftRow[], width?: number): string {
   );
 }
 
+/**
+ * Text for a Markdown table cell. Errors quote registries, which could otherwise break the table (|),
+ * or have a CI page render links, images or HTML ([, ], <, >, `) — control characters are escaped at the
+ * output boundary.
+ */
+export function markdownCell(text: string): string {
+  return text.replace(/[\\|[\]<>`*_!]/g, (ch) => `\\${ch}`);
+}
+
 /** A CI job summary: the matrix of mirrors × targets with their states, then every difference. */
 export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
   const counts = countStates(rows);
@@ -168,7 +177,7 @@ export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
     out.push('| --- | --- | --- | --- | --- | --- |');
     for (const r of diffs) {
       const text = r.error ?? r.fixError ?? detail(r);
-      const cell = (r.fixError !== undefined ? `${detail(r)}: ${text}` : text).replace(/\|/g, '\\|');
+      const cell = markdownCell(r.fixError !== undefined ? `${detail(r)}: ${text}` : text);
       out.push(
         `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${shortDigest(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${shortDigest(r.targetDigest)}\`` : '-'} | ${cell} |`,
       );
