@@ -14,11 +14,12 @@ import type { TagsFlags } from './commands/tags.js';
 import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
 import { createOutput, type Output } from './output.js';
 import type { ClientFlags } from './runtime.js';
+import { VERSION } from './version.js';
 
 // Commands (and with them undici, zod and cosmiconfig) are loaded when one runs: --help and --version
 // stay quick, and each command loads only what it uses.
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 
 /** Options of the whole program: accepted before the command name and after it, as skopeo and crane take them. */
 export interface GlobalFlags extends ClientFlags {

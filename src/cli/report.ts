@@ -15,6 +15,7 @@ const errorKindSchema = z.enum([
   'digest-mismatch',
   'network',
   'registry',
+  'layout',
   'interrupted',
   'internal',
 ]);

@@ -3,7 +3,7 @@
 
 import { isAnonymous, type ResolvedConfig, registrySettings } from '../../config/resolve.js';
 import { errorKind, formatError } from '../../errors.js';
-import { apiHost, formatRepository, type Repository } from '../../reference/reference.js';
+import { apiHost, formatRepository, isLayoutKey, type Repository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { plural } from '../format.js';
 import type { Output } from '../output.js';
@@ -54,7 +54,10 @@ export async function runAuthCheck(
   session: SyncSession,
   out: Output = session.out,
 ): Promise<number> {
-  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
+  // Layouts are checked here, row by row, instead of all before any work.
+  const { filepath, config, mirrors, client, layouts } = await openConfigRun(flags, session, {
+    prepareLayouts: false,
+  });
   const wanted = new Map<string, { repo: Repository; access: 'pull' | 'push' }>();
   for (const m of mirrors) {
     wanted.set(`pull ${formatRepository(m.source)}`, { repo: m.source, access: 'pull' });
@@ -67,10 +70,20 @@ export async function runAuthCheck(
           registry: repo.registry,
           repository: repo.path,
           access,
-          credentials: await credentialLabel(client, config, repo.registry, session.env),
+          credentials: repo.layout
+            ? 'file system'
+            : await credentialLabel(client, config, repo.registry, session.env),
           ok: false,
         };
         try {
+          if (repo.layout) {
+            // Files: readable as a layout (pull), or a place a layout can be written (push).
+            check.credentials = 'file system';
+            if (access === 'pull') await layouts.checkSource(repo);
+            else await layouts.checkTarget(repo);
+            check.ok = true;
+            return check;
+          }
           if (access === 'pull') await client.checkPull(repo);
           else await client.checkPush(repo);
           check.ok = true;
@@ -107,7 +120,12 @@ export async function runAuthCheck(
         outputWidth(),
       ),
     );
-    for (const c of failed) out.warn(`✗ ${c.access} ${c.registry}/${c.repository}: ${c.error}`);
+    for (const c of failed) {
+      const where = isLayoutKey(c.registry)
+        ? `${c.registry}${c.repository ? `:${c.repository}` : ''}`
+        : `${c.registry}/${c.repository}`;
+      out.warn(`✗ ${c.access} ${where}: ${c.error}`);
+    }
     const registries = new Set(checks.map((c) => apiHost(c.registry))).size;
     out.info(
       failed.length === 0

@@ -14,15 +14,18 @@ import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
+import type { RegistryStore } from '../../copy/store.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
 import { formatRepository, type Repository, withDigest, withTag } from '../../reference/reference.js';
-import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
 import { imageLine } from '../describe.js';
 import { formatDuration, plural, shortDigest } from '../format.js';
 import { checkMetrics, checkMetricsFile, writeMetrics } from '../metrics.js';
+import { closeLayouts } from '../stores.js';
 import { outputWidth, renderTable as renderColumns } from '../table.js';
+import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
@@ -252,7 +255,7 @@ async function runRepairs(repairs: Repair[], ctx: CopyContext, images: number): 
  * just those tags and targets, with fresh referrer state (the tag lists it read before are out of date
  * now). A row whose repair failed keeps its state and says why.
  */
-async function recheck(repairs: Repair[], client: RegistryClient, deep: boolean): Promise<void> {
+async function recheck(repairs: Repair[], store: RegistryStore, deep: boolean): Promise<void> {
   const limit = createLimiter(4);
   await Promise.all(
     repairs.map((g) =>
@@ -274,7 +277,7 @@ async function recheck(repairs: Repair[], client: RegistryClient, deep: boolean)
           needsTagList: false,
           select: () => [pinned ?? { tag: g.tag }],
         };
-        const fresh = await checkMirror(spec, client, {
+        const fresh = await checkMirror(spec, store, {
           deep: deep || g.verify,
           limit: createLimiter(16),
           referrerRun: new ReferrerRun(),
@@ -309,7 +312,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
   }
   const failOn = parseFailOn(flags.failOn);
   const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
-  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, config, mirrors, client, store, layouts } = await openConfigRun(flags, session);
+  let commit = false;
   try {
     const specs = specsFrom(mirrors, false);
     const referrerRun = new ReferrerRun();
@@ -317,7 +321,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     out.status(`checking ${plural(mirrors.length, 'mirror')}`);
     const mirrorLimit = createLimiter(4);
     const rows = (
-      await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, client, options))))
+      await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, store, options))))
     ).flat();
     out.stop();
     const before = countStates(rows);
@@ -337,18 +341,26 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
         const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
         try {
           const ctx: CopyContext = {
-            store: client,
+            store,
             knowledge: new BlobKnowledge(),
             transfers: createLimiter(4),
             ...(audit ? { onEvent: audit.onEvent } : {}),
             referrerRun,
           };
           await runRepairs(repairs, ctx, flags.concurrency ?? config.defaults.concurrency);
+          if (!signal.aborted) {
+            await recordBundle(
+              layouts,
+              repairs.map((g) => g.result!),
+              `regmirror ${VERSION}`,
+            );
+            commit = true;
+          }
         } finally {
           audit?.close();
         }
         for (const g of repairs) out.info(imageLine(g.result!, false));
-        await recheck(repairs, client, flags.deep ?? false);
+        await recheck(repairs, store, flags.deep ?? false);
         const fixed = rows.filter((r) => r.fixedFrom !== undefined && r.state === 'ok').length;
         out.info(
           fixed === drifted
@@ -397,6 +409,9 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     }
     return code;
   } finally {
-    await client.close();
+    // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
+    await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>
+      client.close(),
+    );
   }
 }

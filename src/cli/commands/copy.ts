@@ -1,15 +1,22 @@
 // regmirror copy SRC DST [DST...]: the release fan-out. One source read once, many targets.
 
+import { defaultLayoutPrefix } from '../../config/template.js';
 import { copyImage } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
-import { UsageError } from '../../errors.js';
+import { NotFoundError, UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
+import type { LayoutStore } from '../../layout/layout-store.js';
+import { splitRefName } from '../../reference/ref-name.js';
 import {
   formatReference,
   formatRepository,
+  isValidTag,
+  layoutRepository,
   type Reference,
+  refNameOf,
   withDigest,
   withTag,
 } from '../../reference/reference.js';
@@ -24,6 +31,8 @@ import { checkMetricsFile, copyMetrics, writeMetrics } from '../metrics.js';
 import type { Output } from '../output.js';
 import { type Note, parsePlatforms, parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
+import { closeLayouts, openStores } from '../stores.js';
+import { VERSION } from '../version.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
 const LARGE_BLOB = 16 * 1024 * 1024;
@@ -43,6 +52,7 @@ export interface CopyFlags {
   /** Keep only these platforms of an index (a new index digest); default every platform. */
   platform?: string[];
   all?: boolean;
+  debug?: boolean;
   /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
   referrers?: boolean;
 }
@@ -76,7 +86,10 @@ export async function copyCredentials(
   });
 }
 
-/** Target references: a target without a tag takes the source's tag (or its digest). */
+/**
+ * Target references: a target without a tag takes the source's tag (or its digest). A layout target
+ * without a name names the image after the source: "oci:out" gets "quay.io/acme/app:1.4.2".
+ */
 export function resolveTargets(source: Reference, dsts: string[], note?: Note): Reference[] {
   return dsts.map((d) => {
     const ref = parseRef(d, 'target', null, note);
@@ -86,8 +99,42 @@ export function resolveTargets(source: Reference, dsts: string[], note?: Note): 
       );
     }
     if (ref.tag !== undefined) return ref;
+    if (ref.layout) {
+      if (source.tag === undefined) {
+        throw new UsageError(`target "${d}": the source has no tag to name the image by; name it: ${d}:NAME`);
+      }
+      return { ...layoutRepository(ref.layout, defaultLayoutPrefix(source)), tag: source.tag };
+    }
+    if (source.tag !== undefined && !isValidTag(source.tag)) {
+      throw new UsageError(
+        `target "${d}": the source's name "${refNameOf(source)}" is not a tag a registry takes; give the target one: ${d}:TAG`,
+      );
+    }
     return source.tag !== undefined ? withTag(ref, source.tag) : withDigest(ref, source.digest!);
   });
+}
+
+/**
+ * A layout source given without a name ("oci:dir") is its only image, as in skopeo; that image's name,
+ * if it has one, also names the targets. Checked before any work: a missing or broken layout is a
+ * usage error.
+ */
+export async function resolveLayoutSource(source: Reference, layouts: LayoutStore): Promise<Reference> {
+  if (!source.layout) return source;
+  await layouts.checkSource(source);
+  if (source.tag !== undefined || source.digest !== undefined) return source;
+  const name = await layouts.onlyImageName(source);
+  if (name !== undefined) {
+    const { prefix, tag } = splitRefName(name);
+    return { ...layoutRepository(source.layout, prefix), tag };
+  }
+  const head = await layouts.manifestHead(source);
+  if (!head) {
+    throw new NotFoundError(`${source.layout.path} holds no image`, {
+      context: { side: 'source', registry: source.registry, step: 'manifest lookup' },
+    });
+  }
+  return withDigest(source, head.digest);
 }
 
 /** 0 when every target is in place; 2 when nothing could start for setup reasons (auth, usage); else 1. */
@@ -110,8 +157,17 @@ export async function runCopy(
   }
   const platforms = flags.platform ? parsePlatforms(flags.platform) : undefined;
   const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
-  const source = parseRef(src, 'source', 'latest', note);
-  const targets = resolveTargets(source, dsts, note);
+  const { store, layouts } = openStores(client, out, flags.debug);
+  let source: Reference;
+  let targets: Reference[];
+  try {
+    source = await resolveLayoutSource(parseRef(src, 'source', 'latest', note), layouts);
+    targets = resolveTargets(source, dsts, note);
+    for (const t of targets) if (t.layout) await layouts.checkTarget(t);
+  } catch (err) {
+    await layouts.close(false);
+    throw err;
+  }
   let bytes = 0;
   let blobs = 0;
   const onEvent = (e: CopyEvent) => {
@@ -127,19 +183,22 @@ export async function runCopy(
       );
     }
   };
+  let result: ImageResult;
   const audit = await openAuditLog(
     flags.auditLog,
     client,
     targets.map((t) => t.registry),
-  );
-  let result: ImageResult;
+  ).catch(async (err) => {
+    await layouts.close(false);
+    throw err;
+  });
   try {
     out.status(`copying ${formatReference(source)}`);
     result = await copyImage(
       source,
       targets,
       {
-        store: client,
+        store,
         knowledge: new BlobKnowledge(),
         transfers: createLimiter(flags.concurrency),
         onEvent: allOf(onEvent, audit?.onEvent),
@@ -150,8 +209,11 @@ export async function runCopy(
         ...(flags.referrers === false ? {} : { referrers: { cosignTags: true } }),
       },
     );
+    if (!client.signal?.aborted) await recordBundle(layouts, [result], `regmirror ${VERSION}`);
   } finally {
     audit?.close();
+    // An archive target is written now, unless interrupted (its staging directory waits for the next run).
+    await closeLayouts(layouts, out, !client.signal?.aborted);
   }
   out.stop();
   const code = exitCodeFor([result]);

@@ -4,6 +4,7 @@
 import { loadGraph, totalSize } from '../../copy/graph.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import { discoverAtSource, type FoundReferrer } from '../../copy/referrers.js';
+import type { RegistryStore } from '../../copy/store.js';
 import { DigestMismatchError, NotFoundError, UsageError } from '../../errors.js';
 import { algorithmOf, digestOf } from '../../oci/digest.js';
 import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
@@ -14,6 +15,8 @@ import { readAll } from '../../registry/transport.js';
 import { formatBytes, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parsePlatforms, parseRef } from '../parse.js';
+import { openStores } from '../stores.js';
+import { resolveLayoutSource } from './copy.js';
 
 interface Node {
   digest: string;
@@ -124,6 +127,7 @@ export interface InspectFlags {
   raw?: boolean;
   config?: boolean;
   platform?: string;
+  debug?: boolean;
   /** Also show what refers to each manifest (signatures, SBOMs, attestations, cosign tags). */
   referrers?: boolean;
 }
@@ -132,14 +136,14 @@ export interface InspectFlags {
 const CONFIG_READ_LIMIT = 4 * 1024 * 1024;
 
 /** The manifest a reference names: HEAD first, so that a missing tag is a clear "not found". */
-async function resolveRoot(client: RegistryClient, ref: Reference): Promise<Manifest> {
-  const head = await client.manifestHead(ref);
+async function resolveRoot(store: RegistryStore, ref: Reference): Promise<Manifest> {
+  const head = await store.manifestHead(ref);
   if (!head) {
     throw new NotFoundError(`${describeSelector(ref)} not found`, {
       context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
     });
   }
-  return client.manifestGet(withDigest(ref, head.digest));
+  return store.manifestGet(withDigest(ref, head.digest));
 }
 
 /**
@@ -147,7 +151,7 @@ async function resolveRoot(client: RegistryClient, ref: Reference): Promise<Mani
  * there is. An image manifest is its own answer (when it is of that platform, or none was asked).
  */
 async function platformManifest(
-  client: RegistryClient,
+  store: RegistryStore,
   ref: Reference,
   root: Manifest,
   wanted: Platform | undefined,
@@ -168,7 +172,27 @@ async function platformManifest(
         : `${formatReference(ref)} is an index of ${images.length} platforms (${available}); ${why} needs --platform OS/ARCH`,
     );
   }
-  return client.manifestGet(withDigest(ref, chosen.digest));
+  return store.manifestGet(withDigest(ref, chosen.digest));
+}
+
+/** Open the stores (registries and layouts), resolve the reference, run `fn`, close the layouts. */
+async function withSource<T>(
+  refText: string,
+  flags: { debug?: boolean },
+  client: RegistryClient,
+  out: Output,
+  fn: (ref: Reference, store: RegistryStore) => Promise<T>,
+): Promise<T> {
+  const { store, layouts } = openStores(client, out, flags.debug);
+  try {
+    const ref = await resolveLayoutSource(
+      parseRef(refText, 'reference', 'latest', (l) => out.info(l)),
+      layouts,
+    );
+    return await fn(ref, store);
+  } finally {
+    await layouts.close(false);
+  }
 }
 
 export async function runInspect(
@@ -179,15 +203,23 @@ export async function runInspect(
 ): Promise<number> {
   const given = [flags.json && '--json', flags.raw && '--raw'].filter(Boolean);
   if (given.length > 1) throw new UsageError(`${given.join(' and ')} ask for two outputs; give one`);
-  const ref = parseRef(refText, 'reference', 'latest', (line) => out.info(line));
   const wanted = flags.platform !== undefined ? parsePlatforms([flags.platform])[0] : undefined;
-  const root = await resolveRoot(client, ref);
+  return withSource(refText, flags, client, out, (ref, store) => inspect(ref, flags, wanted, store, out));
+}
 
+async function inspect(
+  ref: Reference,
+  flags: InspectFlags,
+  wanted: Platform | undefined,
+  store: RegistryStore,
+  out: Output,
+): Promise<number> {
+  const root = await resolveRoot(store, ref);
   if (flags.config) {
-    const image = await platformManifest(client, ref, root, wanted, '--config');
+    const image = await platformManifest(store, ref, root, wanted, '--config');
     if (image.kind !== 'image')
       throw new UsageError(`${formatReference(ref)}: no image manifest to read a config from`);
-    const bytes = await readBlob(client, ref, image.config.digest, image.config.size);
+    const bytes = await readBlob(store, ref, image.config.digest, image.config.size);
     if (flags.raw) out.resultBytes(bytes);
     else {
       let text = Buffer.from(bytes).toString('utf8');
@@ -201,19 +233,19 @@ export async function runInspect(
     return 0;
   }
 
-  const manifest = wanted ? await platformManifest(client, ref, root, wanted, '--platform') : root;
+  const manifest = wanted ? await platformManifest(store, ref, root, wanted, '--platform') : root;
   if (flags.raw) {
     // Byte for byte, no newline added: `| sha256sum` must give the digest.
     out.resultBytes(manifest.bytes);
     return 0;
   }
   const shown = manifest === root ? ref : withDigest(ref, manifest.digest);
-  const graph = await loadGraph(client, withDigest(shown, manifest.digest), manifest);
+  const graph = await loadGraph(store, withDigest(shown, manifest.digest), manifest);
   const tree = toNode(graph.root, graph.manifests);
   let found: FoundReferrer[] = [];
   if (flags.referrers) {
     const discovered = await discoverAtSource(
-      client,
+      store,
       new ReferrerRun(),
       shown,
       manifest.digest,
@@ -223,17 +255,14 @@ export async function runInspect(
     found = discovered.found;
     attachReferrers(tree, found);
   }
-  const through =
-    client.referrersApi(ref.registry) === true ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
+  const api = store.referrersApi?.(ref.registry) === true;
   if (flags.json) {
     out.result(
       JSON.stringify(
         {
           reference: formatReference(shown),
           ...tree,
-          ...(flags.referrers
-            ? { referrersFoundThrough: client.referrersApi(ref.registry) === true ? 'api' : 'tag-schema' }
-            : {}),
+          ...(flags.referrers ? { referrersFoundThrough: api ? 'api' : 'tag-schema' } : {}),
         },
         null,
         2,
@@ -249,6 +278,7 @@ export async function runInspect(
       `  ${plural(platforms, 'platform')}${attestations ? `, ${plural(attestations, 'attestation')}` : ''}; ${plural(graph.order.length, 'manifest')} in all`,
     );
     if (flags.referrers) {
+      const through = api ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
       lines.push(
         `  ${plural(found.length, 'referrer')} (← below what they refer to), found through ${through}`,
       );
@@ -259,16 +289,11 @@ export async function runInspect(
 }
 
 /** A small blob, whole, checked against its digest and size. */
-async function readBlob(
-  client: RegistryClient,
-  ref: Reference,
-  digest: string,
-  size: number,
-): Promise<Buffer> {
+async function readBlob(store: RegistryStore, ref: Reference, digest: string, size: number): Promise<Buffer> {
   if (size > CONFIG_READ_LIMIT) {
     throw new UsageError(`the config blob ${digest} is ${formatBytes(size)}; too large to print`);
   }
-  const body = await client.blobGet(ref, digest, size);
+  const body = await store.blobGet(ref, digest, size);
   const bytes = await readAll(body, CONFIG_READ_LIMIT);
   const actual = digestOf(bytes, algorithmOf(digest));
   if (actual !== digest || bytes.byteLength !== size) {
@@ -282,29 +307,24 @@ async function readBlob(
 /** regmirror digest REF: the digest a reference resolves to (one HEAD), or of one platform's manifest. */
 export async function runDigest(
   refText: string,
-  flags: { platform?: string },
+  flags: { platform?: string; debug?: boolean },
   client: RegistryClient,
   out: Output,
 ): Promise<number> {
-  const ref = parseRef(refText, 'reference', 'latest', (line) => out.info(line));
-  if (flags.platform === undefined) {
-    const head = await client.manifestHead(ref);
-    if (!head) {
-      throw new NotFoundError(`${describeSelector(ref)} not found`, {
-        context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
-      });
+  const wanted = flags.platform !== undefined ? parsePlatforms([flags.platform])[0] : undefined;
+  return withSource(refText, flags, client, out, async (ref, store) => {
+    if (wanted === undefined) {
+      const head = await store.manifestHead(ref);
+      if (!head) {
+        throw new NotFoundError(`${describeSelector(ref)} not found`, {
+          context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
+        });
+      }
+      out.result(head.digest);
+      return 0;
     }
-    out.result(head.digest);
+    const root = await resolveRoot(store, ref);
+    out.result((await platformManifest(store, ref, root, wanted, '--platform')).digest);
     return 0;
-  }
-  const root = await resolveRoot(client, ref);
-  const manifest = await platformManifest(
-    client,
-    ref,
-    root,
-    parsePlatforms([flags.platform])[0],
-    '--platform',
-  );
-  out.result(manifest.digest);
-  return 0;
+  });
 }

@@ -8,11 +8,13 @@ import type { RegistryClient } from '../../registry/client.js';
 import { plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRepo } from '../parse.js';
+import { openStores } from '../stores.js';
 
 export interface TagsFlags {
   json?: boolean;
   /** Tag rules as JSON, in the config's `tags` form. */
   filter?: string;
+  debug?: boolean;
 }
 
 export async function runTags(
@@ -24,7 +26,15 @@ export async function runTags(
   // Rules are checked before the registry is asked: a typo should not cost a tag list.
   const rules = flags.filter !== undefined ? parseTagRules(flags.filter, '--filter') : undefined;
   const repo = parseRepo(repoText, 'repository', (line) => out.info(line));
-  const all = await client.tagList(repo);
+  let all: string[];
+  if (repo.layout) {
+    // A whole layout lists every image name in it (what oci:PATH:NAME takes); a prefix, its tags.
+    const { layouts } = openStores(client, out, flags.debug);
+    await layouts.checkSource(repo);
+    all = repo.path === '' ? await layouts.names(repo) : await layouts.tagList(repo);
+  } else {
+    all = await client.tagList(repo);
+  }
   // Version order, as `latest: N` sees it: 1.9.0 before 1.10.0, versions after other tags.
   const tags = rules
     ? selectTags(all, rules)
@@ -33,10 +43,11 @@ export async function runTags(
     : [...all].sort(compareTags);
   if (flags.json) out.result(JSON.stringify({ repository: formatRepository(repo), tags }, null, 2));
   else if (tags.length > 0) out.result(tags.join('\n'));
+  const what = repo.layout && repo.path === '' ? 'image name' : 'tag';
   out.info(
     rules
-      ? `${plural(tags.length, 'tag')} of ${all.length} selected in ${formatRepository(repo)}`
-      : `${plural(tags.length, 'tag')} in ${formatRepository(repo)}`,
+      ? `${plural(tags.length, what)} of ${all.length} selected in ${formatRepository(repo)}`
+      : `${plural(tags.length, what)} in ${formatRepository(repo)}`,
   );
   return 0;
 }
