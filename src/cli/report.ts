@@ -15,6 +15,7 @@ const errorKindSchema = z.enum([
   'digest-mismatch',
   'network',
   'registry',
+  'immutable',
   'interrupted',
   'internal',
 ]);
@@ -30,6 +31,8 @@ export const targetResultSchema = z.strictObject({
   blobsExisting: z.number().int().nonnegative(),
   bytesUploaded: z.number().int().nonnegative(),
   manifestsPushed: z.number().int().nonnegative(),
+  repositoryCreated: z.boolean().optional(),
+  refusedBy: z.enum(['overwrite-never', 'immutable-tags']).optional(),
   error: z.string().optional(),
   errorKind: errorKindSchema.optional(),
 });

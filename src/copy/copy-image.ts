@@ -12,6 +12,7 @@ import {
   AuthError,
   errorKind,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NotFoundError,
@@ -203,6 +204,7 @@ async function copyInto(
         r.status = 'kept';
         r.tagAction = 'keep';
         r.digest = head.digest;
+        r.refusedBy = 'overwrite-never';
         return;
       }
       r.tagAction = !head ? 'create' : head.digest === wanted ? 'none' : 'move';
@@ -256,14 +258,39 @@ async function copyInto(
 
   const live = work.filter((w) => !w.failed);
   if (options.dryRun) {
-    planTransfers(live, graph, ctx);
+    // A plan says which repositories a sync would create (it asks; it does not create).
+    await Promise.all(
+      live.map(async (w) => {
+        try {
+          if ((await ctx.store.repositoryState?.(w.ref)) === 'missing') w.result.repositoryCreated = true;
+        } catch (err) {
+          if (isAbort(err)) throw err;
+          w.failed = err;
+          failTarget(w.result, err);
+        }
+      }),
+    );
+    planTransfers(
+      live.filter((w) => !w.failed),
+      graph,
+      ctx,
+    );
     return finish();
   }
   // Registries that need a repository before the first write (ECR) get it now, once per run.
   await Promise.all(
     live.map(async (w) => {
       try {
-        if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
+        if ((await ctx.store.ensureRepository?.(w.ref)) !== 'created') return;
+        w.result.repositoryCreated = true;
+        ctx.onEvent?.({
+          type: 'write',
+          action: 'repository-create',
+          source: sourceName,
+          registry: w.ref.registry,
+          repository: w.ref.path,
+          settings: ctx.store.repositorySettings?.(w.ref) ?? '',
+        });
       } catch (err) {
         if (isAbort(err)) throw err;
         w.failed = err;
@@ -274,7 +301,7 @@ async function copyInto(
   const ready = live.filter((w) => !w.failed);
   // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
   transferBlobs(source, ready, ctx);
-  await Promise.all(ready.map((w) => pushManifests(w, graph, ctx)));
+  await Promise.all(ready.map((w) => pushManifests(w, graph, ctx, overwrite)));
   return finish();
 }
 
@@ -613,7 +640,12 @@ async function transferClaimed(
 }
 
 /** Once a target's blobs are in: its manifests, children first, then the root under the tag. */
-async function pushManifests(w: TargetWork, graph: ManifestGraph, ctx: CopyContext): Promise<void> {
+async function pushManifests(
+  w: TargetWork,
+  graph: ManifestGraph,
+  ctx: CopyContext,
+  overwrite: OverwritePolicy,
+): Promise<void> {
   try {
     // allSettled first, so every transfer has finished before this target is judged.
     const settled = await Promise.allSettled(w.done.values());
@@ -622,7 +654,18 @@ async function pushManifests(w: TargetWork, graph: ManifestGraph, ctx: CopyConte
     for (const m of w.manifests) {
       const isRoot = m === graph.root;
       const selector = isRoot ? (w.ref.tag ?? m.digest) : m.digest;
-      const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+      let pushed: Digest;
+      try {
+        pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+      } catch (err) {
+        // The repository will not move the tag. With overwrite "never" that is what was wanted anyway.
+        if (!(err instanceof ImmutableTagError) || !isRoot || overwrite !== 'never') throw err;
+        w.result.status = 'kept';
+        w.result.tagAction = 'keep';
+        w.result.refusedBy = 'immutable-tags';
+        if (err.current !== undefined) w.result.digest = err.current as Digest;
+        return;
+      }
       if (pushed !== m.digest) {
         throw new RegmirrorError(`pushed manifest has digest ${pushed}, expected ${m.digest}`, {
           context: { registry: w.ref.registry, repository: w.ref.path, step: `manifest PUT ${selector}` },
@@ -660,5 +703,6 @@ async function pushManifests(w: TargetWork, graph: ManifestGraph, ctx: CopyConte
     w.result.status = 'failed';
     w.result.error = formatError(onSide(err, 'target'));
     w.result.errorKind = errorKind(err);
+    if (err instanceof ImmutableTagError) w.result.refusedBy = 'immutable-tags';
   }
 }

@@ -8,9 +8,11 @@ export type BlobAction = 'exists' | 'upload' | 'mount';
 /**
  * A change made on a target registry, emitted once the registry has confirmed it: what an audit log
  * records. `tag-move` carries the digest the tag pointed at before; `blob-mount` the repository the blob
- * was linked from.
+ * was linked from; `repository-create` (ECR) the settings the repository was created with.
  */
-export interface WriteEvent {
+export type WriteEvent = ContentWriteEvent | RepositoryCreateEvent;
+
+export interface ContentWriteEvent {
   type: 'write';
   action: 'blob-upload' | 'blob-mount' | 'manifest-put' | 'tag-create' | 'tag-move' | 'tag-rewrite';
   /** The source image this write is for. */
@@ -23,6 +25,17 @@ export interface WriteEvent {
   tag?: string;
   previousDigest?: Digest;
   from?: string;
+}
+
+export interface RepositoryCreateEvent {
+  type: 'write';
+  action: 'repository-create';
+  /** The source image whose copy created it. */
+  source: string;
+  registry: string;
+  repository: string;
+  /** What it was created with, in words ("immutable tags, scan on push, AES256 encryption"). */
+  settings: string;
 }
 
 export type CopyEvent =

@@ -9,6 +9,7 @@ import {
   DigestMismatchError,
   type ErrorContext,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NetworkError,
@@ -112,7 +113,8 @@ export class RegistryClient {
   readonly transport: Transport;
   readonly profiles: RegistryProfiles;
   private readonly auths = new Map<string, Authenticator>();
-  private readonly repositories = new Map<string, Promise<'exists' | 'created' | 'unmanaged'>>();
+  private readonly repositories = new Map<string, Promise<'exists' | 'created'>>();
+  private readonly repositoryStates = new Map<string, Promise<'exists' | 'missing'>>();
   private readonly options: ClientOptions;
   readonly retryPolicy: RetryPolicy;
 
@@ -255,8 +257,16 @@ export class RegistryClient {
     const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const detail = summary ? `: ${summary}` : '';
     switch (classifyStatus(res.status, { codes })) {
-      case 'not-found':
-        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, { context });
+      case 'not-found': {
+        // Registries that need a repository before the first push (ECR) say how to get one.
+        const hint = codes.includes('NAME_UNKNOWN')
+          ? this.profile(o.repo.registry).quirks.missingRepositoryHint
+          : undefined;
+        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, {
+          context,
+          ...(hint ? { hint } : {}),
+        });
+      }
       case 'denied':
         return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
           context,
@@ -349,9 +359,28 @@ export class RegistryClient {
       body: bytes,
     };
     const res = await this.call(o);
-    if (res.status !== 201 && res.status !== 200) throw await this.errorFor(res, o);
-    drain(res.body);
     const computed = digestOf(bytes);
+    if (res.status !== 201 && res.status !== 200) {
+      const err = await this.errorFor(res, o);
+      if (
+        err instanceof RegistryError &&
+        err.codes.includes('TAG_INVALID') &&
+        !isDigest(selector) &&
+        this.profile(repo.registry).quirks.tagImmutability
+      ) {
+        // An immutable tag (ECR) is refused even for the digest it already has: that is success. Any
+        // other digest means the tag would move, which the repository forbids.
+        const current = await this.manifestHead({ registry: repo.registry, path: repo.path, tag: selector });
+        if (current?.digest === computed) return computed;
+        throw new ImmutableTagError(selector, computed, current?.digest, {
+          context: { registry: repo.registry, repository: repo.path, step: o.step },
+          cause: err,
+          detail: err.message,
+        });
+      }
+      throw err;
+    }
+    drain(res.body);
     const reported = header(res.headers, 'docker-content-digest');
     if (reported && isDigest(reported) && algorithmOf(reported) === 'sha256' && reported !== computed) {
       throw new DigestMismatchError(computed, reported, {
@@ -599,19 +628,43 @@ export class RegistryClient {
 
   /**
    * Make sure a target repository exists before the first write, on registries whose profile creates
-   * repositories (ECR with createRepositories). Once per repository per run; "unmanaged" elsewhere.
+   * repositories (ECR with createRepositories). Once per repository per run: "created" is answered to the
+   * first caller only (the one that reports and logs it), "exists" to the others; "unmanaged" elsewhere.
    */
   ensureRepository(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'> {
+    const manager = this.profile(repo.registry).repositories;
+    if (!manager?.manages(repo.path)) return Promise.resolve('unmanaged');
     const key = `${repo.registry}/${repo.path}`;
-    let p = this.repositories.get(key);
+    const known = this.repositories.get(key);
+    if (known) return known.then((r) => (r === 'created' ? 'exists' : r));
+    const p = manager.ensure(repo.path, this.signal);
+    // A failure is not remembered: the next image tries again (the permission may have been granted).
+    p.catch(() => this.repositories.delete(key));
+    this.repositories.set(key, p);
+    return p;
+  }
+
+  /**
+   * Whether a target repository that this run would create exists, without creating it (plan, auth
+   * check); "unmanaged" where the profile creates no repositories. Asked once per repository per run.
+   */
+  repositoryState(repo: Repository): Promise<'exists' | 'missing' | 'unmanaged'> {
+    const manager = this.profile(repo.registry).repositories;
+    if (!manager?.manages(repo.path)) return Promise.resolve('unmanaged');
+    const key = `${repo.registry}/${repo.path}`;
+    let p = this.repositoryStates.get(key);
     if (!p) {
-      const manager = this.profile(repo.registry).repositories;
-      p = manager ? manager.ensure(repo.path, this.signal) : Promise.resolve('unmanaged' as const);
-      // A failure is not remembered: the next image tries again (the permission may have been granted).
-      p.catch(() => this.repositories.delete(key));
-      this.repositories.set(key, p);
+      p = manager.exists(repo.path, this.signal).then((yes) => (yes ? 'exists' : 'missing'));
+      p.catch(() => this.repositoryStates.delete(key));
+      this.repositoryStates.set(key, p);
     }
     return p;
+  }
+
+  /** What a repository this run would create is created with, in words; undefined when it creates none. */
+  repositorySettings(repo: Repository): string | undefined {
+    const manager = this.profile(repo.registry).repositories;
+    return manager?.manages(repo.path) ? manager.describeSettings(repo.path) : undefined;
   }
 
   /** Whether pull is granted: the first page of the tag list (reads nothing else). */

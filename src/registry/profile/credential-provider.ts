@@ -80,7 +80,12 @@ export function expiringProvider(
         );
       }
       const got = await cached.value;
-      return got ? { credential: got.credential, source: got.source } : undefined;
+      if (!got) return undefined;
+      return {
+        credential: got.credential,
+        source: got.source,
+        ...(got.expiresAt !== undefined ? { expiresAt: got.expiresAt } : {}),
+      };
     },
     renew() {
       cached = undefined;
