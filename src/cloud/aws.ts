@@ -32,6 +32,15 @@ export function vendorSettings(ctx: VendorContext): VendorSettings {
   return (ctx.settings.vendor ?? {}) as VendorSettings;
 }
 
+/**
+ * Before an SDK client is made: the SDK warns on stderr, once per process, that its releases after January
+ * 2027 will need Node 22. That is advice for whoever upgrades the dependency, not for someone mirroring
+ * images; regmirror runs on Node 20 with the SDK it ships. A user who sets the variable keeps their choice.
+ */
+export function quietSdkNodeWarning(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 /** Where the AWS credentials come from: the SDK default chain, or a named profile, maybe then a role. */
 export interface AwsIdentityConfig {
   profile?: string | undefined;
@@ -182,7 +191,7 @@ export interface TokenFetch {
 /** A renewable registry credential from an authorization-token API, renewed before it expires. */
 export function tokenProvider(t: TokenFetch): CredentialProvider & { missing(): string | undefined } {
   let missing: string | undefined;
-  const context: ErrorContext = { registry: t.registry, step: t.action };
+  const context: ErrorContext = { registry: t.registry, step: 'authorization token' };
   const provider = expiringProvider(async (signal): Promise<ExpiringCredential | undefined> => {
     let answer: Awaited<ReturnType<TokenFetch['fetch']>>;
     try {

@@ -27,6 +27,7 @@ import {
   CreationRules,
   describeIdentity,
   once,
+  quietSdkNodeWarning,
   tokenProvider,
   unsupportedSetting,
   vendorSettings,
@@ -72,6 +73,7 @@ function publicRegistry(ctx: VendorContext): PublicRegistry {
     configured: configured !== undefined,
     client() {
       client ??= (async () => {
+        quietSdkNodeWarning();
         const { ECRPUBLICClient } = await import('@aws-sdk/client-ecr-public');
         const credentials = await awsCredentials(identity, ECR_PUBLIC_REGION);
         return new ECRPUBLICClient({
@@ -91,7 +93,7 @@ function publicTokenProvider(r: PublicRegistry): CredentialProvider {
   const identity = describeIdentity(r.identity);
   return tokenProvider({
     // ECR Public's token also needs sts:GetServiceBearerToken: both are named when it is refused.
-    action: 'ecr-public:GetAuthorizationToken (with sts:GetServiceBearerToken)',
+    action: 'ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken',
     registry: r.registry,
     identity,
     source: `ECR Public token from GetAuthorizationToken (${ECR_PUBLIC_REGION}; AWS credentials from ${identity})`,

@@ -27,6 +27,7 @@ import {
   CreationRules,
   describeIdentity,
   once,
+  quietSdkNodeWarning,
   tokenProvider,
   unsupportedSetting,
   vendorSettings,
@@ -81,6 +82,7 @@ function ecrRegistry(ctx: VendorContext): EcrRegistry {
     identity,
     client() {
       client ??= (async () => {
+        quietSdkNodeWarning();
         const { ECRClient } = await import('@aws-sdk/client-ecr');
         const credentials = await awsCredentials(identity, region);
         return new ECRClient({

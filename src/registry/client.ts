@@ -375,7 +375,8 @@ export class RegistryClient {
         throw new ImmutableTagError(selector, computed, current?.digest, {
           context: { registry: repo.registry, repository: repo.path, step: o.step },
           cause: err,
-          detail: err.message,
+          // The registry's own words ("TAG_INVALID: The image tag ... is immutable"), not a generic status.
+          detail: err.message.replace(/^registry answered HTTP \d+: /, ''),
         });
       }
       throw err;

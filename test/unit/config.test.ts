@@ -219,7 +219,10 @@ describe('loadConfig: invalid content', () => {
       message,
       /registries\["public\.ecr\.aws"\]\.credentials\.ecrpublic: unknown credentials source "ecrpublic" \(did you mean "ecrPublic"\?\)/,
     );
-    assert.match(message, /registries\["gcr\.io"\]\.credentials\.gcloud: unknown credentials source "gcloud"; expected/);
+    assert.match(
+      message,
+      /registries\["gcr\.io"\]\.credentials\.gcloud: unknown credentials source "gcloud"; expected/,
+    );
   });
 
   it('refuses a secret where an environment variable name belongs', async () => {

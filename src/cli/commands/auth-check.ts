@@ -50,17 +50,16 @@ export async function runAuthCheck(
     const checks: Check[] = await Promise.all(
       [...wanted.values()].map(async ({ repo, access }) => {
         const auth = client.authenticator(repo.registry);
-        let credentials = 'none (anonymous)';
         const check: Check = {
           registry: repo.registry,
           repository: repo.path,
           access,
-          credentials,
+          // Credentials an API issues (an ECR token) can fail to come: the column says so, the error why.
+          credentials: 'could not be obtained',
           ok: false,
         };
         try {
-          credentials = await auth.describeCredentialSource();
-          check.credentials = credentials;
+          check.credentials = await auth.describeCredentialSource();
           const found = await client.profile(repo.registry).credentials.get(session.signal);
           if (found?.expiresAt !== undefined) {
             check.token = { expiresAt: new Date(found.expiresAt).toISOString() };
