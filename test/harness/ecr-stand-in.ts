@@ -219,6 +219,7 @@ export function verifySigV4(
   req: { method: string; url: string; headers: IncomingHttpHeaders },
   body: Buffer,
   secretAccessKey: string,
+  now: number = Date.now(),
 ): { auth: ParsedAuthorization; valid: boolean; why?: string } | undefined {
   const auth = parseSigV4(req.headers.authorization);
   if (!auth) return undefined;
@@ -228,7 +229,7 @@ export function verifySigV4(
   const signedAt = Date.parse(
     `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
   );
-  if (!Number.isFinite(signedAt) || Math.abs(Date.now() - signedAt) > 15 * 60_000) {
+  if (!Number.isFinite(signedAt) || Math.abs(now - signedAt) > 15 * 60_000) {
     return { auth, valid: false, why: 'signed more than 15 minutes away from now' };
   }
   const url = new URL(req.url, 'http://stand-in.invalid');
