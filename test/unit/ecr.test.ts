@@ -5,6 +5,7 @@
 // against AWS's own test vector.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { buildProfiles } from '../../src/cli/runtime.js';
 import { awsFailure, decodeAuthorizationToken, tokenProvider } from '../../src/cloud/aws.js';
@@ -15,13 +16,7 @@ import { type ResolvedConfig, resolveConfig } from '../../src/config/resolve.js'
 import { type CopyContext, copyImage, type OverwritePolicy } from '../../src/copy/copy-image.js';
 import type { CopyEvent } from '../../src/copy/events.js';
 import { BlobKnowledge } from '../../src/copy/knowledge.js';
-import {
-  AuthError,
-  ConfigError,
-  NetworkError,
-  PermissionError,
-  RegistryError,
-} from '../../src/errors.js';
+import { AuthError, ConfigError, NetworkError, PermissionError, RegistryError } from '../../src/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/reference/reference.js';
@@ -494,4 +489,43 @@ describe("the stand-in's SigV4 verifier", () => {
     assert.equal(verifySigV4(vanilla, Buffer.from('{}'), secret, at)?.valid, false);
     assert.equal(verifySigV4(vanilla, Buffer.alloc(0), secret, at + 20 * 60_000)?.valid, false);
   });
+});
+
+describe('docs/registries.md, ECR sections', () => {
+  const doc = readFileSync(new URL('../../docs/registries.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## ECR Public\n'), doc.indexOf('## Docker Hub\n'));
+  const blocks = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
+
+  it('has its configs and IAM policies', () => {
+    assert.ok(blocks.length >= 8, `found ${blocks.length}`);
+  });
+
+  for (const [i, text] of blocks.entries()) {
+    it(`example ${i + 1} is valid: a policy, a config, or a registry entry that builds its profile`, () => {
+      // A registry entry shown alone ("host": { ... }) is checked inside a config.
+      const parsed = JSON.parse(text.startsWith('"') ? `{ "registries": { ${text} } }` : text) as Record<
+        string,
+        unknown
+      >;
+      if ('Version' in parsed) {
+        const statements = parsed.Statement as { Effect: string; Action: string[]; Resource: string }[];
+        assert.ok(statements.length > 0);
+        for (const st of statements) {
+          assert.equal(st.Effect, 'Allow');
+          for (const action of st.Action) assert.match(action, /^(ecr|ecr-public|sts):[A-Z][A-Za-z]+$/);
+        }
+        return;
+      }
+      const config = {
+        mirrors: [{ source: 'quay.io/acme/x', targets: ['registry.example/acme/x'] }],
+        ...parsed,
+      };
+      const p = buildProfiles({
+        flags: {},
+        env: {},
+        config: resolveConfig(validateConfig(config, `docs example ${i + 1}`), { baseDir: '/' }),
+      });
+      for (const host of Object.keys((parsed.registries as object | undefined) ?? {})) p.for(host);
+    });
+  }
 });

@@ -45,7 +45,7 @@ export function exitCodeFor(results: ImageResult[]): number {
 export function describeTarget(t: ImageResult['targets'][number]): string {
   switch (t.status) {
     case 'kept':
-      return `~ ${t.target} kept: the tag points at ${t.digest} (overwrite "never")`;
+      return `~ ${t.target} kept: the tag points at ${t.digest} (${t.refusedBy === 'immutable-tags' ? "the repository's immutable tags" : 'overwrite "never"'})`;
     case 'planned':
       return `+ ${t.target} would ${t.tagAction === 'move' ? `move the tag from ${t.previousDigest}` : 'create the tag'}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests`;
     case 'up-to-date':
