@@ -37,12 +37,22 @@ export interface StaticAwsCredentials {
   secretAccessKey: string;
 }
 
+/**
+ * The keys the API accepts: access key ID → secret (and session token, for temporary credentials that
+ * STS handed out). Share one between stand-ins so that credentials from one's STS work at the other.
+ */
+export type Keyring = Map<string, { secretAccessKey: string; sessionToken?: string }>;
+
+export function keyringOf(...credentials: StaticAwsCredentials[]): Keyring {
+  return new Map(credentials.map((c) => [c.accessKeyId, { secretAccessKey: c.secretAccessKey }]));
+}
+
 export interface EcrStandInOptions {
   flavour: Flavour;
   /** The registry holding the content (distribution, or a proxy in front of one). */
   upstreamUrl: string;
-  /** The credentials the API accepts. */
-  credentials: StaticAwsCredentials;
+  /** The keys the API accepts (its STS adds the temporary ones it issues). */
+  keyring: Keyring;
   /** Default 123456789012. */
   accountId?: string;
   /** ECR: the registry's region (default eu-west-1). ECR Public's API is in us-east-1 whatever this says. */
@@ -56,14 +66,16 @@ export interface EcrStandInOptions {
 export interface ApiCall {
   /** "GetAuthorizationToken", "CreateRepository"... */
   operation: string;
-  /** The X-Amz-Target prefix: which API was spoken to. */
-  api: 'AmazonEC2ContainerRegistry_V20150921' | 'SpencerFrontendService' | string;
+  /** The X-Amz-Target prefix, or "sts" for STS (form-encoded): which API was spoken to. */
+  api: 'AmazonEC2ContainerRegistry_V20150921' | 'SpencerFrontendService' | 'sts' | string;
   /** What the SigV4 credential scope said. */
   service: string;
   region: string;
   accessKeyId: string;
-  /** The signature was recomputed and matched. */
+  /** The signature was recomputed and matched (STS AssumeRoleWithWebIdentity is not signed: false). */
   signatureValid: boolean;
+  /** Signed with temporary credentials (with the x-amz-security-token that STS issued with them). */
+  temporary: boolean;
   input: Record<string, unknown>;
   status: number;
   /** The error's __type when the call failed. */
@@ -118,7 +130,7 @@ export interface EcrStandIn {
   registryRequests: RegistryRecord[];
   refusals: Refusal[];
   repositories: Map<string, StandInRepository>;
-  /** Every secret handed out (authorization tokens, registry passwords, bearer tokens), for leak tests. */
+  /** Every secret handed out (authorization tokens, registry passwords, bearer tokens, STS keys), for leak tests. */
   issued: string[];
   /** IAM actions to refuse with AccessDeniedException, e.g. "ecr-public:CreateRepository". */
   deny: Set<string>;
@@ -464,6 +476,74 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
     res.end(bytes);
   }
 
+  /**
+   * STS (query protocol, XML answers), reached through AWS_ENDPOINT_URL_STS: AssumeRole (signed, for a
+   * configured roleArn) and AssumeRoleWithWebIdentity (not signed: the OIDC token is the credential, as
+   * in GitHub Actions). The temporary keys go into the keyring.
+   */
+  function sts(
+    res: ServerResponse,
+    body: Buffer,
+    verified: ReturnType<typeof verifySigV4>,
+    call: ApiCall,
+  ): boolean {
+    const form = new URLSearchParams(body.toString('utf8'));
+    const action = form.get('Action') ?? '';
+    call.api = 'sts';
+    call.operation = action;
+    call.input = { RoleArn: form.get('RoleArn'), RoleSessionName: form.get('RoleSessionName') };
+    const xml = (status: number, text: string) => {
+      call.status = status;
+      res.writeHead(status, {
+        'content-type': 'text/xml',
+        'content-length': String(Buffer.byteLength(text)),
+      });
+      res.end(text);
+    };
+    const fail = (status: number, code: string, message: string): boolean => {
+      call.error = code;
+      xml(
+        status,
+        `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
+      );
+      return false;
+    };
+    if (action === 'AssumeRole') {
+      if (!call.signatureValid || verified?.auth.service !== 'sts') {
+        return fail(403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match');
+      }
+    } else if (action === 'AssumeRoleWithWebIdentity') {
+      if (!form.get('WebIdentityToken')) return fail(400, 'InvalidIdentityToken', 'no web identity token');
+    } else {
+      return fail(400, 'InvalidAction', `unknown action ${action}`);
+    }
+    if (deny.has(`sts:${action}`))
+      return fail(403, 'AccessDenied', `not authorized to perform: sts:${action}`);
+    const key = {
+      accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(30).toString('base64'),
+      sessionToken: randomBytes(48).toString('base64'),
+    };
+    options.keyring.set(key.accessKeyId, {
+      secretAccessKey: key.secretAccessKey,
+      sessionToken: key.sessionToken,
+    });
+    issued.push(key.secretAccessKey, key.sessionToken);
+    const role = form.get('RoleArn') ?? '';
+    const session = form.get('RoleSessionName') ?? 'session';
+    const expiration = new Date(Date.now() + 3600_000).toISOString();
+    xml(
+      200,
+      `<${action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><${action}Result>` +
+        `<Credentials><AccessKeyId>${key.accessKeyId}</AccessKeyId><SecretAccessKey>${key.secretAccessKey}</SecretAccessKey>` +
+        `<SessionToken>${key.sessionToken}</SessionToken><Expiration>${expiration}</Expiration></Credentials>` +
+        `<AssumedRoleUser><AssumedRoleId>AROAREGMIRRORTEST:${session}</AssumedRoleId>` +
+        `<Arn>${role.replace(':iam::', ':sts::').replace(':role/', ':assumed-role/')}/${session}</Arn></AssumedRoleUser>` +
+        `</${action}Result><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></${action}Response>`,
+    );
+    return true;
+  }
+
   const api = createServer((req, res) => {
     void (async () => {
       const body = await readBody(req, MAX_API_BODY);
@@ -471,48 +551,54 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
       const dot = target.indexOf('.');
       const apiName = dot > 0 ? target.slice(0, dot) : target;
       const operation = dot > 0 ? target.slice(dot + 1) : '';
-      let input: Record<string, unknown> = {};
-      try {
-        input = body.length > 0 ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {};
-      } catch {
-        apiAnswer(
-          res,
-          400,
-          { __type: 'SerializationException', message: 'body is not JSON' },
-          'SerializationException',
-        );
-        return;
-      }
+      const key = options.keyring.get(parseSigV4(req.headers.authorization)?.accessKeyId ?? '');
       const verified = verifySigV4(
         { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers },
         body,
-        options.credentials.secretAccessKey,
+        key?.secretAccessKey ?? '',
       );
+      const token = req.headers['x-amz-security-token'];
       const call: ApiCall = {
         operation,
         api: apiName,
         service: verified?.auth.service ?? '',
         region: verified?.auth.region ?? '',
         accessKeyId: verified?.auth.accessKeyId ?? '',
-        signatureValid: verified?.valid ?? false,
-        input,
+        // Temporary credentials are only good with their session token, signed along.
+        signatureValid:
+          (verified?.valid ?? false) &&
+          (key?.sessionToken === undefined ||
+            (token === key.sessionToken &&
+              verified?.auth.signedHeaders.includes('x-amz-security-token') === true)),
+        temporary: key?.sessionToken !== undefined,
+        input: {},
         status: 0,
       };
       calls.push(call);
+      if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+        sts(res, body, verified, call);
+        return;
+      }
       const fail = (status: number, type: string, message: string) => {
         call.status = status;
         call.error = type;
         apiAnswer(res, status, { __type: type, message }, type);
       };
+      try {
+        call.input = body.length > 0 ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {};
+      } catch {
+        return fail(400, 'SerializationException', 'body is not JSON');
+      }
+      const input = call.input;
       if (!verified) return fail(400, 'MissingAuthenticationTokenException', 'Missing Authentication Token');
-      if (verified.auth.accessKeyId !== options.credentials.accessKeyId) {
+      if (!key) {
         return fail(
           400,
           'UnrecognizedClientException',
           'The security token included in the request is invalid.',
         );
       }
-      if (!verified.valid) {
+      if (!call.signatureValid) {
         return fail(
           400,
           'InvalidSignatureException',

@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { syncReportSchema } from '../../src/cli/report.js';
-import { type EcrStandIn, type Refusal, startEcrStandIn } from '../harness/ecr-stand-in.js';
+import { type EcrStandIn, keyringOf, type Refusal, startEcrStandIn } from '../harness/ecr-stand-in.js';
 import { type CliResult, runCli } from '../harness/fixture.js';
 import { type RegistryProxy, startProxy } from '../harness/proxy.js';
 import { type Registry, startRegistry } from '../harness/registry.js';
@@ -28,6 +28,16 @@ const CREDS = {
   secretAccessKey: 'regmirror+TestSecret/0123456789abcdefghijklm',
 };
 const ACCOUNT = '123456789012';
+/** A second identity, found only in a named profile of the shared credentials file. */
+const RELEASE = {
+  accessKeyId: 'AKIAREGMIRRORRELEASE',
+  secretAccessKey: 'release+Secret/abcdefghijklmnopqrstuvwxyz0123',
+};
+/** What GitHub Actions' OIDC provider would hand over (the stand-in's STS takes any). */
+const OIDC_TOKEN =
+  'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUvYXBwOnJlZjpyZWZzL3RhZ3MvdjEifQ.c2lnbmF0dXJlLWZvci10ZXN0';
+/** The keys both APIs accept; their STS adds the temporary ones it issues. */
+const keyring = keyringOf(CREDS);
 const REGION = 'eu-west-1';
 const ALIAS = 'regmirror-test';
 const MIB = 1024 * 1024;
@@ -143,11 +153,11 @@ before(async () => {
     startProxy(publicUpstream.url, { redirectBlobGets: true }),
   ]);
   [ecr, pub] = await Promise.all([
-    startEcrStandIn({ flavour: 'ecr', upstreamUrl: ecrProxy.url, credentials: CREDS, region: REGION }),
+    startEcrStandIn({ flavour: 'ecr', upstreamUrl: ecrProxy.url, keyring, region: REGION }),
     startEcrStandIn({
       flavour: 'ecr-public',
       upstreamUrl: publicProxy.url,
-      credentials: CREDS,
+      keyring,
       alias: ALIAS,
     }),
   ]);
@@ -722,11 +732,102 @@ describe('ECR as a source: blob GETs redirected to storage', () => {
   });
 });
 
+describe('AWS identities: a role, web identity (GitHub Actions OIDC), a named profile', () => {
+  const ROLE = `arn:aws:iam::${ACCOUNT}:role/mirror-push`;
+  const target = () => ({
+    source: `${source.host}/org/worker`,
+    targets: [`${ecr.registryHost}/mirror/worker`, `${pub.registryHost}/${ALIAS}/worker`],
+  });
+
+  test("roleArn: AssumeRole with the credentials found, then ECR with the role's temporary credentials", async () => {
+    resetAll();
+    const file = await config('role.json', {
+      registries: {
+        [ecr.registryHost]: { credentials: { ecr: { region: REGION, registryId: ACCOUNT, roleArn: ROLE } } },
+        [pub.registryHost]: { credentials: { ecrPublic: { roleArn: ROLE } } },
+      },
+      mirrors: [target()],
+    });
+    const res = await cli(['sync', '--config', file, '--json'], {
+      AWS_ENDPOINT_URL_STS: ecr.apiUrl,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(report(res).summary.upToDate, 2);
+    const assumed = ecr.calls.filter((c) => c.api === 'sts');
+    assert.ok(assumed.length >= 1);
+    for (const c of assumed) {
+      assert.deepEqual(
+        [c.operation, c.service, c.accessKeyId, c.signatureValid],
+        ['AssumeRole', 'sts', CREDS.accessKeyId, true],
+      );
+      assert.equal(c.input.RoleArn, ROLE);
+    }
+    for (const stand of [ecr, pub]) {
+      const token = apiCalls(stand, 'GetAuthorizationToken');
+      assert.equal(token.length, 1);
+      assert.ok(
+        token[0]!.temporary && token[0]!.signatureValid,
+        `${stand.flavour}: signed with the role's session`,
+      );
+      assert.match(token[0]!.accessKeyId, /^ASIA/);
+    }
+  });
+
+  test('web identity, as GitHub Actions OIDC provides it: AssumeRoleWithWebIdentity, then ECR Public', async () => {
+    resetAll();
+    const tokenFile = join(dir, 'oidc-token');
+    await writeFile(tokenFile, OIDC_TOKEN);
+    const file = await config('oidc.json', {
+      registries: { [pub.registryHost]: { credentials: { ecrPublic: {} } } },
+      mirrors: [{ source: `${source.host}/org/worker`, targets: [`${pub.registryHost}/${ALIAS}/worker`] }],
+    });
+    const res = await cli(['auth', 'check', '--config', file, '--json'], {
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_ROLE_ARN: ROLE,
+      AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+      AWS_ENDPOINT_URL_STS: pub.apiUrl,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    const [web, ...rest] = pub.calls;
+    assert.deepEqual(
+      [web!.api, web!.operation, web!.input.RoleArn],
+      ['sts', 'AssumeRoleWithWebIdentity', ROLE],
+    );
+    const token = rest.find((c) => c.operation === 'GetAuthorizationToken')!;
+    assert.ok(token.temporary && token.signatureValid);
+    assert.deepEqual([token.service, token.region], ['ecr-public', 'us-east-1']);
+  });
+
+  test("profile: the named profile's credentials, not the environment's", async () => {
+    resetAll();
+    keyring.set(RELEASE.accessKeyId, { secretAccessKey: RELEASE.secretAccessKey });
+    const credentialsFile = join(dir, 'aws-credentials');
+    await writeFile(
+      credentialsFile,
+      `[release]\naws_access_key_id = ${RELEASE.accessKeyId}\naws_secret_access_key = ${RELEASE.secretAccessKey}\n`,
+    );
+    const file = await config('profile.json', {
+      registries: { [pub.registryHost]: { credentials: { ecrPublic: { profile: 'release' } } } },
+      mirrors: [{ source: `${source.host}/org/worker`, targets: [`${pub.registryHost}/${ALIAS}/worker`] }],
+    });
+    const res = await cli(['auth', 'check', '--config', file, '--json'], {
+      AWS_SHARED_CREDENTIALS_FILE: credentialsFile,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(
+      pub.calls.length > 0 &&
+        pub.calls.every((c) => c.accessKeyId === RELEASE.accessKeyId && c.signatureValid),
+    );
+    assert.match(res.stdout, /AWS credentials from AWS profile release/);
+  });
+});
+
 test('no token, password or AWS secret appears in any output, report, audit log or --debug trace', async () => {
   const debug = await cli(['sync', '--config', await config('never.json', estate('never')), '--debug']);
   assert.equal(debug.code, 0, debug.stderr);
   assert.match(debug.stderr, /HEAD .*\/manifests\//, 'the trace is on');
-  const secrets = [...ecr.issued, ...pub.issued, CREDS.secretAccessKey];
+  const secrets = [...ecr.issued, ...pub.issued, CREDS.secretAccessKey, RELEASE.secretAccessKey, OIDC_TOKEN];
   assert.ok(secrets.length > 10);
   const all = printed.join('\n');
   for (const secret of secrets) assert.ok(!all.includes(secret), 'a secret was printed');
