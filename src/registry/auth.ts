@@ -172,6 +172,11 @@ export class Authenticator {
     return (await this.found()) !== undefined;
   }
 
+  /** Why there is no credential, when its provider can say (no AWS credentials for an ECR token). */
+  async whyNoCredential(): Promise<string | undefined> {
+    return (await this.found()) === undefined ? this.credentials.missing?.() : undefined;
+  }
+
   private async token(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const now = Date.now();
     this.tokens = this.tokens.filter((t) => t.renewAt > now);

@@ -229,9 +229,12 @@ export class RegistryClient {
     const source = await auth.describeCredentialSource();
     const insufficient = /insufficient_scope/.test(www ?? '');
     if (!hasCredential) {
+      const why = await auth.whyNoCredential();
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
-        hint: 'log in with docker login, or configure credentials for this registry',
+        hint: why
+          ? `${why}; give AWS credentials, log in with docker login, or configure credentials for this registry`
+          : 'log in with docker login, or configure credentials for this registry',
       });
     }
     if (insufficient || sent?.startsWith('Bearer ')) {
@@ -267,11 +270,18 @@ export class RegistryClient {
           ...(hint ? { hint } : {}),
         });
       }
-      case 'denied':
+      case 'denied': {
+        // Refused to anonymous access: say why there were no credentials, when the provider knows.
+        const why = await this.authenticator(o.repo.registry)
+          .whyNoCredential()
+          .catch(() => undefined);
         return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
           context,
-          hint: 'check that this account may pull/push this repository',
+          hint: why
+            ? `${why}; give AWS credentials, or log in with docker login`
+            : 'check that this account may pull/push this repository',
         });
+      }
       default:
         return new RegistryError(`registry answered HTTP ${res.status}${detail}`, {
           context,

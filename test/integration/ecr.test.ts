@@ -456,7 +456,7 @@ describe('tokens that expire mid-run', () => {
     };
   }
 
-  test('5-second tokens are renewed (before they expire, or when refused) and the sync completes', async () => {
+  test('5-second tokens are renewed (before they expire, or when refused) and the sync completes', async (t) => {
     ecr.setTokenLifetime(5);
     pub.setTokenLifetime(5);
     ecrProxy.settings.fault = slow;
@@ -472,7 +472,12 @@ describe('tokens that expire mid-run', () => {
       ecr.setTokenLifetime(12 * 3600);
       pub.setTokenLifetime(12 * 3600);
     }
-    assert.ok(Date.now() - started > 6000, 'the run outlived a token');
+    const took = Date.now() - started;
+    assert.ok(took > 6000, 'the run outlived a token');
+    t.diagnostic(
+      `run ${took} ms; GetAuthorizationToken ecr ${apiCalls(ecr, 'GetAuthorizationToken').length}, public ${apiCalls(pub, 'GetAuthorizationToken').length}; ` +
+        `expired tokens refused: ecr ${refusalsOf(ecr, 'expired-token').length}, public ${refusalsOf(pub, 'expired-token').length}`,
+    );
     for (const stand of [ecr, pub]) {
       assert.ok(
         apiCalls(stand, 'GetAuthorizationToken').length >= 2,
@@ -484,7 +489,7 @@ describe('tokens that expire mid-run', () => {
     await skopeoPullAll(`${ecr.registryHost}/expiry/big:1.0.0`, awsCreds(ecr));
   });
 
-  test('tokens revoked mid-upload (403 DENIED, a refused token endpoint) are fetched again', async () => {
+  test('tokens revoked mid-upload (403 DENIED, a refused token endpoint) are fetched again', async (t) => {
     let revoked = false;
     ecrProxy.settings.fault = (req) => {
       // Once the first chunk has gone through, every token issued so far stops working.
@@ -508,6 +513,10 @@ describe('tokens that expire mid-run', () => {
       publicProxy.settings.fault = undefined;
     }
     assert.ok(revoked);
+    t.diagnostic(
+      `GetAuthorizationToken ecr ${apiCalls(ecr, 'GetAuthorizationToken').length}, public ${apiCalls(pub, 'GetAuthorizationToken').length}; ` +
+        `revoked tokens refused: ecr ${refusalsOf(ecr, 'expired-token').length}, public ${refusalsOf(pub, 'expired-token').length}`,
+    );
     for (const stand of [ecr, pub]) {
       assert.ok(refusalsOf(stand, 'expired-token').length >= 1, `${stand.flavour} refused an expired token`);
       assert.ok(
@@ -661,6 +670,45 @@ describe('IAM permissions and AWS credentials', () => {
     assert.match(res.stderr, /no AWS credentials for ecr:GetAuthorizationToken/);
     assert.match(res.stderr, /AWS_PROFILE or a profile in the config/);
     assert.deepEqual(ecr.calls, []);
+  });
+});
+
+describe('ECR Public without any AWS credentials', () => {
+  const noAws = { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };
+
+  test('is read anonymously (a source), and a push says that AWS credentials are missing', async () => {
+    resetAll();
+    const file = await config('anonymous-public.json', {
+      registries: { [pub.registryHost]: { type: 'ecr-public' } },
+      mirrors: [
+        { source: `${pub.registryHost}/${ALIAS}/worker`, targets: [`${source.host}/from-public/worker`] },
+      ],
+    });
+    const copied = await cli(['sync', '--config', file, '--json'], noAws);
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.equal(report(copied).summary.copied, 1);
+    assert.ok(pub.registryRequests.every((q) => q.method === 'GET' || q.method === 'HEAD'));
+    assert.deepEqual(
+      apiCalls(pub, 'GetAuthorizationToken'),
+      [],
+      'no AWS credentials: the API was not called',
+    );
+
+    const push = await cli(
+      [
+        'copy',
+        '--config',
+        file,
+        `${source.host}/org/worker:2.0.0`,
+        `${pub.registryHost}/${ALIAS}/worker-anonymous`,
+      ],
+      noAws,
+    );
+    assert.equal(push.code, 2, push.stderr);
+    assert.match(
+      push.stderr,
+      /no AWS credentials for ecr-public:GetAuthorizationToken .*; give AWS credentials/,
+    );
   });
 });
 

@@ -120,5 +120,12 @@ export function firstOf(providers: readonly CredentialProvider[]): CredentialPro
     get renewable() {
       return answered?.renewable ?? false;
     },
+    missing() {
+      for (const p of providers) {
+        const why = p.missing?.();
+        if (why) return why;
+      }
+      return undefined;
+    },
   };
 }

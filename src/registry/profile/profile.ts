@@ -65,6 +65,11 @@ export interface CredentialProvider {
   renew(): boolean;
   /** Whether renew() can bring a different credential (tokens from an API, credential helpers). */
   readonly renewable: boolean;
+  /**
+   * Why get() found nothing, when the provider can tell (no AWS credentials anywhere in the SDK's chain):
+   * said to the user when a registry then refuses anonymous access.
+   */
+  missing?(): string | undefined;
 }
 
 /**
