@@ -21,6 +21,9 @@ export interface AuditEntry {
   previousDigest?: string;
   /** For a mount: the repository the blob was linked from. */
   from?: string;
+  /** For a referrer (its manifest, cosign tag or fallback index): the manifest it refers to. */
+  subject?: string;
+  artifactType?: string;
   /** For repository-create: what the repository was created with. */
   settings?: string;
   source: string;
@@ -94,6 +97,8 @@ export class AuditLog {
             ...(e.tag !== undefined ? { tag: e.tag } : {}),
             ...(e.previousDigest !== undefined ? { previousDigest: e.previousDigest } : {}),
             ...(e.from !== undefined ? { from: e.from } : {}),
+            ...(e.subject !== undefined ? { subject: e.subject } : {}),
+            ...(e.artifactType !== undefined ? { artifactType: e.artifactType } : {}),
             source: e.source,
             ...(identity !== undefined ? { identity } : {}),
           };

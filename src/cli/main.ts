@@ -122,12 +122,20 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
       .option(
         '--audit-log <file>',
         'append one JSON line per write (blob, mount, manifest, tag) to this file',
-      ),
+      )
+      .option('--referrers', 'also copy signatures, SBOMs, attestations and cosign tags (the default)')
+      .option('--no-referrers', 'copy the image only, no referrers (and ask no registry about them)'),
   ).action(
     async (
       src: string,
       dsts: string[],
-      flags: CommonFlags & { chunkSize?: number; concurrency: number; auditLog?: string; config?: string },
+      flags: CommonFlags & {
+        chunkSize?: number;
+        concurrency: number;
+        auditLog?: string;
+        config?: string;
+        referrers?: boolean;
+      },
     ) => {
       const { runCopy } = await import('./commands/copy.js');
       setCode(await withClient(flags, session, (client) => runCopy(src, dsts, flags, client, session.out)));
@@ -138,8 +146,12 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     program
       .command('inspect')
       .description('show the manifest tree of a reference: digests, media types, platforms, sizes')
-      .argument('<reference>', 'image reference'),
-  ).action(async (ref: string, flags: CommonFlags) => {
+      .argument('<reference>', 'image reference')
+      .option(
+        '--referrers',
+        'also show what refers to each manifest: signatures, SBOMs, attestations, cosign tags',
+      ),
+  ).action(async (ref: string, flags: CommonFlags & { referrers?: boolean }) => {
     const { runInspect } = await import('./commands/inspect.js');
     setCode(await withClient(flags, session, (client) => runInspect(ref, flags, client, session.out)));
   });

@@ -3,7 +3,8 @@
 
 import type { CopyEvent } from '../copy/events.js';
 import type { ImageResult } from '../copy/result.js';
-import { formatBytes, formatDuration } from './format.js';
+import { referrerLines } from './commands/copy.js';
+import { formatBytes, formatDuration, plural } from './format.js';
 import type { Output } from './output.js';
 
 export function imageLine(r: ImageResult, dryRun: boolean): string {
@@ -16,6 +17,8 @@ export function imageLine(r: ImageResult, dryRun: boolean): string {
   const verb = dryRun ? 'to upload' : 'uploaded';
   let line = `${mark} ${r.source}: ${parts.join(', ') || 'no targets'}`;
   if (bytes > 0) line += `, ${formatBytes(bytes)} ${verb}`;
+  const referrers = r.targets.reduce((n, t) => n + t.referrersCopied, 0);
+  if (referrers > 0) line += `, ${plural(referrers, 'referrer')} ${dryRun ? 'to copy' : 'copied'}`;
   line += ` (${formatDuration(r.durationMs)})`;
   if (r.error) line += `\n    ${r.error}`;
   for (const t of r.targets) {
@@ -28,6 +31,9 @@ export function imageLine(r: ImageResult, dryRun: boolean): string {
     }
     // A plan lists the repositories it would create once, after the summary.
     if (t.repositoryCreated && !dryRun) line += `\n    ${t.target}: repository created`;
+    if (dryRun && t.referrersCopied > 0) {
+      line += `\n    ${t.target}: ${plural(t.referrersCopied, 'referrer')} to copy${referrerLines(t)}`;
+    }
   }
   return line;
 }

@@ -31,6 +31,17 @@ export const targetResultSchema = z.strictObject({
   blobsExisting: z.number().int().nonnegative(),
   bytesUploaded: z.number().int().nonnegative(),
   manifestsPushed: z.number().int().nonnegative(),
+  referrersCopied: z.number().int().nonnegative(),
+  referrers: z
+    .array(
+      z.strictObject({
+        digest: z.string(),
+        subject: z.string(),
+        artifactType: z.string().optional(),
+        tag: z.string().optional(),
+      }),
+    )
+    .optional(),
   repositoryCreated: z.boolean().optional(),
   refusedBy: z.enum(['overwrite-never', 'immutable-tags']).optional(),
   error: z.string().optional(),
@@ -72,6 +83,7 @@ export const summarySchema = z.strictObject({
   blobsUploaded: z.number().int(),
   blobsMounted: z.number().int(),
   bytesUploaded: z.number().int(),
+  referrersCopied: z.number().int(),
   requests: z.number().int(),
   retries: z.number().int(),
 });
@@ -104,6 +116,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
     blobsUploaded: 0,
     blobsMounted: 0,
     bytesUploaded: 0,
+    referrersCopied: 0,
     requests: stats.requests,
     retries: stats.retries,
   };
@@ -120,6 +133,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
         s.blobsUploaded += t.blobsUploaded;
         s.blobsMounted += t.blobsMounted;
         s.bytesUploaded += t.bytesUploaded;
+        s.referrersCopied += t.referrersCopied;
       }
     }
   }

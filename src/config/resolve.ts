@@ -5,6 +5,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { type Platform, parsePlatform } from '../oci/platform.js';
+import type { ReferrerFilter } from '../oci/referrers.js';
 import { normaliseRegistry, parseRepository, type Repository } from '../reference/reference.js';
 import { envCredentialSource } from '../registry/credentials/env-source.js';
 import type { Env } from '../registry/credentials/helper.js';
@@ -19,6 +20,7 @@ import {
   type EcrPublicCredentials,
   mirrorName,
   type Overwrite,
+  type ReferrersConfig,
   type RegistryConfig,
   type RepositorySettings,
 } from './schema.js';
@@ -31,16 +33,29 @@ export interface MirrorPolicy {
   overwrite: Overwrite;
   /** Images in flight at once. */
   concurrency: number;
-  /** Copy referrers too. Accepted but not implemented yet. */
-  referrers: boolean;
+  /** Copy referrers (those the filter keeps), or not at all. */
+  referrers: ReferrerFilter | false;
+  /** With referrers on: cosign's sha256-<hex>.sig / .att / .sbom tags too. */
+  cosignTags: boolean;
 }
 
 export const BUILTIN_DEFAULTS: Readonly<MirrorPolicy> = Object.freeze({
   platforms: 'all',
   overwrite: 'changed',
   concurrency: 4,
-  referrers: false,
+  referrers: {},
+  cosignTags: true,
 });
+
+/** `true` is every referrer: an empty filter. */
+function referrersOf(value: ReferrersConfig): ReferrerFilter | false {
+  if (value === false) return false;
+  if (value === true) return {};
+  return {
+    ...(value.artifactTypes ? { artifactTypes: value.artifactTypes } : {}),
+    ...(value.exclude ? { exclude: value.exclude } : {}),
+  };
+}
 
 export interface ResolvedMirror extends MirrorPolicy {
   /** The mirror's own name, else the normalised source ("quay.io/org/app"). Unique in a config. */
@@ -178,7 +193,8 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
     platforms: given.platforms === undefined ? BUILTIN_DEFAULTS.platforms : platformsOf(given.platforms),
     overwrite: given.overwrite ?? BUILTIN_DEFAULTS.overwrite,
     concurrency: given.concurrency ?? BUILTIN_DEFAULTS.concurrency,
-    referrers: given.referrers ?? BUILTIN_DEFAULTS.referrers,
+    referrers: given.referrers === undefined ? BUILTIN_DEFAULTS.referrers : referrersOf(given.referrers),
+    cosignTags: given.cosignTags ?? BUILTIN_DEFAULTS.cosignTags,
   };
   const registries = new Map<string, RegistrySettings>();
   for (const [key, value] of Object.entries(config.registries ?? {})) {
@@ -195,7 +211,9 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
       platforms: mirror.platforms === undefined ? defaults.platforms : platformsOf(mirror.platforms),
       overwrite: mirror.overwrite ?? defaults.overwrite,
       concurrency: mirror.concurrency ?? defaults.concurrency,
-      referrers: mirror.referrers ?? defaults.referrers,
+      // A mirror's own "referrers" replaces the defaults' as a whole (filters are not merged).
+      referrers: mirror.referrers === undefined ? defaults.referrers : referrersOf(mirror.referrers),
+      cosignTags: mirror.cosignTags ?? defaults.cosignTags,
     };
     if (mirror.createRepositories !== undefined) {
       addRepositoryCreation(registries, resolved, {

@@ -4,6 +4,7 @@
 
 import semver from 'semver';
 import { z } from 'zod';
+import { isArtifactTypePattern } from '../oci/referrers.js';
 import {
   formatRepository,
   isValidDigest,
@@ -469,6 +470,45 @@ const platformsSchema = z
 
 export const OVERWRITE_POLICIES = ['changed', 'never', 'always'] as const;
 
+const artifactTypesSchema = z
+  .array(
+    z.string().superRefine((value, ctx) => {
+      if (!isArtifactTypePattern(value)) {
+        problem(
+          ctx,
+          `${describeValue(value)} is not an artifact type; write a media type such as ` +
+            '"application/spdx+json", or one with * wildcards such as "application/vnd.in-toto*"',
+        );
+      }
+    }),
+  )
+  .min(1, { error: 'is empty; list artifact types, or remove the key' });
+
+const REFERRERS_FORMS = 'true, false, or { "artifactTypes": [...], "exclude": [...] }';
+
+const referrersSchema = z
+  .union(
+    [
+      z.boolean(),
+      z.strictObject({
+        artifactTypes: artifactTypesSchema
+          .optional()
+          .describe(
+            'Only referrers of these artifact types, e.g. ["application/spdx+json"]; * is a wildcard.',
+          ),
+        exclude: artifactTypesSchema
+          .optional()
+          .describe('Never referrers of these artifact types, e.g. ["application/vnd.in-toto*"].'),
+      }),
+    ],
+    { error: (issue) => `expected ${REFERRERS_FORMS}, got ${describeValue(issue.input)}` },
+  )
+  .describe(
+    'Copy the referrers of every manifest (signatures, SBOMs, attestations attached with `subject`, OCI ' +
+      '1.1) after their subject, and compare them on every run. Default true. An object copies only some ' +
+      'artifact types.',
+  );
+
 const policyShape = {
   platforms: platformsSchema.optional(),
   overwrite: z
@@ -479,11 +519,13 @@ const policyShape = {
         'reports it (immutable releases), "always" re-pushes even when identical.',
     ),
   concurrency: positiveInt.optional().describe('Images in flight at once. Default 4.'),
-  referrers: z
+  referrers: referrersSchema.optional(),
+  cosignTags: z
     .boolean()
     .optional()
     .describe(
-      'Also copy referrers (signatures, SBOMs, attestations). Not implemented yet: accepted and ignored.',
+      "With referrers on: also copy cosign's tags (sha256-<hex>.sig, .att, .sbom) of every manifest, " +
+        'under the same names. Default true.',
     ),
 };
 
@@ -793,4 +835,5 @@ export type RegistryConfig = z.output<typeof registrySchema>;
 export type CredentialsConfig = z.output<typeof credentialsSchema>;
 export type MirrorConfig = z.output<typeof mirrorSchema>;
 export type Overwrite = (typeof OVERWRITE_POLICIES)[number];
+export type ReferrersConfig = z.output<typeof referrersSchema>;
 export type TagRulesInput = z.input<typeof tagRulesSchema>;

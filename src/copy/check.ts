@@ -4,6 +4,7 @@
 
 import { errorKind, formatError, isAbort, RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { shortDigest } from '../oci/digest.js';
 import { blobsOf, childrenOf, type Manifest } from '../oci/manifest.js';
 import {
   formatRepository,
@@ -13,14 +14,17 @@ import {
   withTag,
 } from '../reference/reference.js';
 import type { Limiter } from './copy-image.js';
-import { filterRoot } from './graph.js';
+import { filterRoot, manifestDigests } from './graph.js';
+import { ReferrerRun } from './referrer-run.js';
+import { discoverAtSource, type FoundReferrer, missingAtTarget, type SourceReferrers } from './referrers.js';
 import type { MirrorSpec } from './run.js';
 import type { RegistryStore } from './store.js';
 
 /**
- * ok: same digest. missing: tag absent on the target. stale: the target tag has another digest.
- * extra: a target tag the selection would take that the source no longer has. incomplete (--deep): the
- * tag is right but something below it is gone. error: the check itself failed for this row.
+ * ok: same digest (and, with referrers on, every referrer there). missing: tag absent on the target.
+ * stale: the target tag has another digest. extra: a target tag the selection would take that the source
+ * no longer has. incomplete: the tag is right but a referrer of the source is not at the target, or
+ * (--deep) something below it is gone. error: the check itself failed for this row.
  */
 export type DriftState = 'ok' | 'missing' | 'stale' | 'extra' | 'incomplete' | 'error';
 export const DRIFT_STATES: readonly DriftState[] = ['ok', 'missing', 'stale', 'extra', 'incomplete', 'error'];
@@ -33,8 +37,10 @@ export interface DriftRow {
   state: DriftState;
   sourceDigest?: Digest;
   targetDigest?: Digest;
-  /** For incomplete: what is missing below the target manifest. */
+  /** For incomplete (--deep): what is missing below the target manifest. */
   missingContent?: string[];
+  /** For incomplete: the source's referrers the target lacks ("referrer sha256:… (type) of sha256:…"). */
+  missingReferrers?: string[];
   error?: string;
   errorKind?: string;
 }
@@ -43,6 +49,14 @@ export interface CheckOptions {
   deep?: boolean;
   /** Bounds the HEADs in flight for one mirror. */
   limit: Limiter;
+  /** Referrer state shared by the mirrors of the check (tag lists read once). */
+  referrerRun?: ReferrerRun;
+}
+
+/** How a missing referrer is named in a report. */
+export function describeReferrer(f: FoundReferrer): string {
+  if (f.tag !== undefined) return `cosign tag ${f.tag} (${f.digest})`;
+  return `referrer ${f.digest}${f.artifactType ? ` (${f.artifactType})` : ''} of ${shortDigest(f.subject)}`;
 }
 
 /** Rows of one mirror: every selected tag × every target, plus extras. */
@@ -52,6 +66,8 @@ export async function checkMirror(
   options: CheckOptions,
 ): Promise<DriftRow[]> {
   const source = formatRepository(spec.source);
+  const referrers = spec.options.referrers;
+  const run = options.referrerRun ?? new ReferrerRun();
   const base = (target: Repository, tag: string) => ({
     mirror: spec.name,
     source,
@@ -61,6 +77,7 @@ export async function checkMirror(
   let sourceTags: string[];
   try {
     sourceTags = spec.needsTagList ? await store.tagList(spec.source) : [];
+    if (spec.needsTagList) run.seedTags(spec.source, sourceTags);
   } catch (err) {
     if (isAbort(err)) throw err;
     if (err instanceof RegmirrorError) err.context.side ??= 'source';
@@ -71,25 +88,45 @@ export async function checkMirror(
   // The source side once per tag, whatever the number of targets.
   const wanted = await Promise.all(
     selected.map(({ tag, digest }) =>
-      options.limit(async (): Promise<{ digest?: Digest; error?: unknown }> => {
-        try {
-          const ref: Reference = digest ? withDigest(spec.source, digest) : withTag(spec.source, tag);
-          const head = await store.manifestHead(ref);
-          if (!head) return { error: new RegmirrorError(`tag "${tag}" not found at the source`) };
-          if (!spec.options.platforms) return { digest: head.digest };
-          // A platform-filtered mirror holds a new index; its digest needs the source index (one GET).
-          const root = filterRoot(
-            await store.manifestGet(withDigest(spec.source, head.digest)),
-            spec.options.platforms,
-            ref,
-          );
-          return { digest: root.digest };
-        } catch (err) {
-          if (isAbort(err)) throw err;
-          if (err instanceof RegmirrorError) err.context.side ??= 'source';
-          return { error: err };
-        }
-      }),
+      options.limit(
+        async (): Promise<{
+          digest?: Digest;
+          error?: unknown;
+          referrers?: () => Promise<SourceReferrers>;
+        }> => {
+          try {
+            const ref: Reference = digest ? withDigest(spec.source, digest) : withTag(spec.source, tag);
+            const head = await store.manifestHead(ref);
+            if (!head) return { error: new RegmirrorError(`tag "${tag}" not found at the source`) };
+            const at = withDigest(spec.source, head.digest);
+            // A platform-filtered mirror holds a new index; its digest needs the source index (one GET).
+            const root = spec.options.platforms
+              ? filterRoot(await store.manifestGet(at), spec.options.platforms, ref)
+              : undefined;
+            const wanted = root?.digest ?? head.digest;
+            if (!referrers) return { digest: wanted };
+            // The source's referrers, found once per tag, when a target's tag turns out right.
+            let found: Promise<SourceReferrers> | undefined;
+            const lookup = () => {
+              found ??= discoverAtSource(
+                store,
+                run,
+                spec.source,
+                head.digest,
+                async () =>
+                  (await manifestDigests(store, at, root)).filter((d) => d === head.digest || d !== wanted),
+                referrers,
+              );
+              return found;
+            };
+            return { digest: wanted, referrers: lookup };
+          } catch (err) {
+            if (isAbort(err)) throw err;
+            if (err instanceof RegmirrorError) err.context.side ??= 'source';
+            return { error: err };
+          }
+        },
+      ),
     ),
   );
 
@@ -101,6 +138,7 @@ export async function checkMirror(
       if (spec.needsTagList) {
         try {
           targetTags = await store.tagList(target);
+          run.seedTags(target, targetTags);
         } catch (err) {
           if (isAbort(err)) throw err;
           // A target repository that does not exist yet has no extras; its tags show up as missing.
@@ -145,6 +183,20 @@ export async function checkMirror(
                 if (gone.length > 0) {
                   row.state = 'incomplete';
                   row.missingContent = gone;
+                }
+              }
+              if (want.referrers) {
+                let found: SourceReferrers;
+                try {
+                  found = await want.referrers();
+                } catch (err) {
+                  if (err instanceof RegmirrorError) err.context.side ??= 'source';
+                  throw err;
+                }
+                const lacking = await missingAtTarget(store, run, target, found, false);
+                if (lacking.length > 0) {
+                  row.state = 'incomplete';
+                  row.missingReferrers = lacking.map((r) => describeReferrer(r.found));
                 }
               }
             } catch (err) {

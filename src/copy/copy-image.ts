@@ -7,6 +7,12 @@
 //  4. Per blob: targets that lack it mount it from another repository of the same registry when this run
 //     knows one, else join one fan-out upload fed by a single streamed source GET.
 //  5. Per target, once its blobs are in: manifests children first, the tag last.
+//
+// With referrers on (referrers.ts), step 2 also finds the referrers of every manifest at the source, step
+// 3 compares them with each target's — a target whose tag is already right is compared too, and gets
+// what it lacks — and step 5 pushes them after their subjects and before the tag (the root goes by digest
+// first when it has referrers to bring), then lists them in the fallback index of a target without the
+// referrers API.
 
 import {
   AuthError,
@@ -17,17 +23,29 @@ import {
   isTransient,
   NotFoundError,
   PermissionError,
+  RegistryError,
   RegmirrorError,
 } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
-import { isIndexType } from '../oci/media-types.js';
+import { isIndexType, OCI_INDEX } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import { describeSelector, formatReference, type Reference, withDigest } from '../reference/reference.js';
 import type { EventSink } from './events.js';
-import { blobsBelow, filterRoot, loadGraph, type ManifestGraph } from './graph.js';
+import { blobsBelow, filterRoot, loadGraph, type ManifestGraph, manifestDigests } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
-import { type ImageResult, newTargetResult, type TargetResult } from './result.js';
+import { ReferrerRun } from './referrer-run.js';
+import {
+  discoverAtSource,
+  hasReferrersApi,
+  type MissingReferrer,
+  mergeIntoFallbackIndex,
+  missingAtTarget,
+  type ReferrerOptions,
+  referrersOf,
+  type SourceReferrers,
+} from './referrers.js';
+import { type ImageResult, newTargetResult, type ReferrerEntry, type TargetResult } from './result.js';
 import type { RegistryStore, UploadSink } from './store.js';
 import { fanOut, type SinkSpec } from './transfer.js';
 
@@ -42,6 +60,8 @@ export interface CopyContext {
   /** Bounds blob streams in flight across the whole run (memory is ~2 × chunk × targets per stream). */
   transfers: Limiter;
   onEvent?: EventSink;
+  /** What the images of one run share about referrers (tag lists, fallback-tag locks); else one per image. */
+  referrerRun?: ReferrerRun;
 }
 
 /** Give an error the side it happened on, unless it already says. */
@@ -56,14 +76,28 @@ interface TargetWork {
   sourceName: string;
   ref: Reference;
   result: TargetResult;
-  /** Manifests to push, children first (those the target does not have). */
+  /** Manifests of the image to push, children first (those the target does not have, and the root). */
   manifests: Manifest[];
+  /** Push the root under the tag. False for a target whose tag is right but which lacks referrers. */
+  pushTag: boolean;
+  /** The root manifest is not at the target by digest. */
+  rootMissing: boolean;
+  /** Referrers the target lacks, each after its subject, with what of each must be pushed. */
+  referrers: ReferrerPush[];
   /** Blobs the target lacks (after HEAD), with a promise each that settles when it is there. */
   needs: Map<Digest, Descriptor>;
+  /** Blobs already looked at for this target (the image's and its referrers' may share some). */
+  checked: Set<Digest>;
   done: Map<Digest, Promise<void>>;
   failed?: unknown;
   /** The target refused our credentials (401/403) for a write: its remaining blobs are not tried. */
   denied?: unknown;
+}
+
+/** A referrer a target lacks: its graph at the source and which of its manifests the target has not. */
+interface ReferrerPush extends MissingReferrer {
+  graph: ManifestGraph;
+  missing: Set<Digest>;
 }
 
 export type OverwritePolicy = 'changed' | 'never' | 'always';
@@ -80,6 +114,8 @@ export interface ImageOptions {
    * (repairs content that was garbage-collected or half-copied under a tag that looks right).
    */
   verify?: boolean;
+  /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too, and compare them. Absent: off. */
+  referrers?: ReferrerOptions;
 }
 
 /**
@@ -139,9 +175,16 @@ async function copyInto(
     r.error ??= formatError(onSide(err, 'target'));
     r.errorKind ??= errorKind(err);
   };
+  const upToDate = (r: TargetResult, digest: Digest) =>
+    ctx.onEvent?.({ type: 'target-up-to-date', source: sourceName, target: r.target, digest });
   const overwrite = options.overwrite ?? 'changed';
+  const referrers = options.referrers;
+  const verify = options.verify ?? false;
 
-  let graph: ManifestGraph;
+  let root: Manifest | undefined;
+  let graph: ManifestGraph | undefined;
+  let found: SourceReferrers | undefined;
+  let wanted: Digest;
   let work: TargetWork[];
   try {
     // 1. Cheapest check first: HEADs on both sides.
@@ -172,8 +215,7 @@ async function copyInto(
 
     // A platform filter makes a new index: its digest, not the source's, is what targets should hold.
     // That needs the source index itself: one GET; its children only once a target needs work.
-    let wanted = src.digest;
-    let root: Manifest | undefined;
+    wanted = src.digest;
     if (options.platforms && (src.mediaType === undefined || isIndexType(src.mediaType))) {
       const sourceRoot = await ctx.store.manifestGet(withDigest(source, src.digest)).catch((err) => {
         throw onSide(err, 'source');
@@ -187,6 +229,8 @@ async function copyInto(
     }
 
     const pending: number[] = [];
+    // Targets whose tag is right: with referrers on, still compared for referrers.
+    const current: number[] = [];
     heads.forEach((head, i) => {
       const r = results[i]!;
       if (r.status === 'failed') return;
@@ -196,7 +240,8 @@ async function copyInto(
         r.tagAction = 'none';
         r.digest = wanted;
         delete r.previousDigest;
-        ctx.onEvent?.({ type: 'target-up-to-date', source: sourceName, target: r.target, digest: wanted });
+        if (referrers) current.push(i);
+        else upToDate(r, wanted);
         return;
       }
       if (head && head.digest !== wanted && overwrite === 'never') {
@@ -210,36 +255,83 @@ async function copyInto(
       r.tagAction = !head ? 'create' : head.digest === wanted ? 'none' : 'move';
       pending.push(i);
     });
-    if (pending.length === 0) return finish();
+    if (pending.length === 0 && current.length === 0) return finish();
 
-    // 2. The source graph, fetched once whatever the number of targets.
-    graph = await loadGraph(ctx.store, withDigest(source, src.digest), root).catch((err) => {
-      throw onSide(err, 'source');
-    });
-    image.mediaType = graph.root.mediaType;
-    // The source repository holds every blob: a target on the same registry can mount from it.
-    for (const b of blobsBelow(graph.order).keys())
-      ctx.knowledge.markPresent(source.registry, source.path, b);
+    // 2. The source graph, fetched once whatever the number of targets; only when some target needs it.
+    if (pending.length > 0) {
+      graph = await loadGraph(ctx.store, withDigest(source, src.digest), root).catch((err) => {
+        throw onSide(err, 'source');
+      });
+      image.mediaType = graph.root.mediaType;
+      // The source repository holds every blob: a target on the same registry can mount from it.
+      for (const b of blobsBelow(graph.order).keys())
+        ctx.knowledge.markPresent(source.registry, source.path, b);
+    }
+    // ... and the referrers of every manifest in it (a filtered index, being new, has none at the source).
+    if (referrers) {
+      const g = graph;
+      const subjects = async () =>
+        (g
+          ? g.order.map((m) => m.digest)
+          : await manifestDigests(ctx.store, withDigest(source, src.digest), root)
+        ).filter((d) => d === src.digest || d !== wanted);
+      found = await discoverAtSource(
+        ctx.store,
+        referrerRunOf(ctx),
+        source,
+        src.digest,
+        subjects,
+        referrers,
+      ).catch((err) => {
+        throw onSide(err, 'source');
+      });
+    }
 
     // 3. What each target lacks.
+    const sourceGraphs = new Map<Digest, Promise<ManifestGraph>>();
+    const referrerGraph = (digest: Digest): Promise<ManifestGraph> => {
+      let p = sourceGraphs.get(digest);
+      if (!p) {
+        p = loadGraph(ctx.store, withDigest(source, digest)).then((g) => {
+          for (const b of blobsBelow(g.order).keys())
+            ctx.knowledge.markPresent(source.registry, source.path, b);
+          return g;
+        });
+        p.catch(() => {});
+        sourceGraphs.set(digest, p);
+      }
+      return p.catch((err) => {
+        throw onSide(err, 'source');
+      });
+    };
+    const candidates = [
+      ...pending.map((i) => ({ i, pushTag: true })),
+      ...current.map((i) => ({ i, pushTag: false })),
+    ];
     work = await Promise.all(
-      pending.map(async (i) => {
+      candidates.map(async ({ i, pushTag }) => {
         const w: TargetWork = {
           index: i,
           sourceName,
           ref: targets[i]!,
           result: results[i]!,
           manifests: [],
+          pushTag,
+          rootMissing: false,
+          referrers: [],
           needs: new Map(),
+          checked: new Set(),
           done: new Map(),
         };
         try {
-          await surveyTarget(w, graph, ctx, options.verify ?? false);
+          if (pushTag) await surveyTarget(w, graph!, ctx, verify);
+          if (found && found.found.length > 0) await surveyReferrers(w, found, referrerGraph, ctx, verify);
         } catch (err) {
           if (isAbort(err)) throw err;
           w.failed = err;
           failTarget(w.result, err);
         }
+        if (!pushTag && !w.failed && w.referrers.length === 0) upToDate(w.result, wanted);
         return w;
       }),
     );
@@ -248,7 +340,8 @@ async function copyInto(
     image.error = formatError(onSide(err, 'source'));
     image.errorKind = errorKind(err);
     for (const r of results) {
-      if (r.status === 'up-to-date' || r.status === 'failed' || r.status === 'kept') continue;
+      if (r.status === 'failed' || r.status === 'kept') continue;
+      if (r.status === 'up-to-date' && !referrers) continue;
       r.status = 'failed';
       r.error = 'not copied: the source failed';
       r.errorKind = image.errorKind;
@@ -256,7 +349,9 @@ async function copyInto(
     return finish();
   }
 
-  const live = work.filter((w) => !w.failed);
+  // Targets with something to do: the image, or only referrers.
+  const live = work.filter((w) => !w.failed && (w.pushTag || w.referrers.length > 0));
+  const rootDigest = wanted;
   if (options.dryRun) {
     // A plan says which repositories a sync would create (it asks; it does not create).
     await Promise.all(
@@ -272,7 +367,7 @@ async function copyInto(
     );
     planTransfers(
       live.filter((w) => !w.failed),
-      graph,
+      rootDigest,
       ctx,
     );
     return finish();
@@ -301,15 +396,32 @@ async function copyInto(
   const ready = live.filter((w) => !w.failed);
   // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
   transferBlobs(source, ready, ctx);
-  await Promise.all(ready.map((w) => pushManifests(w, graph, ctx, overwrite)));
+  await Promise.all(ready.map((w) => pushManifests(w, graph, rootDigest, found, ctx, overwrite)));
   return finish();
+}
+
+/** The run's shared referrer state, or one for this image alone. */
+function referrerRunOf(ctx: CopyContext): ReferrerRun {
+  ctx.referrerRun ??= new ReferrerRun();
+  return ctx.referrerRun;
+}
+
+/** What the result lists for a referrer. */
+function entryOf(r: MissingReferrer): ReferrerEntry {
+  const f = r.found;
+  return {
+    digest: f.digest,
+    subject: f.subject,
+    ...(f.artifactType !== undefined ? { artifactType: f.artifactType } : {}),
+    ...(f.tag !== undefined ? { tag: f.tag } : {}),
+  };
 }
 
 /**
  * Dry run of steps 4 and 5: count what would be mounted or uploaded, with the same rules, and let the
  * run's knowledge believe it happened so later images of the plan count their mounts right.
  */
-function planTransfers(work: TargetWork[], graph: ManifestGraph, ctx: CopyContext): void {
+function planTransfers(work: TargetWork[], rootDigest: Digest, ctx: CopyContext): void {
   const uploadedTo = new Set<string>();
   for (const w of work) {
     for (const [digest, desc] of w.needs) {
@@ -328,8 +440,10 @@ function planTransfers(work: TargetWork[], graph: ManifestGraph, ctx: CopyContex
       ctx.knowledge.markPresent(w.ref.registry, w.ref.path, digest);
     }
     w.result.manifestsPushed = w.manifests.length;
+    w.result.referrersCopied = w.referrers.length;
+    if (w.referrers.length > 0) w.result.referrers = w.referrers.map(entryOf);
     w.result.status = 'planned';
-    w.result.digest = graph.root.digest;
+    w.result.digest = rootDigest;
   }
 }
 
@@ -340,40 +454,85 @@ async function surveyTarget(
   ctx: CopyContext,
   verify: boolean,
 ): Promise<void> {
-  const { store, knowledge } = ctx;
+  const missing = await missingManifests(w.ref, graph, ctx, verify);
+  w.rootMissing = missing.has(graph.root.digest);
+  w.manifests = graph.order.filter((m) => missing.has(m.digest) || m === graph.root);
+  const blobs = blobsBelow(verify ? graph.order : w.manifests.filter((m) => missing.has(m.digest)));
+  await needBlobs(w, blobs.values(), ctx);
+}
+
+/** The manifests of `graph` the target does not have (by digest); a manifest it has stands for its subtree. */
+async function missingManifests(
+  repo: Reference,
+  graph: ManifestGraph,
+  ctx: CopyContext,
+  verify: boolean,
+): Promise<Set<Digest>> {
   const missing = new Set<Digest>();
   const check = async (m: Manifest): Promise<void> => {
-    const head = await store.manifestHead(withDigest(w.ref, m.digest));
+    const head = await ctx.store.manifestHead(withDigest(repo, m.digest));
     if (!head) missing.add(m.digest);
     // A manifest the target has stands for its whole subtree — unless told to trust nothing.
     else if (!verify) return;
     await Promise.all(childrenOf(m).map((c) => check(graph.manifests.get(c.digest)!)));
   };
   await check(graph.root);
-  w.manifests = graph.order.filter((m) => missing.has(m.digest) || m === graph.root);
-  const blobs = blobsBelow(verify ? graph.order : w.manifests.filter((m) => missing.has(m.digest)));
+  return missing;
+}
+
+/** HEAD each blob the target may lack (unless this run knows it is there); note the ones it needs. */
+async function needBlobs(w: TargetWork, blobs: Iterable<Descriptor>, ctx: CopyContext): Promise<void> {
+  const { store, knowledge } = ctx;
   await Promise.all(
-    [...blobs.values()].map(async (b) => {
+    [...blobs].map(async (b) => {
+      if (w.checked.has(b.digest)) return;
+      w.checked.add(b.digest);
       if (knowledge.isPresent(w.ref.registry, w.ref.path, b.digest)) {
         w.result.blobsExisting++;
         return;
       }
       const size = await store.blobHead(w.ref, b.digest);
-      if (size !== undefined) {
-        knowledge.markPresent(w.ref.registry, w.ref.path, b.digest);
-        w.result.blobsExisting++;
-        ctx.onEvent?.({
-          type: 'blob-done',
-          target: w.result.target,
-          digest: b.digest,
-          size: b.size,
-          action: 'exists',
-        });
+      if (size === undefined) {
+        w.needs.set(b.digest, b);
         return;
       }
-      w.needs.set(b.digest, b);
+      knowledge.markPresent(w.ref.registry, w.ref.path, b.digest);
+      w.result.blobsExisting++;
+      ctx.onEvent?.({
+        type: 'blob-done',
+        target: w.result.target,
+        digest: b.digest,
+        size: b.size,
+        action: 'exists',
+      });
     }),
   );
+}
+
+/**
+ * The referrers this target lacks: compared with the source's (one request per subject that has some),
+ * then, for each, its manifests HEADed by digest (a referrer pushed by an interrupted run may be there,
+ * only not listed yet) and the blobs below the missing ones.
+ */
+async function surveyReferrers(
+  w: TargetWork,
+  found: SourceReferrers,
+  sourceGraph: (digest: Digest) => Promise<ManifestGraph>,
+  ctx: CopyContext,
+  verify: boolean,
+): Promise<void> {
+  const lacking = await missingAtTarget(ctx.store, referrerRunOf(ctx), w.ref, found, verify);
+  w.referrers = await Promise.all(
+    lacking.map(async (r): Promise<ReferrerPush> => {
+      const graph = await sourceGraph(r.found.digest);
+      const missing = await missingManifests(w.ref, graph, ctx, verify);
+      return { ...r, graph, missing };
+    }),
+  );
+  const manifests = w.referrers.flatMap((r) =>
+    verify ? r.graph.order : r.graph.order.filter((m) => r.missing.has(m.digest)),
+  );
+  await needBlobs(w, blobsBelow(manifests).values(), ctx);
 }
 
 /** Start, for every blob some target needs, its mount-or-upload; fills each target's `done` map. */
@@ -639,70 +798,188 @@ async function transferClaimed(
   return outcomes;
 }
 
-/** Once a target's blobs are in: its manifests, children first, then the root under the tag. */
+/**
+ * Once a target's blobs are in: the image's manifests children first; then its referrers, each after its
+ * subject (the root by digest first when it must be pushed and has referrers to bring), listed in the
+ * fallback index where the target has no referrers API; the root under the tag last.
+ */
 async function pushManifests(
   w: TargetWork,
-  graph: ManifestGraph,
+  graph: ManifestGraph | undefined,
+  rootDigest: Digest,
+  found: SourceReferrers | undefined,
   ctx: CopyContext,
   overwrite: OverwritePolicy,
 ): Promise<void> {
+  const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
+    const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+    if (pushed !== m.digest) {
+      throw new RegmirrorError(`pushed manifest has digest ${pushed}, expected ${m.digest}`, {
+        context: { registry: w.ref.registry, repository: w.ref.path, step: `manifest PUT ${selector}` },
+      });
+    }
+    const tag = selector === m.digest ? undefined : selector;
+    const previous = extra.previousDigest;
+    ctx.onEvent?.({
+      type: 'write',
+      action: !tag
+        ? 'manifest-put'
+        : previous === undefined
+          ? 'tag-create'
+          : previous === m.digest
+            ? 'tag-rewrite'
+            : 'tag-move',
+      source: w.sourceName,
+      registry: w.ref.registry,
+      repository: w.ref.path,
+      digest: m.digest,
+      size: m.bytes.byteLength,
+      mediaType: m.mediaType,
+      ...(tag !== undefined ? { tag } : {}),
+      ...(tag !== undefined && previous !== undefined && previous !== m.digest
+        ? { previousDigest: previous }
+        : {}),
+      ...(extra.subject !== undefined ? { subject: extra.subject } : {}),
+      ...(extra.artifactType !== undefined ? { artifactType: extra.artifactType } : {}),
+    });
+    ctx.onEvent?.({ type: 'manifest-pushed', target: w.result.target, digest: m.digest, selector });
+  };
   try {
     // allSettled first, so every transfer has finished before this target is judged.
     const settled = await Promise.allSettled(w.done.values());
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
+    const root = graph?.root;
     for (const m of w.manifests) {
-      const isRoot = m === graph.root;
-      const selector = isRoot ? (w.ref.tag ?? m.digest) : m.digest;
-      let pushed: Digest;
+      if (m === root) continue;
+      await put(m, m.digest);
+      w.result.manifestsPushed++;
+    }
+    // The subject before its referrers, and the tag only once they are there: a tag never shows an
+    // image whose signatures have not arrived yet.
+    let rootPushed = false;
+    if (root && w.pushTag && w.rootMissing && w.referrers.length > 0) {
+      await put(root, root.digest);
+      w.result.manifestsPushed++;
+      rootPushed = true;
+    }
+    // Referrers of one depth go side by side; a depth starts once the one above (their subjects) is in.
+    const pushReferrer = async (r: ReferrerPush): Promise<void> => {
+      const f = r.found;
+      for (const m of r.graph.order) {
+        const top = m === r.graph.root;
+        // A cosign tag is (re)pointed even when its manifest is there; an OCI referrer is listed below.
+        if (!r.missing.has(m.digest) && !(top && f.tag !== undefined)) continue;
+        const about = top
+          ? { subject: f.subject, ...(f.artifactType ? { artifactType: f.artifactType } : {}) }
+          : {};
+        try {
+          await put(m, top && f.tag !== undefined ? f.tag : m.digest, {
+            ...about,
+            ...(top && r.previousDigest !== undefined ? { previousDigest: r.previousDigest } : {}),
+          });
+        } catch (err) {
+          // A registry that refuses a kind of artifact (its config or artifact type) refuses it for every
+          // image: say which referrer it was and how to leave that kind out.
+          if (!(err instanceof RegistryError)) throw err;
+          const what = f.tag ?? f.artifactType ?? 'referrer';
+          throw new RegistryError(`${err.message}; it was ${what} ${f.digest} of ${f.subject}`, {
+            context: err.context,
+            status: err.status,
+            codes: err.codes,
+            cause: err,
+            hint: f.tag
+              ? 'set "cosignTags": false for this mirror to leave cosign\'s tags out'
+              : 'leave that artifact type out with "referrers": { "exclude": [...] }, or set "referrers": false',
+          });
+        }
+      }
+    };
+    const depths = [...new Set(w.referrers.map((r) => r.found.depth))].sort((a, b) => a - b);
+    for (const depth of depths) {
+      // allSettled: every write of the depth has answered before this target is judged.
+      const settled = await Promise.allSettled(
+        w.referrers.filter((r) => r.found.depth === depth).map(pushReferrer),
+      );
+      const refused = settled.find((x) => x.status === 'rejected');
+      if (refused) throw (refused as PromiseRejectedResult).reason;
+    }
+    const listed = new Set<Digest>();
+    for (const r of w.referrers) if (r.found.tag === undefined) listed.add(r.found.subject);
+    w.result.referrersCopied += w.referrers.length;
+    if (w.referrers.length > 0) w.result.referrers = w.referrers.map(entryOf);
+    if (found && listed.size > 0) await listReferrers(w, [...listed], found, ctx);
+    if (w.pushTag && root && !(rootPushed && w.ref.tag === undefined)) {
       try {
-        pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+        await put(root, w.ref.tag ?? root.digest, {
+          ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
+        });
       } catch (err) {
         // The repository will not move the tag. With overwrite "never" that is what was wanted anyway.
-        if (!(err instanceof ImmutableTagError) || !isRoot || overwrite !== 'never') throw err;
+        if (!(err instanceof ImmutableTagError) || overwrite !== 'never') throw err;
         w.result.status = 'kept';
         w.result.tagAction = 'keep';
         w.result.refusedBy = 'immutable-tags';
         if (err.current !== undefined) w.result.digest = err.current as Digest;
         return;
       }
-      if (pushed !== m.digest) {
-        throw new RegmirrorError(`pushed manifest has digest ${pushed}, expected ${m.digest}`, {
-          context: { registry: w.ref.registry, repository: w.ref.path, step: `manifest PUT ${selector}` },
-        });
-      }
-      w.result.manifestsPushed++;
-      const tag = isRoot ? w.ref.tag : undefined;
-      const previous = w.result.previousDigest;
-      ctx.onEvent?.({
-        type: 'write',
-        action: !tag
-          ? 'manifest-put'
-          : previous === undefined
-            ? 'tag-create'
-            : previous === m.digest
-              ? 'tag-rewrite'
-              : 'tag-move',
-        source: w.sourceName,
-        registry: w.ref.registry,
-        repository: w.ref.path,
-        digest: m.digest,
-        size: m.bytes.byteLength,
-        mediaType: m.mediaType,
-        ...(tag !== undefined ? { tag } : {}),
-        ...(tag !== undefined && previous !== undefined && previous !== m.digest
-          ? { previousDigest: previous }
-          : {}),
-      });
-      ctx.onEvent?.({ type: 'manifest-pushed', target: w.result.target, digest: m.digest, selector });
+      if (!rootPushed) w.result.manifestsPushed++;
     }
     w.result.status = 'copied';
-    w.result.digest = graph.root.digest;
+    w.result.digest = rootDigest;
   } catch (err) {
     if (isAbort(err)) throw err;
     w.result.status = 'failed';
     w.result.error = formatError(onSide(err, 'target'));
     w.result.errorKind = errorKind(err);
     if (err instanceof ImmutableTagError) w.result.refusedBy = 'immutable-tags';
+  }
+}
+
+interface WriteExtra {
+  previousDigest?: Digest;
+  subject?: Digest;
+  artifactType?: string;
+}
+
+/**
+ * Make the target list the referrers just pushed for these subjects. A registry with the referrers API
+ * indexes them itself; one without gets each subject's fallback index merged. A target whose API support
+ * is not known yet (its repository did not exist before this copy) is asked once now.
+ */
+async function listReferrers(
+  w: TargetWork,
+  subjects: Digest[],
+  found: SourceReferrers,
+  ctx: CopyContext,
+): Promise<void> {
+  const run = referrerRunOf(ctx);
+  let api = hasReferrersApi(ctx.store, w.ref.registry);
+  if (api === undefined) api = (await referrersOf(ctx.store, w.ref, subjects[0]!)).api;
+  if (api === true) return;
+  for (const subject of subjects) {
+    const writes = await mergeIntoFallbackIndex(
+      ctx.store,
+      run,
+      w.ref,
+      subject,
+      found.bySubject.get(subject) ?? [],
+      found.fallbackIndex.get(subject),
+    );
+    for (const write of writes) {
+      ctx.onEvent?.({
+        type: 'write',
+        action: write.previousDigest === undefined ? 'tag-create' : 'tag-move',
+        source: w.sourceName,
+        registry: w.ref.registry,
+        repository: w.ref.path,
+        digest: write.digest,
+        size: write.size,
+        mediaType: OCI_INDEX,
+        tag: write.tag,
+        ...(write.previousDigest !== undefined ? { previousDigest: write.previousDigest } : {}),
+        subject,
+      });
+    }
   }
 }

@@ -8,7 +8,8 @@ export type BlobAction = 'exists' | 'upload' | 'mount';
 /**
  * A change made on a target registry, emitted once the registry has confirmed it: what an audit log
  * records. `tag-move` carries the digest the tag pointed at before; `blob-mount` the repository the blob
- * was linked from; `repository-create` (ECR) the settings the repository was created with.
+ * was linked from; a referrer's manifest, cosign tag or fallback index carries the `subject` it is about;
+ * `repository-create` (ECR) the settings the repository was created with.
  */
 export type WriteEvent = ContentWriteEvent | RepositoryCreateEvent;
 
@@ -25,6 +26,9 @@ export interface ContentWriteEvent {
   tag?: string;
   previousDigest?: Digest;
   from?: string;
+  /** For a referrer (and a fallback referrers index): the manifest it refers to. */
+  subject?: Digest;
+  artifactType?: string;
 }
 
 export interface RepositoryCreateEvent {

@@ -4,6 +4,7 @@
 import { RegmirrorError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { blobsOf, childrenOf, type Descriptor, filterIndex, type Manifest } from '../oci/manifest.js';
+import { isIndexType } from '../oci/media-types.js';
 import { formatPlatform, type Platform, platformMatches } from '../oci/platform.js';
 import { type Reference, withDigest } from '../reference/reference.js';
 import type { RegistryStore } from './store.js';
@@ -72,6 +73,37 @@ export async function loadGraph(
   };
   place(rootManifest);
   return { root: rootManifest, manifests, order };
+}
+
+/**
+ * The digests of a manifest and of every manifest below it, reading as little as possible: the root (one
+ * GET, unless given) and nested indexes; an image manifest's digest is in its parent's descriptor. What
+ * an up-to-date target needs to compare referrers, without fetching every child.
+ */
+export async function manifestDigests(
+  store: RegistryStore,
+  ref: Reference,
+  root?: Manifest,
+): Promise<Digest[]> {
+  const out: Digest[] = [];
+  const seen = new Set<Digest>();
+  const visit = async (m: Manifest, depth: number): Promise<void> => {
+    if (depth > 8) throw new Error(`index nesting deeper than 8 levels at ${m.digest}`);
+    const nested: Descriptor[] = [];
+    for (const child of childrenOf(m)) {
+      if (seen.has(child.digest)) continue;
+      seen.add(child.digest);
+      out.push(child.digest);
+      if (isIndexType(child.mediaType)) nested.push(child);
+    }
+    for (const child of nested)
+      await visit(await store.manifestGet(withDigest(ref, child.digest)), depth + 1);
+  };
+  const top = root ?? (await store.manifestGet(ref));
+  seen.add(top.digest);
+  out.push(top.digest);
+  await visit(top, 1);
+  return out;
 }
 
 /** Blobs below a set of manifests, each digest once. */

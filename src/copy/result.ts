@@ -28,6 +28,10 @@ export interface TargetResult {
   blobsExisting: number;
   bytesUploaded: number;
   manifestsPushed: number;
+  /** Referrers (signatures, SBOMs, attestations, cosign tags) brought to the target; in a plan, to bring. */
+  referrersCopied: number;
+  /** Which: each with the manifest it refers to. Absent when none. */
+  referrers?: ReferrerEntry[];
   /**
    * The target repository did not exist and was created for this copy (in a plan: would be created);
    * registries that need it: ECR, ECR Public.
@@ -40,6 +44,16 @@ export interface TargetResult {
   refusedBy?: RefusalRule;
   error?: string;
   errorKind?: ErrorKind;
+}
+
+/** A referrer copied to a target (or, in a plan, to be copied). */
+export interface ReferrerEntry {
+  digest: Digest;
+  /** The manifest it refers to. */
+  subject: Digest;
+  artifactType?: string;
+  /** cosign's tag it is found under (kept at the target). */
+  tag?: string;
 }
 
 export interface ImageResult {
@@ -67,5 +81,6 @@ export function newTargetResult(target: string): TargetResult {
     blobsExisting: 0,
     bytesUploaded: 0,
     manifestsPushed: 0,
+    referrersCopied: 0,
   };
 }

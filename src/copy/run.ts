@@ -60,6 +60,8 @@ export async function resolveMirror(
   };
   try {
     const available = mirror.needsTagList ? await ctx.store.tagList(mirror.source) : [];
+    // The same list tells which manifests have referrer tags: no need to read it again per image.
+    if (mirror.needsTagList) ctx.referrerRun?.seedTags(mirror.source, available);
     const selected = mirror.select(available);
     result.tags = selected.map((s) => s.tag);
     const jobs = selected.map(({ tag, digest }) => ({

@@ -4,7 +4,10 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { Manifest } from '../oci/manifest.js';
+import type { ReferrersAnswer } from '../oci/referrers.js';
 import type { Reference, Repository } from '../reference/reference.js';
+
+export type { ReferrersAnswer };
 
 export interface ManifestInfo {
   digest: Digest;
@@ -47,4 +50,15 @@ export interface RegistryStore {
   repositoryState?(repo: Repository): Promise<'exists' | 'missing' | 'unmanaged'>;
   /** What a repository this store would create is created with, in words (for reports and the audit log). */
   repositorySettings?(repo: Repository): string | undefined;
+  /**
+   * The referrers of `subject` through the registry's referrers API (every page). A registry found to
+   * have no such API is not asked again: later calls answer `{ api: false }` at once. A store without
+   * this operation (an OCI layout) is taken to have no such API: its referrers are in fallback tags.
+   */
+  referrers?(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer>;
+  /**
+   * Whether `registry` has the referrers API, as far as this run has learned without asking (a referrers
+   * request, or a manifest PUT answered with OCI-Subject); undefined when not known yet.
+   */
+  referrersApi?(registry: string): boolean | undefined;
 }

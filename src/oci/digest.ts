@@ -52,7 +52,14 @@ export function shortDigest(digest: Digest): string {
   return p ? `${p.algorithm}:${p.hex.slice(0, 12)}` : digest;
 }
 
-/** Tag schema used by registries without the referrers API: sha256:abc → "sha256-abc". */
+/**
+ * The referrers tag schema (distribution-spec 1.1) used where a registry has no referrers API:
+ * sha256:abc… → "sha256-abc…", the algorithm cut to 32 characters and the hex to 64, so that a sha512
+ * digest still makes a valid tag.
+ */
 export function referrersTagFor(digest: Digest): string {
-  return digest.replace(':', '-');
+  const at = digest.indexOf(':');
+  const algorithm = digest.slice(0, at).slice(0, 32);
+  const encoded = digest.slice(at + 1).slice(0, 64);
+  return `${algorithm}-${encoded}`.replace(/[^A-Za-z0-9_.-]/g, '-');
 }

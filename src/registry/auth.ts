@@ -172,9 +172,12 @@ export class Authenticator {
     return (await this.found()) !== undefined;
   }
 
-  /** Why there is no credential, when its provider can say (no AWS credentials for an ECR token). */
-  async whyNoCredential(): Promise<string | undefined> {
-    return (await this.found()) === undefined ? this.credentials.missing?.() : undefined;
+  /**
+   * Why there is no credential, when its provider found none and can say why (no AWS credentials for an
+   * ECR token); undefined otherwise, including before the provider was asked.
+   */
+  whyNoCredential(): string | undefined {
+    return this.credentials.missing?.();
   }
 
   private async token(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {

@@ -19,8 +19,9 @@ import {
   UploadInterruptedError,
 } from '../errors.js';
 import { algorithmOf, type Digest, digestOf, isDigest } from '../oci/digest.js';
-import { type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
-import { baseMediaType, MANIFEST_ACCEPT } from '../oci/media-types.js';
+import { type Descriptor, type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
+import { baseMediaType, MANIFEST_ACCEPT, OCI_INDEX } from '../oci/media-types.js';
+import { type ReferrersAnswer, referrersOf } from '../oci/referrers.js';
 import {
   apiHost,
   describeSelector,
@@ -31,6 +32,7 @@ import {
 import { Authenticator, repositoryScope } from './auth.js';
 import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
 import type { RegistryProfiles } from './profile/profiles.js';
+import { ReferrersModes } from './referrers-mode.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { classifyStatus } from './status.js';
 import {
@@ -47,6 +49,8 @@ import {
 
 /** Manifests larger than this are refused on read (the spec's must-accept size is 4 MiB). */
 const MANIFEST_READ_LIMIT = 16 * 1024 * 1024;
+/** Pages of one referrers list followed at most (a registry that keeps linking on is not followed forever). */
+const REFERRERS_PAGE_LIMIT = 100;
 
 export interface ClientOptions {
   /** One profile per registry: TLS, limits, credentials, upload policy, quirks. */
@@ -117,10 +121,13 @@ export class RegistryClient {
   private readonly repositoryStates = new Map<string, Promise<'exists' | 'missing'>>();
   private readonly options: ClientOptions;
   readonly retryPolicy: RetryPolicy;
+  /** Which registries have the referrers API, learned once each and kept in their profiles. */
+  readonly referrersModes: ReferrersModes;
 
   constructor(options: ClientOptions) {
     this.options = options;
     this.profiles = options.profiles;
+    this.referrersModes = new ReferrersModes((registry) => this.profiles.for(registry));
     this.retryPolicy = options.retry ?? defaultRetryPolicy;
     this.transport = new Transport({
       settings: (host) => this.profiles.hostSettings(host),
@@ -229,7 +236,7 @@ export class RegistryClient {
     const source = await auth.describeCredentialSource();
     const insufficient = /insufficient_scope/.test(www ?? '');
     if (!hasCredential) {
-      const why = await auth.whyNoCredential();
+      const why = auth.whyNoCredential();
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
         hint: why
@@ -255,11 +262,19 @@ export class RegistryClient {
 
   /** Turn a non-success answer into a typed error (the sorting is status.ts's). Consumes the body. */
   private async errorFor(res: TransportResponse, o: Pick<CallOptions, 'repo' | 'step'>, what?: string) {
-    const text = await readCapped(res.body);
+    return this.errorFromText(res.status, await readCapped(res.body), o, what);
+  }
+
+  private errorFromText(
+    status: number,
+    text: string,
+    o: Pick<CallOptions, 'repo' | 'step'>,
+    what?: string,
+  ): RegistryError | NotFoundError | PermissionError {
     const { summary, codes } = summariseErrorBody(text);
     const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const detail = summary ? `: ${summary}` : '';
-    switch (classifyStatus(res.status, { codes })) {
+    switch (classifyStatus(status, { codes })) {
       case 'not-found': {
         // Registries that need a repository before the first push (ECR) say how to get one.
         const hint = codes.includes('NAME_UNKNOWN')
@@ -272,10 +287,8 @@ export class RegistryClient {
       }
       case 'denied': {
         // Refused to anonymous access: say why there were no credentials, when the provider knows.
-        const why = await this.authenticator(o.repo.registry)
-          .whyNoCredential()
-          .catch(() => undefined);
-        return new PermissionError(`access denied (HTTP ${res.status}${detail})`, {
+        const why = this.authenticator(o.repo.registry).whyNoCredential();
+        return new PermissionError(`access denied (HTTP ${status}${detail})`, {
           context,
           hint: why
             ? `${why}; give AWS credentials, or log in with docker login`
@@ -283,9 +296,9 @@ export class RegistryClient {
         });
       }
       default:
-        return new RegistryError(`registry answered HTTP ${res.status}${detail}`, {
+        return new RegistryError(`registry answered HTTP ${status}${detail}`, {
           context,
-          status: res.status,
+          status: status,
           codes,
         });
     }
@@ -392,6 +405,8 @@ export class RegistryClient {
       throw err;
     }
     drain(res.body);
+    // A registry with the referrers API says so when it indexed the manifest's subject.
+    if (header(res.headers, 'oci-subject')) this.referrersModes.learn(repo.registry, 'api');
     const reported = header(res.headers, 'docker-content-digest');
     if (reported && isDigest(reported) && algorithmOf(reported) === 'sha256' && reported !== computed) {
       throw new DigestMismatchError(computed, reported, {
@@ -412,6 +427,94 @@ export class RegistryClient {
     const res = await this.call(o);
     if (res.status !== 202 && res.status !== 200) throw await this.errorFor(res, o);
     drain(res.body);
+  }
+
+  // ---- referrers ---------------------------------------------------------------------------------
+
+  referrersApi(registry: string): boolean | undefined {
+    const mode = this.referrersModes.get(registry);
+    return mode === undefined ? undefined : mode === 'api';
+  }
+
+  /**
+   * The referrers API for `subject`, every page followed. The first answer teaches the registry's mode:
+   * 200 → the API; 404 (what a registry without the route says) or another "not supported" answer → the
+   * fallback tag schema, and the registry is not asked again. A 404 NAME_UNKNOWN only says the repository
+   * does not exist yet, which decides nothing.
+   */
+  async referrers(repo: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer> {
+    return this.referrersModes.once(repo.registry, async () => {
+      if (this.referrersModes.get(repo.registry) === 'tag-schema') return { api: false };
+      return this.referrersRequest(repo, subject, artifactType);
+    });
+  }
+
+  private async referrersRequest(
+    repo: Repository,
+    subject: Digest,
+    artifactType: string | undefined,
+  ): Promise<ReferrersAnswer> {
+    const step = `referrers GET ${subject}`;
+    const query = artifactType !== undefined ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
+    let url: string | URL = `referrers/${subject}${query}`;
+    const descriptors: Descriptor[] = [];
+    let filtered = artifactType !== undefined;
+    const seen = new Set<string>();
+    for (let page = 0; ; page++) {
+      const o = {
+        repo,
+        scopes: [repositoryScope(repo.path, 'pull')],
+        step,
+        method: 'GET' as const,
+        url,
+        headers: { accept: OCI_INDEX },
+      };
+      const res = await this.call(o);
+      if (res.status !== 200) {
+        const text = await readCapped(res.body);
+        if (page === 0) {
+          const { codes } = summariseErrorBody(text);
+          if (res.status === 404 && codes.includes('NAME_UNKNOWN')) return { api: undefined };
+          const unsupported =
+            res.status === 404 ||
+            res.status === 405 ||
+            res.status === 501 ||
+            (res.status === 400 && codes.includes('UNSUPPORTED'));
+          if (unsupported) {
+            this.referrersModes.learn(repo.registry, 'tag-schema');
+            return { api: false };
+          }
+        }
+        throw this.errorFromText(res.status, text, o);
+      }
+      const context: ErrorContext = { registry: repo.registry, repository: repo.path, step };
+      let list: Descriptor[];
+      try {
+        const bytes = await readAll(res.body, MANIFEST_READ_LIMIT);
+        list = referrersOf(parseManifest(bytes, OCI_INDEX));
+      } catch (err) {
+        if (err instanceof ManifestParseError || err instanceof RangeError) {
+          throw new RegistryError(`unreadable referrers list: ${err.message}`, { context });
+        }
+        throw err;
+      }
+      this.referrersModes.learn(repo.registry, 'api');
+      descriptors.push(...list);
+      const applied = (header(res.headers, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim());
+      filtered &&= applied.includes('artifactType');
+      const next = nextLink(header(res.headers, 'link'), res.url);
+      if (!next || seen.has(next.href)) break;
+      if (next.origin !== res.url.origin) {
+        // Our credentials belong to this registry: a page elsewhere is not fetched with them.
+        throw new RegistryError(`the referrers list links to another host (${next.host})`, { context });
+      }
+      if (page + 1 >= REFERRERS_PAGE_LIMIT) {
+        throw new RegistryError(`the referrers list goes on past ${REFERRERS_PAGE_LIMIT} pages`, { context });
+      }
+      seen.add(next.href);
+      url = next;
+    }
+    return { api: true, descriptors, filtered };
   }
 
   // ---- tags --------------------------------------------------------------------------------------

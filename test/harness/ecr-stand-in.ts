@@ -842,7 +842,7 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
       return;
     }
     if (url.pathname === '/v2/' || url.pathname === '/v2') return forward(req, res, record);
-    const m = /^\/v2\/(.+?)\/(manifests|blobs|tags)\/(.*)$/.exec(url.pathname);
+    const m = /^\/v2\/(.+?)\/(manifests|blobs|tags|referrers)\/(.*)$/.exec(url.pathname);
     if (!m) return answer(404, 'NOT_FOUND', 'no such endpoint');
     const [, name, kind, rest] = m as unknown as [string, string, string, string];
     const repo = repositoryOf(name);

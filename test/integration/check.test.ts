@@ -65,7 +65,7 @@ after(async () => {
   await world?.stop();
 });
 
-test('after a sync: exit 0, every row ok, HEAD requests only', async () => {
+test('after a sync: exit 0, every row ok, HEAD requests only (and one referrers probe)', async () => {
   world.resetCounts();
   const res = await check('--json');
   assert.equal(res.code, 0, res.stderr);
@@ -79,15 +79,21 @@ test('after a sync: exit 0, every row ok, HEAD requests only', async () => {
     0,
   );
   assert.ok(heads <= n * 3, `${heads} manifest HEADs for ${n} tags and 2 targets`);
+  // With referrers on (the default), one referrers request to the source registry, answered 404 (no
+  // referrers API: learned once for the run); the source tag lists, read anyway, hold no referrer tag,
+  // so no manifest has referrers and nothing more is asked — on either side.
+  assert.equal(world.source.proxy.count({ kind: 'referrers' }), 1);
+  assert.equal(world.source.proxy.count({ kind: 'referrers', status: 404 }), 1);
   for (const ep of [world.source, world.open, world.basic]) {
     assert.equal(ep.proxy.count({ method: 'GET', kind: 'manifest' }), 0);
     assert.equal(ep.proxy.count({ kind: 'blob' }), 0);
     assert.equal(ep.proxy.count({ method: 'PUT' }) + ep.proxy.count({ method: 'POST' }), 0);
     const other = ep.proxy.requests.filter(
-      (r) => r.kind !== 'manifest' && r.kind !== 'tags' && r.status !== 401,
+      (r) => r.kind !== 'manifest' && r.kind !== 'tags' && r.kind !== 'referrers' && r.status !== 401,
     );
     assert.deepEqual(other, [], `unexpected requests at ${ep.host}`);
   }
+  for (const ep of [world.open, world.basic]) assert.equal(ep.proxy.count({ kind: 'referrers' }), 0);
 });
 
 test('a moved source tag, a deleted target tag and an extra target tag: exactly those rows (the moved tag is stale on both targets), exit 1', async () => {

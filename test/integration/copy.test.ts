@@ -106,6 +106,15 @@ for (const kind of ['oci-index-with-attestations', 'docker-manifest-list'] as co
         0,
       );
       assert.equal(heads, 4);
+      // Referrers are on by default: one referrers request to the source registry, 404 (no referrers API),
+      // and one tag list of the source repository, which holds no referrer tag (sha256-<hex>, cosign's
+      // .sig/.att/.sbom): so no manifest has referrers, and neither the index nor any target is asked more.
+      assert.equal(world.source.proxy.count({ kind: 'referrers', status: 404 }), 1);
+      assert.equal(world.source.proxy.count({ kind: 'referrers' }), 1);
+      assert.equal(world.source.proxy.count({ kind: 'tags', repo, status: 200 }), 1);
+      for (const ep of [world.basic, world.open]) {
+        assert.equal(ep.proxy.count({ kind: 'referrers' }) + ep.proxy.count({ kind: 'tags' }), 0, ep.host);
+      }
       assert.match(res.stderr, /already up to date/);
     });
   });

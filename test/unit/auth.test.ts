@@ -389,6 +389,7 @@ describe('copy command: exitCodeFor', () => {
     blobsExisting: 0,
     bytesUploaded: 0,
     manifestsPushed: 0,
+    referrersCopied: 0,
     ...extra,
   });
   const image = (targets: TargetResult[], extra: Partial<ImageResult> = {}): ImageResult => ({

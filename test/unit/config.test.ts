@@ -168,7 +168,10 @@ describe('loadConfig: invalid content', () => {
   it('reports a wrong type with what was expected', async () => {
     const message = await invalid({ ...MINIMAL, defaults: { concurrency: '8', referrers: 'yes' } });
     assert.match(message, /\n {2}defaults\.concurrency: expected a number, got "8"/);
-    assert.match(message, /\n {2}defaults\.referrers: expected true or false, got "yes"/);
+    assert.match(
+      message,
+      /\n {2}defaults\.referrers: expected true, false, or \{ "artifactTypes": \[\.\.\.\], "exclude": \[\.\.\.\] \}, got "yes"/,
+    );
   });
 
   it('reports a missing required key', async () => {
@@ -495,7 +498,13 @@ describe('loadConfig: resolution', () => {
       },
     });
     const { defaults, mirrors } = (await loadConfig({ cwd: dir })).config;
-    assert.deepEqual(defaults, { platforms: 'all', overwrite: 'never', concurrency: 2, referrers: false });
+    assert.deepEqual(defaults, {
+      platforms: 'all',
+      overwrite: 'never',
+      concurrency: 2,
+      referrers: {},
+      cosignTags: true,
+    });
     assert.deepEqual(
       mirrors.map(({ name, platforms, overwrite, concurrency, referrers }) => ({
         name,
@@ -505,7 +514,7 @@ describe('loadConfig: resolution', () => {
         referrers,
       })),
       [
-        { name: 'a', platforms: 'all', overwrite: 'never', concurrency: 2, referrers: false },
+        { name: 'a', platforms: 'all', overwrite: 'never', concurrency: 2, referrers: {} },
         {
           name: 'b',
           platforms: [
@@ -514,7 +523,7 @@ describe('loadConfig: resolution', () => {
           ],
           overwrite: 'always',
           concurrency: 6,
-          referrers: true,
+          referrers: {},
         },
       ],
     );
@@ -523,8 +532,53 @@ describe('loadConfig: resolution', () => {
       platforms: 'all',
       overwrite: 'changed',
       concurrency: 4,
-      referrers: false,
+      referrers: {},
+      cosignTags: true,
     });
+  });
+
+  it('resolves referrers: true, false, a filter (a mirror replaces the defaults as a whole), cosignTags', async () => {
+    const dir = await project({
+      'mirror.config.json': {
+        defaults: { referrers: { exclude: ['application/vnd.in-toto*'] }, cosignTags: false },
+        mirrors: [
+          withMirrorEntry({ name: 'a' }),
+          withMirrorEntry({ name: 'b', referrers: false }),
+          withMirrorEntry({
+            name: 'c',
+            referrers: { artifactTypes: ['application/spdx+json'] },
+            cosignTags: true,
+          }),
+          withMirrorEntry({ name: 'd', referrers: true }),
+        ],
+      },
+    });
+    const { defaults, mirrors } = (await loadConfig({ cwd: dir })).config;
+    assert.deepEqual(defaults.referrers, { exclude: ['application/vnd.in-toto*'] });
+    assert.deepEqual(
+      mirrors.map((m) => [m.name, m.referrers, m.cosignTags]),
+      [
+        ['a', { exclude: ['application/vnd.in-toto*'] }, false],
+        ['b', false, false],
+        ['c', { artifactTypes: ['application/spdx+json'] }, true],
+        ['d', {}, false],
+      ],
+    );
+  });
+
+  it('refuses artifact types that are not media types, empty lists and unknown keys in referrers', async () => {
+    const message = await invalid({
+      ...MINIMAL,
+      defaults: { referrers: { artifactTypes: ['spdx'], exclude: [] }, cosignTags: 'yes' },
+    });
+    assert.match(
+      message,
+      /defaults\.referrers\.artifactTypes\[0\]: "spdx" is not an artifact type; write a media type such as "application\/spdx\+json"/,
+    );
+    assert.match(message, /defaults\.referrers\.exclude: is empty; list artifact types, or remove the key/);
+    assert.match(message, /defaults\.cosignTags: expected true or false, got "yes"/);
+    const typo = await invalid({ ...MINIMAL, defaults: { referrers: { artifactType: ['a/b'] } } });
+    assert.match(typo, /defaults\.referrers\.artifactType: unknown key \(did you mean "artifactTypes"\?\)/);
   });
 
   it('normalises tag rules: the list form with pins becomes list + digests', async () => {

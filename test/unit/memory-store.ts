@@ -5,11 +5,13 @@
 
 import { Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
-import type { ManifestInfo, RegistryStore, UploadSink } from '../../src/copy/store.js';
+import type { ManifestInfo, ReferrersAnswer, RegistryStore, UploadSink } from '../../src/copy/store.js';
 import { ImmutableTagError, NotFoundError } from '../../src/errors.js';
 import { type Digest, digestOf, isDigest } from '../../src/oci/digest.js';
 import { type Manifest, parseManifest } from '../../src/oci/manifest.js';
+import { referrerDescriptor } from '../../src/oci/referrers.js';
 import type { Reference, Repository } from '../../src/reference/reference.js';
+import { ReferrersModes } from '../../src/registry/referrers-mode.js';
 
 /**
  * `uploadStart` with a mount request is counted as 'mount' (whatever the answer), without one as
@@ -26,7 +28,8 @@ export type Op =
   | 'mount'
   | 'patch'
   | 'finish'
-  | 'cancel';
+  | 'cancel'
+  | 'referrers';
 
 export interface Call {
   op: Op;
@@ -70,6 +73,14 @@ export class MemoryStore implements RegistryStore {
   maxOpenStreams = 0;
   /** Every session opened, for inspecting PATCH ranges. */
   readonly sessions: MemorySession[] = [];
+  /**
+   * Registries with the referrers API (listing every manifest whose subject is the digest, and saying so
+   * on a manifest PUT, like OCI-Subject). The others answer a referrers request as distribution 2.8 does:
+   * not found, so the fallback tag schema applies.
+   */
+  readonly referrersApiRegistries = new Set<string>();
+  /** What was learned, kept as the registry client keeps it (one probe per registry at a time). */
+  private modes = new ReferrersModes();
   private readonly repos = new Map<string, Repo>();
 
   // ---- seeding and inspection -------------------------------------------------------------------
@@ -126,6 +137,11 @@ export class MemoryStore implements RegistryStore {
     return this.calls.filter(
       (c) => ops.includes(c.op) && (registry === undefined || c.registry === registry),
     );
+  }
+
+  /** Forget which registries were found to have the referrers API: what a new run (process) knows. */
+  forgetReferrersModes(): void {
+    this.modes = new ReferrersModes();
   }
 
   resetCalls(): void {
@@ -199,7 +215,39 @@ export class MemoryStore implements RegistryStore {
     }
     repo.manifests.set(digest, { bytes: Uint8Array.from(bytes), mediaType });
     if (!isDigest(selector)) repo.tags.set(selector, digest);
+    if (m.subject && this.referrersApiRegistries.has(r.registry)) this.modes.learn(r.registry, 'api');
     return digest;
+  }
+
+  async referrers(r: Repository, subject: Digest, artifactType?: string): Promise<ReferrersAnswer> {
+    return this.modes.once(r.registry, () => this.referrersCall(r, subject, artifactType));
+  }
+
+  private async referrersCall(
+    r: Repository,
+    subject: Digest,
+    artifactType?: string,
+  ): Promise<ReferrersAnswer> {
+    if (this.modes.get(r.registry) === 'tag-schema') return { api: false };
+    await this.record('referrers', r, subject);
+    if (!this.referrersApiRegistries.has(r.registry)) {
+      this.modes.learn(r.registry, 'tag-schema');
+      return { api: false };
+    }
+    this.modes.learn(r.registry, 'api');
+    const repo = this.repos.get(`${r.registry}/${r.path}`);
+    if (!repo) return { api: undefined };
+    const descriptors = [...repo.manifests.values()]
+      .map((m) => parseManifest(m.bytes, m.mediaType))
+      .filter((m) => m.subject?.digest === subject)
+      .map(referrerDescriptor)
+      .filter((d) => artifactType === undefined || d.artifactType === artifactType);
+    return { api: true, descriptors, filtered: artifactType !== undefined };
+  }
+
+  referrersApi(registry: string): boolean | undefined {
+    const mode = this.modes.get(registry);
+    return mode === undefined ? undefined : mode === 'api';
   }
 
   async blobHead(r: Repository, digest: Digest): Promise<number | undefined> {

@@ -10,6 +10,7 @@ import {
 } from '../../copy/check.js';
 import { type CopyContext, copyImage } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
@@ -59,6 +60,12 @@ export function checkExitCode(rows: DriftRow[], failOn: DriftState[]): number {
 
 const short = (d: string | undefined) => (d ? d.slice(0, 19) : '-');
 
+/** What a row says beyond its state: the error, or what is missing (content below, referrers). */
+function detailOf(r: DriftRow): string {
+  if (r.error) return r.error;
+  return [...(r.missingContent ?? []), ...(r.missingReferrers ?? [])].join(', ');
+}
+
 export function renderTable(rows: DriftRow[]): string {
   const counts = countStates(rows);
   const lines = [DRIFT_STATES.map((s) => `${s} ${counts[s]}`).join('  ')];
@@ -74,7 +81,7 @@ export function renderTable(rows: DriftRow[]): string {
           r.tag,
           short(r.sourceDigest),
           short(r.targetDigest),
-          r.error ?? r.missingContent?.join(', ') ?? '',
+          detailOf(r),
         ]),
       ),
     );
@@ -118,7 +125,7 @@ export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
     out.push('', '### Differences', '', '| state | target | tag | source digest | target digest | detail |');
     out.push('| --- | --- | --- | --- | --- | --- |');
     for (const r of diffs) {
-      const detail = (r.error ?? r.missingContent?.join(', ') ?? '').replace(/\|/g, '\\|');
+      const detail = detailOf(r).replace(/\|/g, '\\|');
       out.push(
         `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${short(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${short(r.targetDigest)}\`` : '-'} | ${detail} |`,
       );
@@ -141,7 +148,9 @@ async function fix(rows: DriftRow[], specs: MirrorSpec[], ctx: CopyContext): Pro
       groups.set(key, g);
     }
     g.targets.add(r.target);
-    if (r.state === 'incomplete') g.verify = true;
+    // Content gone below a right tag (--deep) needs the walk that trusts nothing; missing referrers are
+    // found and brought by an ordinary copy.
+    if (r.state === 'incomplete' && (r.missingContent?.length ?? 0) > 0) g.verify = true;
   }
   const limit = createLimiter(4);
   return Promise.all(
@@ -172,7 +181,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
   const { filepath, mirrors, client } = await openConfigRun(flags, session);
   try {
     const specs = specsFrom(mirrors, false);
-    const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16) };
+    const referrerRun = new ReferrerRun();
+    const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16), referrerRun };
     out.status(`checking ${mirrors.length} mirrors`);
     const mirrorLimit = createLimiter(4);
     const rows = (
@@ -189,6 +199,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
           knowledge: new BlobKnowledge(),
           transfers: createLimiter(4),
           ...(audit ? { onEvent: audit.onEvent } : {}),
+          referrerRun,
         };
         fixed = await fix(rows, specs, ctx);
       } finally {

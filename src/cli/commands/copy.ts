@@ -3,8 +3,10 @@
 import { copyImage } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import { UsageError } from '../../errors.js';
+import { shortDigest } from '../../oci/digest.js';
 import { formatReference, type Reference, withDigest, withTag } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
@@ -21,6 +23,8 @@ export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
   concurrency: number;
+  /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
+  referrers?: boolean;
 }
 
 /** Target references: a target without a tag takes the source's tag (or its digest). */
@@ -46,8 +50,16 @@ export function describeTarget(t: ImageResult['targets'][number]): string {
   switch (t.status) {
     case 'kept':
       return `~ ${t.target} kept: the tag points at ${t.digest} (${t.refusedBy === 'immutable-tags' ? "the repository's immutable tags" : 'overwrite "never"'})`;
-    case 'planned':
-      return `+ ${t.target} would ${t.tagAction === 'move' ? `move the tag from ${t.previousDigest}` : 'create the tag'}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests`;
+    case 'planned': {
+      const tag =
+        t.tagAction === 'move'
+          ? `move the tag from ${t.previousDigest}`
+          : t.tagAction === 'none'
+            ? 'keep the tag (it is right)'
+            : 'create the tag';
+      const referrers = t.referrersCopied ? `, copy ${plural(t.referrersCopied, 'referrer')}` : '';
+      return `+ ${t.target} would ${tag}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests${referrers}${referrerLines(t)}`;
+    }
     case 'up-to-date':
       return `= ${t.target} already up to date`;
     case 'failed':
@@ -57,10 +69,21 @@ export function describeTarget(t: ImageResult['targets'][number]): string {
       if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted`);
       if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
       parts.push(`${t.manifestsPushed} manifest${t.manifestsPushed === 1 ? '' : 's'}`);
+      if (t.referrersCopied) parts.push(plural(t.referrersCopied, 'referrer'));
       const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
       return `✓ ${t.target}: ${parts.join(', ')}${moved}`;
     }
   }
+}
+
+/** One line per referrer a plan would copy: what it is and what it refers to. */
+export function referrerLines(t: ImageResult['targets'][number]): string {
+  return (t.referrers ?? [])
+    .map(
+      (r) =>
+        `\n      + ${r.tag ? `tag ${r.tag}` : (r.artifactType ?? 'referrer')} ${r.digest} → ${shortDigest(r.subject)}`,
+    )
+    .join('');
 }
 
 export async function runCopy(
@@ -95,12 +118,18 @@ export async function runCopy(
   let result: ImageResult;
   try {
     out.status(`copying ${formatReference(source)}`);
-    result = await copyImage(source, targets, {
-      store: client,
-      knowledge: new BlobKnowledge(),
-      transfers: createLimiter(flags.concurrency),
-      onEvent: allOf(onEvent, audit?.onEvent),
-    });
+    result = await copyImage(
+      source,
+      targets,
+      {
+        store: client,
+        knowledge: new BlobKnowledge(),
+        transfers: createLimiter(flags.concurrency),
+        onEvent: allOf(onEvent, audit?.onEvent),
+        referrerRun: new ReferrerRun(),
+      },
+      flags.referrers === false ? {} : { referrers: { cosignTags: true } },
+    );
   } finally {
     audit?.close();
   }

@@ -1,6 +1,8 @@
 // regmirror inspect REF: the manifest tree: digests, media types, platforms, sizes.
 
 import { loadGraph, totalSize } from '../../copy/graph.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
+import { discoverAtSource, type FoundReferrer } from '../../copy/referrers.js';
 import { NotFoundError } from '../../errors.js';
 import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
 import { formatPlatform } from '../../oci/platform.js';
@@ -24,6 +26,46 @@ interface Node {
   /** Bytes of config and layers. */
   contentSize?: number;
   manifests?: Node[];
+  /** With --referrers: what refers to this manifest. */
+  referrers?: ReferrerNode[];
+}
+
+interface ReferrerNode {
+  digest: string;
+  artifactType?: string;
+  /** The cosign tag it is found under (absent for an OCI 1.1 referrer). */
+  tag?: string;
+  referrers?: ReferrerNode[];
+}
+
+/** The referrers of `subject`, each with its own below it. */
+function referrerTree(subject: string, found: FoundReferrer[], depth = 0): ReferrerNode[] {
+  if (depth > 8) return [];
+  return found
+    .filter((f) => f.subject === subject)
+    .map((f) => {
+      const below = referrerTree(f.digest, found, depth + 1);
+      return {
+        digest: f.digest,
+        ...(f.artifactType !== undefined ? { artifactType: f.artifactType } : {}),
+        ...(f.tag !== undefined ? { tag: f.tag } : {}),
+        ...(below.length > 0 ? { referrers: below } : {}),
+      };
+    });
+}
+
+function attachReferrers(node: Node, found: FoundReferrer[]): void {
+  const mine = referrerTree(node.digest, found);
+  if (mine.length > 0) node.referrers = mine;
+  for (const child of node.manifests ?? []) attachReferrers(child, found);
+}
+
+function renderReferrers(referrers: ReferrerNode[] | undefined, indent: string, out: string[]): void {
+  for (const r of referrers ?? []) {
+    const what = r.tag !== undefined ? `cosign tag ${r.tag}` : (r.artifactType ?? 'referrer');
+    out.push(`${indent}← ${what}  ${r.digest}`);
+    renderReferrers(r.referrers, `${indent}    `, out);
+  }
 }
 
 function toNode(m: Manifest, all: Map<string, Manifest>, desc?: Descriptor): Node {
@@ -49,6 +91,7 @@ function render(node: Node, indent: string, out: string[]): void {
     out.push(
       `${indent}${node.digest}  ${node.mediaType}  (${plural(node.manifests!.length, 'child manifest')})`,
     );
+    renderReferrers(node.referrers, indent, out);
     const platformOf = new Map(node.manifests!.map((c) => [c.digest, c.platform]));
     for (const child of node.manifests!) {
       const subject = child.attestationFor;
@@ -64,6 +107,7 @@ function render(node: Node, indent: string, out: string[]): void {
     `${indent}${node.digest}  ${node.mediaType}${node.artifactType ? `  artifactType ${node.artifactType}` : ''}`,
   );
   if (node.subject) out.push(`${indent}subject ${node.subject}`);
+  renderReferrers(node.referrers, indent, out);
   out.push(
     `${indent}config ${node.config!.digest}  ${node.config!.mediaType}  ${formatBytes(node.config!.size)}`,
   );
@@ -74,7 +118,7 @@ function render(node: Node, indent: string, out: string[]): void {
 
 export async function runInspect(
   refText: string,
-  flags: { json?: boolean },
+  flags: { json?: boolean; referrers?: boolean },
   client: RegistryClient,
   out: Output,
 ): Promise<number> {
@@ -87,8 +131,35 @@ export async function runInspect(
   }
   const graph = await loadGraph(client, withDigest(ref, head.digest));
   const tree = toNode(graph.root, graph.manifests);
+  let found: FoundReferrer[] = [];
+  if (flags.referrers) {
+    const discovered = await discoverAtSource(
+      client,
+      new ReferrerRun(),
+      ref,
+      head.digest,
+      async () => graph.order.map((m) => m.digest),
+      { cosignTags: true },
+    );
+    found = discovered.found;
+    attachReferrers(tree, found);
+  }
+  const through =
+    client.referrersApi(ref.registry) === true ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
   if (flags.json) {
-    out.result(JSON.stringify({ reference: formatReference(ref), ...tree }, null, 2));
+    out.result(
+      JSON.stringify(
+        {
+          reference: formatReference(ref),
+          ...tree,
+          ...(flags.referrers
+            ? { referrersFoundThrough: client.referrersApi(ref.registry) === true ? 'api' : 'tag-schema' }
+            : {}),
+        },
+        null,
+        2,
+      ),
+    );
   } else {
     const lines = [formatReference(ref)];
     render(tree, '  ', lines);
@@ -98,6 +169,11 @@ export async function runInspect(
     lines.push(
       `  ${plural(platforms, 'platform')}${attestations ? `, ${plural(attestations, 'attestation')}` : ''}; ${plural(graph.order.length, 'manifest')} in all`,
     );
+    if (flags.referrers) {
+      lines.push(
+        `  ${plural(found.length, 'referrer')} (← below what they refer to), found through ${through}`,
+      );
+    }
     out.result(lines.join('\n'));
   }
   return 0;

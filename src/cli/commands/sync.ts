@@ -6,8 +6,11 @@ import type { ResolvedConfig, ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
+import { ReferrerRun } from '../../copy/referrer-run.js';
+import type { ReferrerOptions } from '../../copy/referrers.js';
 import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
+import { isReferrerTag } from '../../oci/referrers.js';
 import { formatRepository, parseRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
@@ -62,23 +65,36 @@ export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
   return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
 }
 
+/** The engine's referrer options for a mirror; undefined when it copies none. */
+export function referrerOptionsOf(
+  m: Pick<ResolvedMirror, 'referrers' | 'cosignTags'>,
+): ReferrerOptions | undefined {
+  return m.referrers === false ? undefined : { ...m.referrers, cosignTags: m.cosignTags };
+}
+
 export function specsFrom(mirrors: ResolvedMirror[], dryRun: boolean): MirrorSpec[] {
-  return mirrors.map((m) => ({
-    name: m.name,
-    source: m.source,
-    targets: m.targets,
-    select: (available: string[]) =>
-      selectTags(available, m.tags).map((s) =>
-        s.digest ? { tag: s.tag, digest: s.digest } : { tag: s.tag },
-      ),
-    needsTagList: needsTagList(m.tags),
-    options: {
-      overwrite: m.overwrite,
-      ...(m.platforms === 'all' ? {} : { platforms: m.platforms }),
-      dryRun,
-    },
-    limit: createLimiter(m.concurrency),
-  }));
+  return mirrors.map((m) => {
+    const referrers = referrerOptionsOf(m);
+    return {
+      name: m.name,
+      source: m.source,
+      targets: m.targets,
+      // With referrers on, fallback indexes and cosign tags travel with their subjects; as tags of
+      // their own they would be copied again, and a target's merged fallback index overwritten.
+      select: (available: string[]) =>
+        selectTags(referrers ? available.filter((t) => !isReferrerTag(t)) : available, m.tags).map((s) =>
+          s.digest ? { tag: s.tag, digest: s.digest } : { tag: s.tag },
+        ),
+      needsTagList: needsTagList(m.tags),
+      options: {
+        overwrite: m.overwrite,
+        ...(m.platforms === 'all' ? {} : { platforms: m.platforms }),
+        ...(referrers ? { referrers } : {}),
+        dryRun,
+      },
+      limit: createLimiter(m.concurrency),
+    };
+  });
 }
 
 export interface SyncSession {
@@ -127,6 +143,7 @@ export async function runSync(
       knowledge: new BlobKnowledge(),
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
+      referrerRun: new ReferrerRun(),
     };
     out.status(`resolving tags of ${mirrors.length} mirrors`);
     const specs = specsFrom(mirrors, dryRun);
@@ -181,7 +198,8 @@ export async function runSync(
       out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
     out.info(
       `${summary.images} images, ${summary.targets} targets: ${dryRun ? summary.planned : summary.copied} ${verb}, ${summary.upToDate} up to date, ${summary.kept} kept, ${summary.failed} failed; ` +
-        `${summary.blobsUploaded} blobs ${dryRun ? 'to upload' : 'uploaded'} (${formatBytes(summary.bytesUploaded)}), ${summary.blobsMounted} ${dryRun ? 'to mount' : 'mounted'}; ` +
+        `${summary.blobsUploaded} blobs ${dryRun ? 'to upload' : 'uploaded'} (${formatBytes(summary.bytesUploaded)}), ${summary.blobsMounted} ${dryRun ? 'to mount' : 'mounted'}, ` +
+        `${summary.referrersCopied} referrers ${dryRun ? 'to copy' : 'copied'}; ` +
         `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
     );
     if (flags.json) {
