@@ -1,7 +1,7 @@
 // --audit-log FILE: one JSON line per write the run made on a target registry (repository created, blob
-// upload, blob mount, manifest put, tag created / moved / rewritten), appended with a synchronous write as each happens, so
-// that a run killed at any moment leaves a true record of what it did. Never a credential: the identity
-// is the user name the registry knows us by, nothing else.
+// upload, blob mount, manifest put, tag created / moved / rewritten), appended with a synchronous write as
+// each happens, so that a run killed at any moment leaves a true record of what it did. Never a credential:
+// the identity is the user name the registry knows us by, nothing else.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';

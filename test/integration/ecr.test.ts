@@ -753,6 +753,76 @@ describe('config mistakes are refused before any request', () => {
   }
 });
 
+describe("the stand-in's rules bite: what ECR would refuse from a client that ignored them", () => {
+  test('parts under 5 MiB: refused at the commit when the registry is treated as plain distribution', async () => {
+    resetAll();
+    // The same registry, typed "distribution" (no ECR upload policy) with 1 MiB chunks, logged in the
+    // docker way: every PATCH is accepted, and the commit is refused, as ECR does.
+    const auth = Buffer.from(`AWS:${ecr.mintPassword()}`).toString('base64');
+    const file = await config('naive.json', {
+      registries: { [ecr.registryHost]: { type: 'distribution', chunkSize: '1MiB' } },
+      mirrors: [{ source: `${source.host}/org/big`, targets: [`${ecr.registryHost}/mirror/big-naive`] }],
+    });
+    ecr.createRepository('mirror/big-naive');
+    const res = await cli(['sync', '--config', file, '--json', '--retries', '0'], {
+      DOCKER_AUTH_CONFIG: JSON.stringify({ auths: { [ecr.registryHost]: { auth } } }),
+    });
+    assert.equal(res.code, 1, res.stderr);
+    assert.ok(refusalsOf(ecr, 'part-too-small').length >= 1);
+    assert.match(targetsOf(res)[0]!.error!, /LayerPartTooSmallException/);
+    // Typed "ecr", the same config's 1 MiB is raised to the 5 MiB minimum and the copy goes through.
+    resetAll();
+    const ok = await cli([
+      'sync',
+      '--config',
+      await config('typed.json', {
+        registries: {
+          [ecr.registryHost]: {
+            credentials: { ecr: { region: REGION, registryId: ACCOUNT } },
+            chunkSize: '1MiB',
+          },
+        },
+        mirrors: [{ source: `${source.host}/org/big`, targets: [`${ecr.registryHost}/mirror/big-naive`] }],
+      }),
+      '--json',
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const patches = ecr.registryRequests.filter((q) => q.method === 'PATCH');
+    assert.ok(patches.length > 0 && patches.every((q) => q.size === 5 * MIB), 'parts of exactly 5 MiB');
+    assert.deepEqual(refusalsOf(ecr, 'part-too-small'), []);
+  });
+
+  test('"mounts": true on ECR: the mount is answered 202 with a session, which is used', async () => {
+    resetAll();
+    const file = await config('mounts.json', {
+      registries: {
+        [ecr.registryHost]: {
+          credentials: { ecr: { region: REGION, registryId: ACCOUNT } },
+          createRepositories: true,
+          mounts: true,
+        },
+      },
+      mirrors: [
+        {
+          source: `${source.host}/org/worker`,
+          targets: [`${ecr.registryHost}/mounted/one`, `${ecr.registryHost}/mounted/two`],
+        },
+      ],
+    });
+    const res = await cli(['sync', '--config', file, '--json']);
+    assert.equal(res.code, 0, res.stderr);
+    const mounts = ecr.registryRequests.filter((q) => q.method === 'POST' && q.query.includes('mount='));
+    assert.ok(mounts.length > 0, 'mounts were asked for');
+    assert.ok(
+      mounts.every((q) => q.status === 202),
+      'and declined with an upload session',
+    );
+    for (const repo of ['mounted/one', 'mounted/two']) {
+      await assertMirrored(ecr, repo, '2.0.0', images.get('worker:2.0.0')!.bytes);
+    }
+  });
+});
+
 describe('ECR as a source: blob GETs redirected to storage', () => {
   test('go to the storage host without Authorization', async () => {
     resetAll();
@@ -875,8 +945,16 @@ test('no token, password or AWS secret appears in any output, report, audit log 
   const debug = await cli(['sync', '--config', await config('never.json', estate('never')), '--debug']);
   assert.equal(debug.code, 0, debug.stderr);
   assert.match(debug.stderr, /HEAD .*\/manifests\//, 'the trace is on');
-  const secrets = [...ecr.issued, ...pub.issued, CREDS.secretAccessKey, RELEASE.secretAccessKey, OIDC_TOKEN];
+  const secrets: [string, string][] = [
+    ...ecr.issued.map((v, i): [string, string] => [`ECR secret #${i}`, v]),
+    ...pub.issued.map((v, i): [string, string] => [`ECR Public secret #${i}`, v]),
+    ['the AWS secret key', CREDS.secretAccessKey],
+    ["the release profile's secret key", RELEASE.secretAccessKey],
+    ['the web identity token', OIDC_TOKEN],
+  ];
   assert.ok(secrets.length > 10);
-  const all = printed.join('\n');
-  for (const secret of secrets) assert.ok(!all.includes(secret), 'a secret was printed');
+  printed.forEach((text, n) => {
+    // Which secret and which output, never the secret itself.
+    for (const [what, secret] of secrets) assert.ok(!text.includes(secret), `${what} is in output #${n}`);
+  });
 });
