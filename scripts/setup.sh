@@ -25,7 +25,11 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
 fi
 
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<18)) { console.error("regmirror needs Node.js >= 20.18, this is "+process.version); process.exit(1) }'
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A git worktree sharing another checkout's packages: `npm ci` here would empty the shared directory
+  # behind the link (every other worktree's packages with it). Install in the checkout that owns them.
+  echo "setup: node_modules is a link to $(readlink node_modules); not reinstalling through it" >&2
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # Exactly the versions package-lock.json pins; the lock is never rewritten.
   npm ci --no-audit --no-fund --loglevel=error
 fi

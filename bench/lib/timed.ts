@@ -1,0 +1,130 @@
+// Running a measured process: under GNU time (`/usr/bin/time -v`, for peak RSS and CPU seconds), with a
+// clean environment, a time limit, and a registry of running children so Ctrl-C can stop them.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const TIME_BIN = '/usr/bin/time';
+
+export interface TimedResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Wall time measured here (spawn to exit), in seconds. */
+  wallSeconds: number;
+  /** Peak resident set size of the process (GNU time's "Maximum resident set size"), KiB. */
+  maxRssKiB: number;
+  /** User + system CPU seconds of the process. */
+  cpuSeconds: number;
+  /** Wall-clock start and end (ms since the epoch), to place the run on the proxies' timelines. */
+  startedAt: number;
+  endedAt: number;
+  /** Share of the whole machine's CPU time that was busy during the run (all processes, from /proc/stat). */
+  machineBusy: number;
+}
+
+/** Busy and total jiffies of all CPUs together (first line of /proc/stat). */
+export function cpuJiffies(): { busy: number; total: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+export function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  const total = b.total - a.total;
+  return total > 0 ? (b.busy - a.busy) / total : Number.NaN;
+}
+
+const running = new Set<ChildProcess>();
+
+/** SIGTERM every measured process still running (Ctrl-C). */
+export function killRunning(): void {
+  for (const child of running) child.kill('SIGTERM');
+}
+
+export function parseTimeOutput(text: string): { maxRssKiB: number; cpuSeconds: number } {
+  const rss = /Maximum resident set size \(kbytes\):\s*(\d+)/.exec(text);
+  const user = /User time \(seconds\):\s*([\d.]+)/.exec(text);
+  const sys = /System time \(seconds\):\s*([\d.]+)/.exec(text);
+  if (!rss?.[1] || !user?.[1] || !sys?.[1])
+    throw new Error(`could not read /usr/bin/time -v output:\n${text}`);
+  return { maxRssKiB: Number(rss[1]), cpuSeconds: Number(user[1]) + Number(sys[1]) };
+}
+
+export interface TimedOptions {
+  env: Record<string, string>;
+  cwd: string;
+  /** Where GNU time writes its report. */
+  scratch: string;
+  timeoutMs: number;
+  label: string;
+}
+
+let seq = 0;
+
+/** Run `file args...` under `/usr/bin/time -v`. Never rejects for a non-zero exit: the caller judges. */
+export function timed(file: string, args: string[], opts: TimedOptions): Promise<TimedResult> {
+  const timeFile = join(opts.scratch, `time-${process.pid}-${++seq}.txt`);
+  return new Promise((resolve, reject) => {
+    const startedAt = Date.now();
+    const jiffies = cpuJiffies();
+    const t0 = process.hrtime.bigint();
+    const child = spawn(TIME_BIN, ['-v', '-o', timeFile, file, ...args], {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      // Bounded: a runaway --debug trace must not eat the benchmark's memory.
+      if (stderr.length < 4 * 1024 * 1024) stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      running.delete(child);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      const endedAt = Date.now();
+      const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const machineBusy = busyShare(jiffies, cpuJiffies());
+      readFile(timeFile, 'utf8').then(
+        (text) => {
+          try {
+            const { maxRssKiB, cpuSeconds } = parseTimeOutput(text);
+            resolve({
+              code: code ?? -1,
+              stdout,
+              stderr,
+              wallSeconds,
+              maxRssKiB,
+              cpuSeconds,
+              startedAt,
+              endedAt,
+              machineBusy,
+            });
+          } catch (err) {
+            reject(new Error(`${opts.label}: ${(err as Error).message}\nstderr: ${stderr.slice(-2000)}`));
+          }
+        },
+        (err: unknown) => reject(new Error(`${opts.label}: no GNU time report (${String(err)})`)),
+      );
+    });
+  });
+}
