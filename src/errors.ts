@@ -114,8 +114,20 @@ export class ImmutableTagError extends RegmirrorError {
   }
 }
 
+/**
+ * A registry asked for something the trust rules refuse (registry/trust.ts): an upload Location on
+ * another origin, credentials for a host that is not the registry. An answer, never retried or resumed.
+ */
+export class UntrustedError extends RegistryError {}
+
 /** Could not reach the registry at all: DNS, refused connection, TLS failure, timeout. */
 export class NetworkError extends RegmirrorError {}
+
+/**
+ * A request did not finish within its deadline (limits.timeouts): the registry is too slow, stalls, or
+ * drips its answer. Not retried: the deadline is the budget for the whole request.
+ */
+export class TimeoutError extends NetworkError {}
 
 /** Content whose bytes do not match the digest that names them. */
 export class DigestMismatchError extends RegmirrorError {
@@ -159,6 +171,7 @@ export function whyUnreadable(err: unknown): string {
  * transport's retries, an upload session the registry lost): worth restarting a blob transfer for.
  */
 export function isTransient(err: unknown): boolean {
+  if (err instanceof TimeoutError) return false;
   if (err instanceof NetworkError || err instanceof UploadInterruptedError) return true;
   if (err instanceof RegistryError) return err.status !== undefined && isRetryableStatus(err.status);
   return false;

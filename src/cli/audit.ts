@@ -7,6 +7,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CopyEvent, WriteEvent } from '../copy/events.js';
 import { UsageError } from '../errors.js';
+import { sanitize } from '../sanitize.js';
 
 export interface AuditEntry {
   time: string;
@@ -103,7 +104,8 @@ export class AuditLog {
             ...(identity !== undefined ? { identity } : {}),
           };
     // One write(2) per line on an O_APPEND descriptor: complete lines, in the kernel as soon as written.
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
+    // Media types come from registries: sanitised (losslessly, JSON stays the same) like every output.
+    writeSync(this.fd, `${sanitize(JSON.stringify(entry), 'line')}\n`);
   }
 
   close(): void {

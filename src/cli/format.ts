@@ -15,10 +15,13 @@ export function formatBytes(n: number): string {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  if (s < 59.95) return `${s.toFixed(1)} s`;
+  // Round once, then split: 119.6 s is "2 min 0 s", never "1 min 60 s".
+  const total = Math.round(s);
+  if (total < 3600) return `${Math.floor(total / 60)} min ${total % 60} s`;
+  return `${Math.floor(total / 3600)} h ${Math.floor((total % 3600) / 60)} min`;
 }
 
 /** "8MiB", "5MB", "1048576" → bytes. */

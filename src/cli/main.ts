@@ -81,6 +81,7 @@ async function withClient<T>(
   const client = createClient({
     flags,
     signal: session.signal,
+    warn: (line) => session.out.warn(line),
     ...(config ? { config } : {}),
     trace: flags.debug
       ? (t) => session.out.warn(`[debug] ${t.method} ${t.url} → ${t.status ?? t.error ?? '?'} (${t.ms} ms)`)

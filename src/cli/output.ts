@@ -1,7 +1,12 @@
 // Output channels. Results go to stdout (JSON or plain data); everything for people goes to stderr:
 // an ora spinner on a terminal, plain lines (no escape codes) elsewhere, nothing with --quiet.
+//
+// The output boundary: every line passes the sanitiser (src/sanitize.ts), so that text a registry
+// controls (error messages, tags, media types) cannot reach the terminal as escape sequences. Our own
+// newlines and tabs are kept; JSON stays valid and means the same.
 
 import type { Ora } from 'ora';
+import { sanitize } from '../sanitize.js';
 
 export interface Output {
   /** A line for people (stderr). */
@@ -42,17 +47,19 @@ export async function createOutput(options: OutputOptions = {}): Promise<Output>
     interactive,
     info(line) {
       if (options.quiet) return;
-      withSpinnerPaused(() => stderr.write(`${line}\n`));
+      withSpinnerPaused(() => stderr.write(`${sanitize(line, 'lines')}\n`));
     },
     warn(line) {
-      withSpinnerPaused(() => stderr.write(`${line}\n`));
+      withSpinnerPaused(() => stderr.write(`${sanitize(line, 'lines')}\n`));
     },
-    status(text) {
+    status(raw) {
       if (!ora) return;
+      const text = sanitize(raw, 'line');
       if (!spinner) spinner = ora({ text, stream: stderr, discardStdin: false }).start();
       else spinner.text = text;
     },
-    result(text) {
+    result(raw) {
+      const text = sanitize(raw, 'lines');
       stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     },
     stop() {

@@ -9,9 +9,9 @@ import {
   type ResolvedConfig,
   type VendorSettings,
 } from '../config/resolve.js';
-import { ConfigError, UsageError, whyUnreadable } from '../errors.js';
+import { ConfigError, describeContext, UsageError, whyUnreadable } from '../errors.js';
 import { normaliseRegistry } from '../reference/reference.js';
-import { RegistryClient } from '../registry/client.js';
+import { type ClientWarning, RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
 import type { RegistrySettingsInput } from '../registry/profile/profile.js';
@@ -101,6 +101,7 @@ export function configRegistries(
     if (r.concurrency !== undefined) settings.concurrency = r.concurrency;
     if (r.chunkSize !== undefined) settings.chunkSize = r.chunkSize;
     if (r.mounts !== undefined) settings.mounts = r.mounts;
+    if (r.limits !== undefined) settings.limits = r.limits;
     if (isAnonymous(r)) settings.anonymous = true;
     if (r.vendor !== undefined) settings.vendor = r.vendor;
     out.set(r.registry, { settings, sources: isAnonymous(r) ? [] : credentialSourcesFor(r, env) });
@@ -137,6 +138,7 @@ export function buildProfiles(options: {
     defaults: {
       ...(flags.chunkSize !== undefined ? { chunkSize: flags.chunkSize } : {}),
       ...(flags.hostConcurrency !== undefined ? { concurrency: flags.hostConcurrency } : {}),
+      ...(options.config?.limits ? { limits: options.config.limits } : {}),
     },
     credentialSources(registry) {
       return [...(configured.get(normaliseRegistry(registry))?.sources ?? []), chain];
@@ -168,11 +170,21 @@ export function createClient(options: {
   config?: ResolvedConfig;
   env?: NodeJS.ProcessEnv;
   trace?: TraceFn;
+  /** Where the client's warnings go (a skipped invalid tag); the output sanitises them. */
+  warn?: (line: string) => void;
 }): RegistryClient {
+  const warn = options.warn;
   return new RegistryClient({
     profiles: buildProfiles(options),
     signal: options.signal,
     trace: options.trace,
     retry: retryPolicyFrom(options.flags),
+    ...(warn ? { onWarning: (w: ClientWarning) => warn(formatWarning(w)) } : {}),
   });
+}
+
+/** "warning: registry quay.io, repository org/app, tag list: skipped 2 tags ..." */
+export function formatWarning(w: ClientWarning): string {
+  const where = describeContext(w.context);
+  return `warning: ${where ? `${where}: ` : ''}${w.message}`;
 }

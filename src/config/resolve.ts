@@ -10,6 +10,7 @@ import { normaliseRegistry, parseRepository, type Repository } from '../referenc
 import { envCredentialSource } from '../registry/credentials/env-source.js';
 import type { Env } from '../registry/credentials/helper.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
+import type { LimitsInput } from '../registry/limits.js';
 import type { RegistryKind } from '../registry/profile/profile.js';
 import type { TlsMode } from '../registry/tls.js';
 import { formatPath } from './issues.js';
@@ -104,11 +105,15 @@ export interface RegistrySettings {
   mounts?: boolean;
   /** Settings only a vendor understands (ECR credentials, repository creation), handed to it as they are. */
   vendor?: VendorSettings;
+  /** Bounds on what this registry may send (over `defaults.limits`). */
+  limits?: LimitsInput;
 }
 
 export interface ResolvedConfig {
   /** The policies of a mirror that sets none; `defaults.concurrency` is the run's images in flight. */
   defaults: MirrorPolicy;
+  /** Limits for every registry (`defaults.limits`); a registry's own `limits` win, key by key. */
+  limits?: LimitsInput;
   registries: Map<string, RegistrySettings>;
   mirrors: ResolvedMirror[];
 }
@@ -150,6 +155,7 @@ function registrySettingsOf(key: string, config: RegistryConfig, baseDir: string
     };
   }
   if (Object.keys(vendor).length > 0) settings.vendor = vendor;
+  if (config.limits !== undefined) settings.limits = config.limits;
   return settings;
 }
 
@@ -223,7 +229,7 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
     }
     return resolved;
   });
-  return { defaults, registries, mirrors };
+  return { defaults, registries, mirrors, ...(given.limits ? { limits: given.limits } : {}) };
 }
 
 /** The settings for `registry` (any alias: "index.docker.io" finds "docker.io"); defaults when not configured. */

@@ -18,6 +18,7 @@ import {
 } from '../reference/reference.js';
 import { REGISTRY_KINDS } from '../registry/profile/profile.js';
 import { closest, describeValue } from './issues.js';
+import { limitsSchema } from './limits-schema.js';
 import { BYTE_SIZE_PATTERN, formatByteSize, parseByteSize } from './size.js';
 import type { TagRules } from './tags.js';
 import { expandTarget, isTemplate, PLACEHOLDERS, unknownPlaceholders } from './template.js';
@@ -400,6 +401,7 @@ export const registrySchema = z
         'Ask for cross-repository blob mounts. Default true, false for ECR and ECR Public (they answer ' +
           'every mount with an upload session unless the account enabled blob mounting: set true then).',
       ),
+    limits: limitsSchema.optional(),
     createRepositories: createRepositoriesSchema.optional(),
   })
   .superRefine((registry, ctx) => {
@@ -530,8 +532,10 @@ const policyShape = {
 };
 
 const defaultsSchema = z
-  .strictObject(policyShape)
-  .describe('Policies for every mirror that does not set its own.');
+  .strictObject({ ...policyShape, limits: limitsSchema.optional() })
+  .describe(
+    'Policies for every mirror that does not set its own, and limits for every registry that does not set its own.',
+  );
 
 // --- tags ----------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import {
   RegistryError,
   RegmirrorError,
 } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import { algorithmOf, type Digest, digestOf } from '../oci/digest.js';
 import { childrenOf, type Descriptor, type Manifest } from '../oci/manifest.js';
 import { isIndexType, OCI_INDEX } from '../oci/media-types.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
@@ -813,7 +813,9 @@ async function pushManifests(
 ): Promise<void> {
   const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
     const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
-    if (pushed !== m.digest) {
+    // Under a tag the registry names it by sha256 even when the source named it by sha512: the same
+    // bytes either way, which is what counts.
+    if (pushed !== m.digest && digestOf(m.bytes, algorithmOf(pushed)) !== pushed) {
       throw new RegmirrorError(`pushed manifest has digest ${pushed}, expected ${m.digest}`, {
         context: { registry: w.ref.registry, repository: w.ref.path, step: `manifest PUT ${selector}` },
       });

@@ -1,7 +1,8 @@
 // The source side of a copy: a manifest and everything below it, fetched once per image, ordered
 // children before parents.
 
-import { RegmirrorError } from '../errors.js';
+import { RegistryError, RegmirrorError } from '../errors.js';
+import { MAX_GRAPH_MANIFESTS, MAX_INDEX_DEPTH } from '../oci/bounds.js';
 import type { Digest } from '../oci/digest.js';
 import { blobsOf, childrenOf, type Descriptor, filterIndex, type Manifest } from '../oci/manifest.js';
 import { isIndexType } from '../oci/media-types.js';
@@ -45,8 +46,22 @@ export async function loadGraph(
   const order: Manifest[] = [];
   const loading = new Map<Digest, Promise<Manifest>>();
 
+  const context = { registry: ref.registry, repository: ref.path, step: 'manifest graph' };
   const visit = async (at: Reference, depth: number, given?: Manifest): Promise<Manifest> => {
-    if (depth > 8) throw new Error(`index nesting deeper than 8 levels at ${at.digest}`);
+    // A hostile registry could nest indexes without end, or fan out to more manifests than any image has.
+    if (depth > MAX_INDEX_DEPTH) {
+      throw new RegistryError(
+        `indexes nested deeper than ${MAX_INDEX_DEPTH} levels (at ${at.digest}); refused`,
+        {
+          context,
+        },
+      );
+    }
+    if (loading.size > MAX_GRAPH_MANIFESTS) {
+      throw new RegistryError(`the image names more than ${MAX_GRAPH_MANIFESTS} manifests; refused`, {
+        context,
+      });
+    }
     const m = given ?? (await store.manifestGet(at));
     manifests.set(m.digest, m);
     await Promise.all(

@@ -13,7 +13,9 @@ import {
 } from './media-types.js';
 import { type Platform, platformSchema } from './platform.js';
 
-const digestSchema = z.string().refine(isDigest, { message: 'not a valid digest (sha256:<64 hex>)' });
+const digestSchema = z
+  .string()
+  .refine(isDigest, { message: 'not a valid digest (sha256:<64 hex> or sha512:<128 hex>)' });
 
 export const descriptorSchema = z.looseObject({
   mediaType: z.string().min(1),
@@ -85,9 +87,14 @@ function issuesText(error: z.ZodError): string {
 
 /**
  * Parse manifest bytes. `contentType` is the registry's Content-Type, used when the document carries no
- * mediaType of its own (allowed for OCI). The digest is computed from the bytes.
+ * mediaType of its own (allowed for OCI). The digest is computed from the bytes, with the algorithm the
+ * manifest is known by (a child an index names by sha512 is its sha512 digest, not a sha256 one).
  */
-export function parseManifest(bytes: Uint8Array, contentType?: string): Manifest {
+export function parseManifest(
+  bytes: Uint8Array,
+  contentType?: string,
+  options: { algorithm?: 'sha256' | 'sha512' } = {},
+): Manifest {
   let doc: unknown;
   try {
     doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
@@ -109,7 +116,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): Manifest
   if (mediaType === DOCKER_MANIFEST_V1_SIGNED || (doc as { schemaVersion?: unknown }).schemaVersion === 1) {
     throw new ManifestParseError('Docker schema 1 manifests are not supported (deprecated since 2017)');
   }
-  const digest = digestOf(bytes);
+  const digest = digestOf(bytes, options.algorithm ?? 'sha256');
   if (isIndexType(mediaType)) {
     const parsed = indexSchema.safeParse(doc);
     if (!parsed.success) throw new ManifestParseError(`invalid index: ${issuesText(parsed.error)}`);

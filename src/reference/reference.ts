@@ -183,6 +183,11 @@ export function isValidTag(tag: string): boolean {
   return TAG.test(tag);
 }
 
+/** Whether `path` is a repository path of the grammar above ("library/ubuntu", "org/team/app"). */
+export function isValidRepositoryPath(path: string): boolean {
+  return path.length <= MAX_NAME_LENGTH && path.split('/').every((c) => COMPONENT.test(c));
+}
+
 export function isValidDigest(digest: string): boolean {
   return DIGEST.test(digest);
 }

@@ -1,12 +1,16 @@
 // Registry authentication: WWW-Authenticate challenges, Bearer tokens (GET with Basic credentials, or
 // the OAuth2 POST form with an identity/refresh token), Basic, and anonymous access. Tokens are cached
-// per scope set and renewed before they expire.
+// per scope set and renewed before they expire. Which origin may receive what is trust.ts's rule: the
+// registry's credentials go to the registry's own origin and to the realm its own challenge named.
 
 import { z } from 'zod';
-import { AuthError } from '../errors.js';
+import { AuthError, type ErrorContext, RegmirrorError } from '../errors.js';
+import { registryText } from '../sanitize.js';
 import type { FoundCredential } from './credentials/types.js';
+import { deadlineFor, type RegistryLimits, TOKEN_BODY_LIMIT } from './limits.js';
 import type { CredentialProvider } from './profile/profile.js';
-import { readAll, readCapped, type Transport } from './transport.js';
+import { BodyTooLargeError, readAll, readCapped, type Transport } from './transport.js';
+import { checkRealm } from './trust.js';
 
 /** The token realm refused the credentials (401/403). */
 class RealmRefusedError extends AuthError {}
@@ -69,11 +73,19 @@ export class Authenticator {
   private tokens: CachedToken[] = [];
   private readonly pending = new Map<string, Promise<CachedToken>>();
 
+  /** The registry's base URL ("https://quay.io"): its origin owns the credentials. */
+  private readonly base: URL;
+  private readonly limits: RegistryLimits | undefined;
+
   constructor(
     readonly host: string,
     private readonly transport: Transport,
     private readonly credentials: CredentialProvider,
-  ) {}
+    options: { base?: URL; limits?: RegistryLimits } = {},
+  ) {
+    this.base = options.base ?? transport.baseUrl(host);
+    this.limits = options.limits;
+  }
 
   private probe: Promise<void> | undefined;
   private contacted = false;
@@ -144,8 +156,10 @@ export class Authenticator {
   }
 
   /**
-   * Learn from a 401. Returns true when a retry with fresh authorization may succeed (a new or changed
-   * challenge, or a cached token the registry no longer accepts), false when retrying is pointless.
+   * Learn from a 401 of the registry itself (the caller checks the origin: a challenge from anywhere
+   * else is never adopted, trust.ts). Returns true when a retry with fresh authorization may succeed (a
+   * new or changed challenge, or a cached token the registry no longer accepts), false when retrying is
+   * pointless.
    */
   unauthorized(wwwAuthenticate: string | undefined, sentAuthorization: string | undefined): boolean {
     const challenges = parseChallenges(wwwAuthenticate);
@@ -188,7 +202,17 @@ export class Authenticator {
     const key = [...scopes].sort().join(' ');
     let p = this.pending.get(key);
     if (!p) {
-      p = this.fetchRenewing(scopes, signal).finally(() => this.pending.delete(key));
+      p = this.fetchRenewing(scopes, signal)
+        .catch((err: unknown) => {
+          // A fault on the way to the token server (a deadline, a refused redirect) is about this registry's
+          // token request, whatever host the transport was talking to.
+          if (err instanceof RegmirrorError && !(err instanceof AuthError)) {
+            err.context.registry = this.host;
+            err.context.step = 'token request';
+          }
+          throw err;
+        })
+        .finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
@@ -207,17 +231,19 @@ export class Authenticator {
 
   private async fetchToken(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const ch = this.challenge!;
-    const realm = ch.params.realm;
-    if (!realm) throw new AuthError(`registry ${this.host} sent a Bearer challenge without a realm`);
-    let realmUrl: URL;
-    try {
-      realmUrl = new URL(realm);
-    } catch {
-      throw new AuthError(`registry ${this.host} sent an invalid token realm "${realm}"`);
-    }
+    const context: ErrorContext = { registry: this.host, step: 'token request' };
+    // The realm the registry's own challenge named: the only other origin its credentials may go to.
+    const realmUrl = checkRealm(ch.params.realm, this.base, context);
+    const realmOrigin = realmUrl.origin;
     const found = await this.found(signal);
     const cred = found?.credential;
     const service = ch.params.service;
+    const bounds = this.limits
+      ? {
+          deadline: deadlineFor(this.limits, 'token', 'the token request'),
+          idleMs: this.limits.timeouts.idle,
+        }
+      : {};
     let res: Awaited<ReturnType<Transport['send']>>;
     if (cred?.kind === 'identity-token') {
       const form = new URLSearchParams();
@@ -233,17 +259,30 @@ export class Authenticator {
         body: form.toString(),
         signal,
         followRedirects: false,
+        // The refresh token is in the body: the transport sends it to the realm's origin only.
+        credentials: { origin: realmOrigin, inBody: true },
+        ...bounds,
       });
     } else {
       const url = new URL(realmUrl);
       if (service) url.searchParams.set('service', service);
       for (const s of scopes) url.searchParams.append('scope', s);
-      const headers: Record<string, string> = {};
-      if (cred?.kind === 'basic') {
-        headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
-      }
       // Not followed: a redirect would carry the Basic credentials to a host that did not ask for them.
-      res = await this.transport.send({ method: 'GET', url, headers, signal, followRedirects: false });
+      res = await this.transport.send({
+        method: 'GET',
+        url,
+        signal,
+        followRedirects: false,
+        ...(cred?.kind === 'basic'
+          ? {
+              credentials: {
+                authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`,
+                origin: realmOrigin,
+              },
+            }
+          : {}),
+        ...bounds,
+      });
     }
     if (res.status === 401 || res.status === 403) {
       await readCapped(res.body);
@@ -262,23 +301,32 @@ export class Authenticator {
     if (res.status !== 200) {
       const text = await readCapped(res.body, 512);
       throw new AuthError(`token server ${realmUrl.host} answered HTTP ${res.status}`, {
-        context: { registry: this.host, step: 'token request' },
-        hint: text.trim().slice(0, 200) || undefined,
+        context,
+        hint: registryText(text.trim(), 200) || undefined,
       });
     }
     let body: z.infer<typeof tokenResponseSchema>;
     try {
-      body = tokenResponseSchema.parse(JSON.parse((await readAll(res.body, 1 << 20)).toString('utf8')));
-    } catch {
-      throw new AuthError(`token server ${realmUrl.host} sent an unreadable token response`, {
-        context: { registry: this.host, step: 'token request' },
-      });
+      body = tokenResponseSchema.parse(
+        JSON.parse((await readAll(res.body, TOKEN_BODY_LIMIT)).toString('utf8')),
+      );
+    } catch (err) {
+      // A deadline or a cut connection says so; a body that is too large or not a token says that.
+      if (err instanceof RegmirrorError) {
+        err.context.registry = this.host;
+        err.context.step = 'token request';
+        throw err;
+      }
+      throw new AuthError(
+        err instanceof BodyTooLargeError
+          ? `token server ${realmUrl.host} sent a token response larger than ${TOKEN_BODY_LIMIT} bytes; refused`
+          : `token server ${realmUrl.host} sent an unreadable token response`,
+        { context },
+      );
     }
     const token = body.token ?? body.access_token;
     if (!token) {
-      throw new AuthError(`token server ${realmUrl.host} sent no token`, {
-        context: { registry: this.host, step: 'token request' },
-      });
+      throw new AuthError(`token server ${realmUrl.host} sent no token`, { context });
     }
     const lifetimeMs =
       (body.expires_in && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S) * 1000;

@@ -16,26 +16,58 @@ import {
   NotFoundError,
   PermissionError,
   RegistryError,
+  RegmirrorError,
+  TimeoutError,
+  UntrustedError,
   UploadInterruptedError,
 } from '../errors.js';
+import { MAX_GRAPH_MANIFESTS } from '../oci/bounds.js';
 import { algorithmOf, type Digest, digestOf, isDigest } from '../oci/digest.js';
-import { type Descriptor, type Manifest, ManifestParseError, parseManifest } from '../oci/manifest.js';
+import {
+  blobsOf,
+  childrenOf,
+  type Descriptor,
+  type Manifest,
+  ManifestParseError,
+  parseManifest,
+} from '../oci/manifest.js';
 import { baseMediaType, MANIFEST_ACCEPT, OCI_INDEX } from '../oci/media-types.js';
 import { type ReferrersAnswer, referrersOf } from '../oci/referrers.js';
 import {
   apiHost,
   describeSelector,
+  isValidTag,
   type Reference,
   type Repository,
   referenceSelector,
 } from '../reference/reference.js';
+import { quoted, registryText } from '../sanitize.js';
+import {
+  type ApiPath,
+  apiUrl,
+  blobPath,
+  manifestPath,
+  referrersPath,
+  tagsPath,
+  uploadsPath,
+} from './api-url.js';
 import { Authenticator, repositoryScope } from './auth.js';
+import {
+  deadlineFor,
+  descriptorProblem,
+  MAX_CHUNK_MINIMUM,
+  type RegistryLimits,
+  type RequestKind,
+  TAG_PAGE_BODY_LIMIT,
+} from './limits.js';
 import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
 import type { RegistryProfiles } from './profile/profiles.js';
 import { ReferrersModes } from './referrers-mode.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { classifyStatus } from './status.js';
 import {
+  BodyTooLargeError,
+  type Deadline,
   drain,
   type Headers,
   header,
@@ -46,9 +78,14 @@ import {
   type TransportRequest,
   type TransportResponse,
 } from './transport.js';
+import { checkUploadLocation, isHttpUrl, mayAdoptChallenge, mayCarry, type Origin } from './trust.js';
 
-/** Manifests larger than this are refused on read (the spec's must-accept size is 4 MiB). */
-const MANIFEST_READ_LIMIT = 16 * 1024 * 1024;
+/** Something worth telling the user that is not an error (a tag skipped because its name is invalid). */
+export interface ClientWarning {
+  context: ErrorContext;
+  message: string;
+}
+
 /** Pages of one referrers list followed at most (a registry that keeps linking on is not followed forever). */
 const REFERRERS_PAGE_LIMIT = 100;
 
@@ -58,7 +95,12 @@ export interface ClientOptions {
   retry?: RetryPolicy;
   trace?: TraceFn;
   signal?: AbortSignal;
+  /** Where warnings go (the CLI prints them on stderr). */
+  onWarning?: (warning: ClientWarning) => void;
 }
+
+/** Invalid tags named in one warning; the rest are counted. */
+const SKIPPED_TAGS_NAMED = 5;
 
 export interface ManifestInfo {
   digest: Digest;
@@ -71,8 +113,18 @@ interface CallOptions {
   scopes: string[];
   step: string;
   method: TransportRequest['method'];
-  /** Path under /v2/, or a full URL (upload locations). */
-  url: string | URL;
+  /**
+   * A path under /v2/<repository>/ built from typed parts (api-url.ts), or a URL the registry gave: an
+   * upload Location (checked to be on the registry's origin) or a tag-list Link (followed without
+   * credentials when it is elsewhere).
+   */
+  url: ApiPath | URL;
+  /** Which whole-request deadline applies (limits.timeouts). */
+  kind: RequestKind;
+  /** Bytes a blob request moves: its deadline grows by bytes / limits.minThroughput. */
+  bytes?: number;
+  /** Instead of the kind's deadline: what is left of a larger one (a blob GET and its resumes). */
+  deadline?: Deadline;
   headers?: Headers;
   body?: TransportRequest['body'];
   followRedirects?: boolean;
@@ -99,7 +151,7 @@ function summariseErrorBody(text: string): { summary: string; codes: string[] } 
       const codes = parsed.data.errors.map((e) => e.code ?? '').filter(Boolean);
       const summary = parsed.data.errors
         .slice(0, 3)
-        .map((e) => [e.code, e.message].filter(Boolean).join(': '))
+        .map((e) => errorText(e.code, e.message))
         .join('; ');
       return { summary, codes };
     }
@@ -110,7 +162,15 @@ function summariseErrorBody(text: string): { summary: string; codes: string[] } 
     .replace(/<[^>]*>/g, ' ')
     .replace(/\s+/g, ' ')
     .trim();
-  return { summary: plain.slice(0, 200), codes: [] };
+  return { summary: registryText(plain, 200), codes: [] };
+}
+
+/** Registry text in an error body: escaped and cut (see sanitize.ts). */
+function errorText(code: string | undefined, message: string | undefined): string {
+  return [code, message]
+    .filter(Boolean)
+    .map((t) => registryText(t!, 200))
+    .join(': ');
 }
 
 export class RegistryClient {
@@ -148,15 +208,32 @@ export class RegistryClient {
   authenticator(registry: string): Authenticator {
     let a = this.auths.get(registry);
     if (!a) {
-      a = new Authenticator(apiHost(registry), this.transport, this.profile(registry).credentials);
+      const profile = this.profile(registry);
+      a = new Authenticator(apiHost(registry), this.transport, profile.credentials, {
+        base: this.transport.baseUrl(apiHost(registry)),
+        limits: profile.limits,
+      });
       this.auths.set(registry, a);
     }
     return a;
   }
 
-  private urlFor(repo: Repository, path: string | URL): URL {
+  /** "https://quay.io": the origin the registry's credentials belong to (trust.ts). */
+  registryOrigin(registry: string): Origin {
+    return this.transport.baseUrl(apiHost(registry)).origin;
+  }
+
+  limits(registry: string): RegistryLimits {
+    return this.profile(registry).limits;
+  }
+
+  private warn(warning: ClientWarning): void {
+    this.options.onWarning?.(warning);
+  }
+
+  private urlFor(repo: Repository, path: ApiPath | URL): URL {
     if (path instanceof URL) return path;
-    return new URL(`/v2/${repo.path}/${path}`, this.transport.baseUrl(apiHost(repo.registry)));
+    return apiUrl(this.transport.baseUrl(apiHost(repo.registry)), repo, path);
   }
 
   /**
@@ -166,36 +243,73 @@ export class RegistryClient {
    * provider can renew it (ECR tokens).
    */
   private async call(o: CallOptions): Promise<TransportResponse> {
+    try {
+      return await this.callOnce(o);
+    } catch (err) {
+      // Say where: the transport knows the host, not the repository or the step. (Only for the verdicts
+      // on what a registry did — a refused redirect, a spent deadline; "cannot reach" is about the host.)
+      if (err instanceof RegistryError || err instanceof TimeoutError) {
+        err.context.registry ??= o.repo.registry;
+        err.context.repository ??= o.repo.path;
+        err.context.step ??= o.step;
+      }
+      throw err;
+    }
+  }
+
+  private async callOnce(o: CallOptions): Promise<TransportResponse> {
     const auth = this.authenticator(o.repo.registry);
-    const quirks = this.profile(o.repo.registry).quirks;
+    const profile = this.profile(o.repo.registry);
+    const quirks = profile.quirks;
+    const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const url = this.urlFor(o.repo, o.url);
+    const origin = this.registryOrigin(o.repo.registry);
+    // A URL elsewhere (a tag-list Link to another host) is followed without credentials: none is asked for.
+    const ours = mayCarry(url, origin);
     const replayable = o.body === undefined || typeof o.body === 'string' || o.body instanceof Uint8Array;
     const signal = o.signal ?? this.signal;
+    const deadline = o.deadline ?? deadlineFor(profile.limits, o.kind, 'the request', o.bytes);
     let reauths = 0;
     let renewed = false;
     for (;;) {
-      const firstContact = await auth.firstContact();
+      const firstContact = ours ? await auth.firstContact() : undefined;
       let res: TransportResponse;
       let authorization: string | undefined;
       let changed = false;
+      let foreignChallenge = false;
       try {
-        authorization = await auth.authorize(o.scopes, signal);
-        const headers: Headers = { ...o.headers };
-        if (authorization) headers.authorization = authorization;
+        authorization = ours ? await auth.authorize(o.scopes, signal) : undefined;
         res = await this.transport.send({
           method: o.method,
           url,
-          headers,
+          headers: { ...o.headers },
           body: o.body,
           signal,
           followRedirects: o.followRedirects,
           retry: o.retry,
+          ...(authorization ? { credentials: { authorization, origin } } : {}),
+          deadline,
+          idleMs: profile.limits.timeouts.idle,
         });
+        // A 401 from anywhere but the registry itself (a storage host behind a redirect, a Link target)
+        // is not the registry's challenge: never adopted, never answered with the registry's credentials.
+        if (res.status === 401 && !mayAdoptChallenge(res.url, origin)) foreignChallenge = true;
         // Learn the challenge before letting requests that waited for this first answer go.
-        if (res.status === 401)
+        else if (res.status === 401)
           changed = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization);
       } finally {
         firstContact?.();
+      }
+      if (foreignChallenge) {
+        drain(res.body);
+        throw new UntrustedError(
+          `${registryText(res.url.origin)} (not the registry: ${url.origin === res.url.origin ? 'a link it gave' : 'reached by a redirect'}) answered 401 and asked for credentials; ${o.repo.registry}'s credentials go only to ${origin} and its own token realm`,
+          {
+            context,
+            status: 401,
+            hint: 'the registry sent this request to a host that wants credentials of its own; report it to the registry operator',
+          },
+        );
       }
       const verdict = classifyStatus(res.status, { quirks, renewable: auth.renewable });
       if (verdict !== 'reauth') return res;
@@ -313,7 +427,8 @@ export class RegistryClient {
       scopes: [repositoryScope(ref.path, 'pull')],
       step: 'manifest HEAD',
       method: 'HEAD' as const,
-      url: `manifests/${referenceSelector(ref)}`,
+      url: manifestPath(referenceSelector(ref)),
+      kind: 'manifest' as const,
       headers: { accept: MANIFEST_ACCEPT },
     };
     const res = await this.call(o);
@@ -326,46 +441,128 @@ export class RegistryClient {
       const m = await this.manifestGet(ref);
       return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.byteLength };
     }
-    if (ref.digest && digest !== ref.digest)
+    // A registry may name the manifest by another algorithm than the reference did (distribution
+    // answers sha256 for a manifest asked for by sha512): only the same algorithm can disagree.
+    if (ref.digest && algorithmOf(digest) === algorithmOf(ref.digest) && digest !== ref.digest)
       throw new DigestMismatchError(ref.digest, digest, { context: o });
     const length = header(res.headers, 'content-length');
     return {
-      digest,
+      digest: ref.digest ?? digest,
       mediaType: baseMediaType(header(res.headers, 'content-type')),
       size: length ? Number(length) : undefined,
     };
   }
 
-  /** GET a manifest's exact bytes; the digest is verified against the reference and the registry's header. */
+  /**
+   * GET a manifest's exact bytes; the digest is verified against the reference and the registry's header
+   * (with the algorithm they name: sha256 or sha512). Bounded by limits.maxManifestSize, and every
+   * descriptor in it is checked against the limits before anything it names is read.
+   */
   async manifestGet(ref: Reference): Promise<Manifest> {
     const o = {
       repo: ref,
       scopes: [repositoryScope(ref.path, 'pull')],
       step: 'manifest GET',
       method: 'GET' as const,
-      url: `manifests/${referenceSelector(ref)}`,
+      url: manifestPath(referenceSelector(ref)),
+      kind: 'manifest' as const,
       headers: { accept: MANIFEST_ACCEPT },
     };
+    const limits = this.limits(ref.registry);
     const res = await this.call(o);
     if (res.status !== 200) throw await this.errorFor(res, o, `${describeSelector(ref)} not found`);
-    const bytes = await readAll(res.body, MANIFEST_READ_LIMIT);
     const context: ErrorContext = { registry: ref.registry, repository: ref.path, step: 'manifest GET' };
-    const expected = ref.digest ?? header(res.headers, 'docker-content-digest');
-    if (expected && isDigest(expected)) {
+    const bytes = await this.readBody(res, limits.maxManifestSize, context, 'limits.maxManifestSize');
+    const headerDigest = header(res.headers, 'docker-content-digest');
+    const expected = ref.digest ?? (headerDigest && isDigest(headerDigest) ? headerDigest : undefined);
+    if (expected) {
       const actual = digestOf(bytes, algorithmOf(expected));
       if (actual !== expected) throw new DigestMismatchError(expected, actual, { context });
     }
+    let manifest: Manifest;
     try {
-      return parseManifest(bytes, baseMediaType(header(res.headers, 'content-type')));
+      // The digest the manifest is known by keeps its algorithm: a sha512 child stays sha512.
+      manifest = parseManifest(bytes, baseMediaType(header(res.headers, 'content-type')), {
+        algorithm: expected ? algorithmOf(expected) : 'sha256',
+      });
     } catch (err) {
       if (err instanceof ManifestParseError) {
-        throw new RegistryError(`unreadable manifest ${referenceSelector(ref)}: ${err.message}`, { context });
+        throw new RegistryError(
+          `unreadable manifest ${referenceSelector(ref)}: ${registryText(err.message)}`,
+          {
+            context,
+          },
+        );
       }
       throw err;
     }
+    this.checkDescriptors(manifest, limits, context);
+    return manifest;
   }
 
-  /** PUT manifest bytes under a tag or digest. Returns the digest the registry reports (verified). */
+  /** Refuse a manifest that names something absurd, before a byte of it is read (registry/limits.ts). */
+  private checkDescriptors(manifest: Manifest, limits: RegistryLimits, context: ErrorContext): void {
+    const children = childrenOf(manifest);
+    if (children.length > MAX_GRAPH_MANIFESTS) {
+      throw new RegistryError(
+        `index ${manifest.digest} names ${children.length} manifests, more than the ${MAX_GRAPH_MANIFESTS} regmirror follows`,
+        { context },
+      );
+    }
+    for (const desc of [...children, ...blobsOf(manifest)]) {
+      const problem = descriptorProblem(desc, limits);
+      if (problem) {
+        throw new RegistryError(
+          `manifest ${manifest.digest} names ${quoted(desc.mediaType, 80)} ${desc.digest}, which ${problem}; refused before reading any of it`,
+          {
+            context,
+            hint: 'a registry serving this is broken or hostile; if the content is real, raise the limit for this registry in the config',
+          },
+        );
+      }
+    }
+  }
+
+  /**
+   * A whole body, bounded by `limit`: too large is an error naming the registry and the setting, a cut or
+   * stalled body a network error saying where.
+   */
+  private async readBody(
+    res: TransportResponse,
+    limit: number,
+    context: ErrorContext,
+    setting: string,
+  ): Promise<Buffer> {
+    const length = Number(header(res.headers, 'content-length') ?? Number.NaN);
+    try {
+      // A declared length over the limit is refused before reading.
+      if (length > limit) {
+        res.body.destroy();
+        throw new BodyTooLargeError(limit);
+      }
+      return await readAll(res.body, limit);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        throw new RegistryError(`the answer is larger than ${limit} bytes (${setting}); refused`, {
+          context,
+          hint: `if the registry really serves content this large, raise ${setting} for it in the config`,
+        });
+      }
+      if (err instanceof RegmirrorError) {
+        err.context.registry ??= context.registry;
+        err.context.repository ??= context.repository;
+        err.context.step ??= context.step;
+        throw err;
+      }
+      if (this.signal?.aborted || isAbort(err)) throw new AbortedError();
+      throw new NetworkError(`the answer was cut off: ${(err as Error).message}`, { context, cause: err });
+    }
+  }
+
+  /**
+   * PUT manifest bytes under a tag or digest. Returns the digest of the bytes, in the algorithm of
+   * `digest` when given (sha512 content keeps its sha512 name), verified against the registry's.
+   */
   async manifestPut(
     repo: Repository,
     selector: string,
@@ -377,12 +574,14 @@ export class RegistryClient {
       scopes: [repositoryScope(repo.path, 'pull,push')],
       step: `manifest PUT ${selector}`,
       method: 'PUT' as const,
-      url: `manifests/${selector}`,
+      url: manifestPath(selector),
+      kind: 'manifest' as const,
       headers: { 'content-type': mediaType },
       body: bytes,
     };
     const res = await this.call(o);
-    const computed = digestOf(bytes);
+    const algorithm = isDigest(selector) ? algorithmOf(selector) : 'sha256';
+    const computed = digestOf(bytes, algorithm);
     if (res.status !== 201 && res.status !== 200) {
       const err = await this.errorFor(res, o);
       if (
@@ -402,13 +601,25 @@ export class RegistryClient {
           detail: err.message.replace(/^registry answered HTTP \d+: /, ''),
         });
       }
+      if (isDigest(selector) && algorithmOf(selector) !== 'sha256' && err instanceof RegistryError) {
+        // distribution computes sha256 for every manifest and refuses any other name with DIGEST_INVALID.
+        throw new RegistryError(
+          `${err.message}; this registry does not store manifests under ${algorithmOf(selector)} digests`,
+          {
+            context: err.context,
+            ...(err.status !== undefined ? { status: err.status } : {}),
+            codes: err.codes,
+            hint: `the source names this manifest by ${algorithmOf(selector)}; copy it to a registry that accepts ${algorithmOf(selector)} digests`,
+          },
+        );
+      }
       throw err;
     }
     drain(res.body);
     // A registry with the referrers API says so when it indexed the manifest's subject.
     if (header(res.headers, 'oci-subject')) this.referrersModes.learn(repo.registry, 'api');
     const reported = header(res.headers, 'docker-content-digest');
-    if (reported && isDigest(reported) && algorithmOf(reported) === 'sha256' && reported !== computed) {
+    if (reported && isDigest(reported) && algorithmOf(reported) === algorithm && reported !== computed) {
       throw new DigestMismatchError(computed, reported, {
         context: { registry: repo.registry, repository: repo.path, step: o.step },
       });
@@ -422,7 +633,8 @@ export class RegistryClient {
       scopes: [repositoryScope(ref.path, 'pull,push')],
       step: 'manifest DELETE',
       method: 'DELETE' as const,
-      url: `manifests/${referenceSelector(ref)}`,
+      url: manifestPath(referenceSelector(ref)),
+      kind: 'manifest' as const,
     };
     const res = await this.call(o);
     if (res.status !== 202 && res.status !== 200) throw await this.errorFor(res, o);
@@ -455,8 +667,8 @@ export class RegistryClient {
     artifactType: string | undefined,
   ): Promise<ReferrersAnswer> {
     const step = `referrers GET ${subject}`;
-    const query = artifactType !== undefined ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
-    let url: string | URL = `referrers/${subject}${query}`;
+    const limits = this.limits(repo.registry);
+    let url: ApiPath | URL = referrersPath(subject, artifactType);
     const descriptors: Descriptor[] = [];
     let filtered = artifactType !== undefined;
     const seen = new Set<string>();
@@ -467,6 +679,7 @@ export class RegistryClient {
         step,
         method: 'GET' as const,
         url,
+        kind: 'manifest' as const,
         headers: { accept: OCI_INDEX },
       };
       const res = await this.call(o);
@@ -490,16 +703,25 @@ export class RegistryClient {
       const context: ErrorContext = { registry: repo.registry, repository: repo.path, step };
       let list: Descriptor[];
       try {
-        const bytes = await readAll(res.body, MANIFEST_READ_LIMIT);
+        const bytes = await this.readBody(res, limits.maxManifestSize, context, 'limits.maxManifestSize');
         list = referrersOf(parseManifest(bytes, OCI_INDEX));
       } catch (err) {
-        if (err instanceof ManifestParseError || err instanceof RangeError) {
-          throw new RegistryError(`unreadable referrers list: ${err.message}`, { context });
+        if (err instanceof ManifestParseError) {
+          throw new RegistryError(`unreadable referrers list: ${registryText(err.message)}`, { context });
         }
         throw err;
       }
       this.referrersModes.learn(repo.registry, 'api');
       descriptors.push(...list);
+      if (descriptors.length > limits.maxReferrers) {
+        throw new RegistryError(
+          `the referrers list of ${subject} names more than ${limits.maxReferrers} referrers (limits.maxReferrers); refused`,
+          {
+            context,
+            hint: 'if the manifest really has that many signatures and attestations, raise limits.maxReferrers for this registry in the config',
+          },
+        );
+      }
       const applied = (header(res.headers, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim());
       filtered &&= applied.includes('artifactType');
       const next = nextLink(header(res.headers, 'link'), res.url);
@@ -519,17 +741,44 @@ export class RegistryClient {
 
   // ---- tags --------------------------------------------------------------------------------------
 
-  /** Every tag of a repository, following Link pagination. */
+  /**
+   * Every tag of a repository, following Link pagination, bounded by limits.maxTagPages and
+   * limits.maxTags. A tag that is not a valid tag name is skipped with a warning and never used.
+   */
   async tagList(repo: Repository): Promise<string[]> {
-    const tags: string[] = [];
+    const limits = this.limits(repo.registry);
+    const tags = new Set<string>();
+    const skipped: string[] = [];
+    let skippedCount = 0;
     const seen = new Set<string>();
-    let url: string | URL = `tags/list?n=${this.profile(repo.registry).quirks.tagPageSize}`;
+    let url: ApiPath | URL = tagsPath(this.profile(repo.registry).quirks.tagPageSize);
     const step = 'tag list';
-    for (;;) {
-      const o = { repo, scopes: [repositoryScope(repo.path, 'pull')], step, method: 'GET' as const, url };
+    const context: ErrorContext = { registry: repo.registry, repository: repo.path, step };
+    const tooMany = (message: string, setting: string) =>
+      new RegistryError(message, {
+        context,
+        hint: `a registry that pages without end is broken or hostile; if the repository really is that large, raise ${setting} for it in the config`,
+      });
+    for (let page = 1; ; page++) {
+      if (page > limits.maxTagPages) {
+        throw tooMany(
+          `the tag list goes on for more than ${limits.maxTagPages} pages (limits.maxTagPages); stopped after ${tags.size} tags`,
+          'limits.maxTagPages',
+        );
+      }
+      const o = {
+        repo,
+        scopes: [repositoryScope(repo.path, 'pull')],
+        step,
+        method: 'GET' as const,
+        url,
+        kind: 'tags' as const,
+      };
       const res = await this.call(o);
       if (res.status !== 200) throw await this.errorFor(res, o, `repository ${repo.path} not found`);
-      const text = (await readAll(res.body, 64 * 1024 * 1024)).toString('utf8');
+      const text = (
+        await this.readBody(res, TAG_PAGE_BODY_LIMIT, context, 'the tag-list page limit')
+      ).toString('utf8');
       const parsed = z.object({ tags: z.array(z.string()).nullable().optional() }).safeParse(
         (() => {
           try {
@@ -540,17 +789,43 @@ export class RegistryClient {
         })(),
       );
       if (!parsed.success) {
-        throw new RegistryError('unreadable tag list', {
-          context: { registry: repo.registry, repository: repo.path, step },
-        });
+        throw new RegistryError('unreadable tag list', { context });
       }
-      tags.push(...(parsed.data.tags ?? []));
+      for (const tag of parsed.data.tags ?? []) {
+        if (!isValidTag(tag)) {
+          // Never used: as a path segment such a "tag" could name another repository ("x/../../victim").
+          if (skippedCount++ < SKIPPED_TAGS_NAMED) skipped.push(tag);
+          continue;
+        }
+        tags.add(tag);
+        if (tags.size > limits.maxTags) {
+          throw tooMany(
+            `the tag list holds more than ${limits.maxTags} tags (limits.maxTags); stopped at page ${page}`,
+            'limits.maxTags',
+          );
+        }
+      }
       const next = nextLink(header(res.headers, 'link'), res.url);
       if (!next || seen.has(next.href)) break;
+      if (!isHttpUrl(next)) {
+        throw new RegistryError(
+          `the tag list's next-page Link is a ${registryText(next.protocol)} URL; only http and https are followed`,
+          {
+            context,
+          },
+        );
+      }
       seen.add(next.href);
       url = next;
     }
-    return tags;
+    if (skippedCount > 0) {
+      const more = skippedCount > skipped.length ? ` and ${skippedCount - skipped.length} more` : '';
+      this.warn({
+        context,
+        message: `skipped ${skippedCount} tag${skippedCount === 1 ? '' : 's'} that ${skippedCount === 1 ? 'is not a valid tag name' : 'are not valid tag names'}: ${skipped.map((t) => quoted(t, 80)).join(', ')}${more}`,
+      });
+    }
+    return [...tags];
   }
 
   // ---- blobs -------------------------------------------------------------------------------------
@@ -562,7 +837,8 @@ export class RegistryClient {
       scopes: [repositoryScope(repo.path, 'pull')],
       step: 'blob HEAD',
       method: 'HEAD' as const,
-      url: `blobs/${digest}`,
+      url: blobPath(digest),
+      kind: 'request' as const,
     };
     const res = await this.call(o);
     drain(res.body);
@@ -573,10 +849,11 @@ export class RegistryClient {
   }
 
   /**
-   * Streamed blob GET (redirects to storage followed without Authorization). Given the blob's size, a
-   * body cut midway is resumed: a `Range` request from the last byte received when the registry answers
-   * 206 with a matching `Content-Range`, else a fresh GET whose first bytes are skipped. The caller still
-   * verifies the digest of what it read.
+   * Streamed blob GET (redirects to storage followed without credentials). Given the blob's size, a body
+   * cut midway is resumed: a `Range` request from the last byte received when the registry answers 206
+   * with a matching `Content-Range`, else a fresh GET whose first bytes are skipped. The whole transfer,
+   * resumes included, has one deadline: limits.timeouts.blob + size / limits.minThroughput. A size above
+   * limits.maxBlobSize is refused before any request. The caller still verifies the digest of what it read.
    */
   async blobGet(
     repo: Repository,
@@ -584,9 +861,25 @@ export class RegistryClient {
     size?: number,
     scopeActions: 'pull' | 'pull,push' = 'pull',
   ): Promise<Readable> {
-    const body = await this.blobRequest(repo, digest, scopeActions, 0);
+    const limits = this.limits(repo.registry);
+    const context: ErrorContext = {
+      registry: repo.registry,
+      repository: repo.path,
+      step: `blob GET ${digest}`,
+    };
+    if (size !== undefined && size > limits.maxBlobSize) {
+      throw new RegistryError(
+        `blob ${digest} claims ${size} bytes, more than limits.maxBlobSize (${limits.maxBlobSize}); refused before reading any of it`,
+        { context, hint: 'if the blob is real, raise limits.maxBlobSize for this registry in the config' },
+      );
+    }
+    const deadline = deadlineFor(limits, 'blob', 'the blob transfer', size ?? 0);
+    const endsAt = Date.now() + deadline.ms;
+    const body = await this.blobRequest(repo, digest, scopeActions, 0, deadline, endsAt);
     if (size === undefined) return body;
-    return Readable.from(this.resumingBody(repo, digest, size, scopeActions, body), { objectMode: false });
+    return Readable.from(this.resumingBody(repo, digest, size, scopeActions, body, deadline, endsAt), {
+      objectMode: false,
+    });
   }
 
   private async blobRequest(
@@ -594,13 +887,18 @@ export class RegistryClient {
     digest: Digest,
     scopeActions: 'pull' | 'pull,push',
     from: number,
+    deadline: Deadline,
+    endsAt: number,
   ): Promise<Readable> {
     const o = {
       repo,
       scopes: [repositoryScope(repo.path, scopeActions)],
       step: from > 0 ? `blob GET ${digest} (resuming at byte ${from})` : `blob GET ${digest}`,
       method: 'GET' as const,
-      url: `blobs/${digest}`,
+      url: blobPath(digest),
+      kind: 'blob' as const,
+      // What is left of the transfer's deadline: resumes do not start the clock again.
+      deadline: { ...deadline, ms: Math.max(0, endsAt - Date.now()) },
       ...(from > 0 ? { headers: { range: `bytes=${from}-` } } : {}),
     };
     const res = await this.call(o);
@@ -611,7 +909,9 @@ export class RegistryClient {
       if (range?.start === from) return res.body;
       // A range we did not ask for: read it all again instead.
       drain(res.body);
-      return this.blobRequest(repo, digest, scopeActions, 0).then((body) => skipBytes(body, from));
+      return this.blobRequest(repo, digest, scopeActions, 0, deadline, endsAt).then((body) =>
+        skipBytes(body, from),
+      );
     }
     if (from > 0 && res.status === 416) {
       // The registry has no bytes past `from`: the blob is shorter than its descriptor says. End here and
@@ -628,10 +928,19 @@ export class RegistryClient {
     size: number,
     scopeActions: 'pull' | 'pull,push',
     first: Readable,
+    deadline: Deadline,
+    endsAt: number,
   ): AsyncGenerator<Buffer> {
+    const context: ErrorContext = {
+      registry: repo.registry,
+      repository: repo.path,
+      step: 'blob GET',
+      digest,
+    };
     let body = first;
     let received = 0;
     let resumes = 0;
+    let stalls = 0;
     for (;;) {
       let cause: unknown;
       const before = received;
@@ -642,21 +951,41 @@ export class RegistryClient {
         }
       } catch (err) {
         if (this.signal?.aborted) throw new AbortedError();
+        // The deadline is the budget of the whole transfer: when it is spent, nothing is resumed.
+        if (err instanceof TimeoutError) {
+          err.context.repository ??= repo.path;
+          err.context.step ??= 'blob GET';
+          err.context.digest ??= digest;
+          throw err;
+        }
         cause = err;
       }
       // A body that ends short without an error is resumed too: some proxies close cleanly mid-body.
       if (received >= size) return;
       // A clean end that brought nothing new: the registry has no more (the size check will say so).
       if (cause === undefined && received === before) return;
-      if (++resumes > this.retryPolicy.attempts) {
+      // A stalled body (no new byte before it failed) is not worth more than one more try.
+      stalls = received === before ? stalls + 1 : 0;
+      if (++resumes > this.retryPolicy.attempts || stalls >= 2) {
         throw new NetworkError(
-          `blob ${digest}: the body was cut ${resumes - 1} times (last at byte ${received} of ${size})`,
-          { context: { registry: repo.registry, repository: repo.path, step: 'blob GET', digest }, cause },
+          `blob ${digest}: the body was cut ${resumes - 1 + (stalls >= 2 ? 1 : 0)} times (last at byte ${received} of ${size}${stalls >= 2 ? ', twice without a new byte' : ''})`,
+          { context, cause },
         );
       }
       this.transport.stats.retries++;
-      await sleep(retryDelay(this.retryPolicy, resumes, undefined), this.signal);
-      body = await this.blobRequest(repo, digest, scopeActions, received);
+      const delay = retryDelay(this.retryPolicy, resumes, undefined);
+      if (Date.now() + delay >= endsAt) {
+        throw new TimeoutError(
+          `the blob transfer did not finish within ${Math.round(deadline.ms / 1000)} s (at byte ${received} of ${size})`,
+          {
+            context,
+            cause,
+            hint: `the registry is too slow or stalls; if it is only slow, raise ${deadline.setting} for it in the config`,
+          },
+        );
+      }
+      await sleep(delay, this.signal);
+      body = await this.blobRequest(repo, digest, scopeActions, received, deadline, endsAt);
     }
   }
 
@@ -669,17 +998,14 @@ export class RegistryClient {
     mount?: { digest: Digest; from: string },
   ): Promise<{ mounted: true } | { mounted: false; session: UploadSession }> {
     const scopes = [repositoryScope(repo.path, 'pull,push')];
-    let url = 'blobs/uploads/';
-    if (mount) {
-      scopes.push(repositoryScope(mount.from, 'pull'));
-      url += `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}`;
-    }
+    if (mount) scopes.push(repositoryScope(mount.from, 'pull'));
     const o = {
       repo,
       scopes,
       step: mount ? 'blob mount' : 'upload start',
       method: 'POST' as const,
-      url,
+      url: uploadsPath(mount),
+      kind: 'request' as const,
       headers: { 'content-length': '0' },
       // A mount refused for the `from` repository (Harbor: 401) is a declined mount, not a login problem.
       ...(mount ? { noReauth: true } : {}),
@@ -692,16 +1018,25 @@ export class RegistryClient {
     if (res.status !== 202) throw await this.errorFor(res, o);
     drain(res.body);
     const location = header(res.headers, 'location');
+    const context: ErrorContext = { registry: repo.registry, repository: repo.path, step: o.step };
     if (!location) {
-      throw new RegistryError('upload session opened without a Location header', {
-        context: { registry: repo.registry, repository: repo.path, step: o.step },
-      });
+      throw new RegistryError('upload session opened without a Location header', { context });
     }
+    const url = checkUploadLocation(location, res.url, this.registryOrigin(repo.registry), context);
     const policy = this.profile(repo.registry).upload;
     const registryMinimum = Number(header(res.headers, 'oci-chunk-min-length') ?? 0) || 0;
+    if (registryMinimum > MAX_CHUNK_MINIMUM) {
+      // Chunks are buffered in memory (two per chunk size): a registry cannot make us hold gigabytes.
+      const session = new UploadSession(this, repo, url, { chunkSize: 0, monolithicMaxSize: 0 });
+      await session.cancel();
+      throw new RegistryError(
+        `the registry asks for upload chunks of at least ${registryMinimum} bytes (OCI-Chunk-Min-Length), more than the ${MAX_CHUNK_MINIMUM} regmirror buffers; refused`,
+        { context },
+      );
+    }
     return {
       mounted: false,
-      session: new UploadSession(this, repo, new URL(location, res.url), {
+      session: new UploadSession(this, repo, url, {
         chunkSize: chunkSizeFor(policy, registryMinimum),
         monolithicMaxSize: policy.monolithicMaxSize,
       }),
@@ -724,6 +1059,9 @@ export class RegistryClient {
       step,
       method,
       url,
+      // A chunk or the closing PUT moves bytes: its deadline grows with them.
+      kind: body && body.byteLength > 0 ? 'blob' : 'request',
+      bytes: body?.byteLength ?? 0,
       headers,
       body,
       followRedirects: false,
@@ -788,7 +1126,8 @@ export class RegistryClient {
       scopes: [repositoryScope(repo.path, 'pull')],
       step: 'pull check',
       method: 'GET' as const,
-      url: 'tags/list?n=1',
+      url: tagsPath(1),
+      kind: 'tags' as const,
     };
     const res = await this.call(o);
     if (res.status !== 200) throw await this.errorFor(res, o, `repository ${repo.path} not found`);
@@ -812,6 +1151,8 @@ export class RegistryClient {
  */
 function resumable(err: unknown): boolean {
   if (isAbort(err) || err instanceof AuthError || err instanceof PermissionError) return false;
+  // A refusal of the trust rules (a session moved to another origin) and a spent deadline are final.
+  if (err instanceof UntrustedError || err instanceof TimeoutError) return false;
   return isTransient(err) || err instanceof RegistryError || err instanceof NotFoundError;
 }
 
@@ -963,9 +1304,15 @@ export class UploadSession {
     }
   }
 
+  /** A PATCH or status answer may move the session: only ever within the registry's origin (trust.ts). */
   private follow(res: TransportResponse): void {
     const next = header(res.headers, 'location');
-    if (next) this.location = new URL(next, res.url);
+    if (!next) return;
+    this.location = checkUploadLocation(next, res.url, this.client.registryOrigin(this.repo.registry), {
+      registry: this.repo.registry,
+      repository: this.repo.path,
+      step: 'blob upload',
+    });
   }
 }
 

@@ -2,16 +2,26 @@
 //
 // One keep-alive connection pool per registry (undici Agent), TLS per registry (verify with system CAs,
 // NODE_EXTRA_CA_CERTS and an optional CA file; or plain HTTP; or explicit insecure), a bound on requests
-// in flight per host, retries with backoff for transient faults, and redirects followed by hand so that
-// Authorization is never sent to a host other than the one it was issued for.
+// in flight per host, retries with backoff for transient faults, whole-request deadlines, and redirects
+// followed by hand. Credentials are never in a request's headers: they come as `credentials` with the
+// origin they belong to, and each hop gets them only when trust.ts's rule says so.
 
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
-import { AbortedError, NetworkError, RegistryError } from '../errors.js';
+import {
+  AbortedError,
+  NetworkError,
+  RegistryError,
+  RegmirrorError,
+  TimeoutError,
+  UntrustedError,
+} from '../errors.js';
+import { registryText } from '../sanitize.js';
 import { createLimiter, type Limiter } from './limiter.js';
 import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
+import { type Credentials, isHttpUrl, mayCarry } from './trust.js';
 
 export type Headers = Record<string, string>;
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -27,6 +37,24 @@ export interface TransportRequest {
   followRedirects?: boolean;
   /** Retry transient faults (default true when the body is replayable). */
   retry?: boolean;
+  /**
+   * Credentials and the one origin they belong to. Attached to a hop only when its URL is on that
+   * origin (trust.ts); never put an Authorization header in `headers`.
+   */
+  credentials?: Credentials;
+  /**
+   * Whole-request deadline: headers and body, redirects and retries included. `what` names the request
+   * and `setting` the config key that sets it, for the error.
+   */
+  deadline?: Deadline;
+  /** Longest silence while waiting for the headers or between body bytes (default 2 min / 5 min). */
+  idleMs?: number;
+}
+
+export interface Deadline {
+  ms: number;
+  what: string;
+  setting: string;
 }
 
 export interface TransportResponse {
@@ -59,6 +87,8 @@ export interface HostSettings {
 
 const MAX_REDIRECTS = 5;
 const ERROR_BODY_CAP = 64 * 1024;
+/** A body we do not want is read this far (to keep the connection) and then cut off. */
+const DRAIN_CAP = 64 * 1024;
 
 export function header(headers: ResponseHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -89,6 +119,14 @@ export async function readCapped(body: Readable, cap = ERROR_BODY_CAP): Promise<
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A body larger than the reader's limit: the caller names the registry and the setting. */
+export class BodyTooLargeError extends RangeError {
+  constructor(readonly limit: number) {
+    super(`response larger than ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
 export async function readAll(body: Readable, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -97,16 +135,25 @@ export async function readAll(body: Readable, limit: number): Promise<Buffer> {
     size += buf.byteLength;
     if (size > limit) {
       body.destroy();
-      throw new RangeError(`response larger than ${limit} bytes`);
+      throw new BodyTooLargeError(limit);
     }
     chunks.push(buf);
   }
   return Buffer.concat(chunks);
 }
 
+/**
+ * Discard a body we do not need. A small one is read to its end so the connection can be reused; one
+ * that goes on (a hostile registry's endless error page) is cut off.
+ */
 export function drain(body: Readable): void {
-  body.resume();
+  let read = 0;
+  body.on('data', (chunk: Buffer) => {
+    read += chunk.byteLength;
+    if (read > DRAIN_CAP) body.destroy();
+  });
   body.on('error', () => {});
+  body.resume();
 }
 
 function isRedirect(status: number): boolean {
@@ -207,20 +254,56 @@ export class Transport {
    * GET feeding uploads to the same host must not starve those uploads of slots.
    */
   async send(req: TransportRequest): Promise<TransportResponse> {
+    for (const name of Object.keys(req.headers ?? {})) {
+      // One path for credentials, so that the rule in trust.ts cannot be bypassed by accident.
+      if (name.toLowerCase() === 'authorization') {
+        throw new Error('internal: pass credentials as TransportRequest.credentials, not as a header');
+      }
+    }
+    if (!isHttpUrl(req.url)) {
+      throw new UntrustedError(
+        `refusing to request a ${registryText(req.url.protocol)} URL; only http and https are used`,
+        {
+          context: { registry: req.url.host },
+        },
+      );
+    }
+    const timer = req.deadline ? new DeadlineTimer(req.deadline, req.url, req.signal) : undefined;
+    const signal = timer ? timer.signal : req.signal;
+    try {
+      const res = await this.sendRetrying(req, signal, timer);
+      timer?.watch(res.body);
+      return res;
+    } catch (err) {
+      timer?.clear();
+      if (timer?.expired && !req.signal?.aborted) throw timer.error();
+      throw err;
+    }
+  }
+
+  private async sendRetrying(
+    req: TransportRequest,
+    signal: AbortSignal | undefined,
+    timer: DeadlineTimer | undefined,
+  ): Promise<TransportResponse> {
     const replayable = !(req.body instanceof Readable);
     const mayRetry = (req.retry ?? true) && replayable;
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       if (req.signal?.aborted) throw new AbortedError();
+      if (timer?.expired) throw timer.error();
       let res: TransportResponse;
       try {
-        res = await this.sendFollowing(req);
+        res = await this.sendFollowing(req, signal);
       } catch (err) {
         if (req.signal?.aborted) throw new AbortedError();
+        if (timer?.expired) throw timer.error();
+        // Our own verdicts (a redirect loop, a refused scheme) are answers of the registry, not faults.
+        if (err instanceof RegmirrorError) throw err;
         const canRetry = mayRetry && !isTlsError(err) && attempt < this.retryPolicy.attempts;
         if (canRetry && Date.now() - started < this.retryPolicy.maxElapsedMs) {
           this.stats.retries++;
-          await sleep(retryDelay(this.retryPolicy, attempt, undefined), req.signal);
+          await this.pause(retryDelay(this.retryPolicy, attempt, undefined), signal, req, timer);
           continue;
         }
         throw new NetworkError(`cannot reach ${req.url.host}: ${describeNetworkError(err)}`, {
@@ -238,7 +321,7 @@ export class Transport {
         if (Date.now() - started + delay < this.retryPolicy.maxElapsedMs) {
           drain(res.body);
           this.stats.retries++;
-          await sleep(delay, req.signal);
+          await this.pause(delay, signal, req, timer);
           continue;
         }
       }
@@ -246,38 +329,98 @@ export class Transport {
     }
   }
 
-  private async sendFollowing(req: TransportRequest): Promise<TransportResponse> {
-    const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
+  /** Back off before a retry; the run's interrupt and the request's deadline both end the wait. */
+  private async pause(
+    ms: number,
+    signal: AbortSignal | undefined,
+    req: TransportRequest,
+    timer: DeadlineTimer | undefined,
+  ): Promise<void> {
+    try {
+      await sleep(ms, signal);
+    } catch (err) {
+      if (timer?.expired && !req.signal?.aborted) throw timer.error();
+      throw err;
+    }
+  }
+
+  private async sendFollowing(
+    req: TransportRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<TransportResponse> {
+    // A credential in the body (the OAuth2 form) is never carried anywhere by a redirect.
+    const follow =
+      !req.credentials?.inBody && (req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD'));
     let url = req.url;
-    let headers = { ...req.headers };
     const originHost = req.url.host;
+    const visited = new Set<string>([url.href]);
     for (let hop = 0; ; hop++) {
-      const res = await this.sendOnce(req, url, headers);
+      const res = await this.sendOnce(req, url, signal);
       if (!follow || !isRedirect(res.status)) return res;
       const location = header(res.headers, 'location');
       if (!location) return res;
       drain(res.body);
-      if (hop >= MAX_REDIRECTS) {
-        throw new RegistryError(`too many redirects from ${req.url.host}`, {
-          context: { registry: originHost },
-        });
+      const context = { registry: originHost };
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw new RegistryError(
+          `${url.host} redirected to something that is not a URL (${registryText(location, 200)})`,
+          {
+            context,
+          },
+        );
       }
-      const next = new URL(location, url);
-      if (next.host !== originHost || next.protocol !== req.url.protocol) {
-        // Credentials belong to the registry that issued them. Storage backends (S3, GCS) sign the URL itself.
-        const { authorization: _dropped, Authorization: _dropped2, ...rest } = headers;
-        headers = rest;
+      if (!isHttpUrl(next)) {
+        throw new RegistryError(
+          `${url.host} redirected to a ${registryText(next.protocol)} URL (${registryText(redactUrl(next), 200)}); only http and https are followed`,
+          { context },
+        );
       }
       if (url.protocol === 'https:' && next.protocol === 'http:') {
-        throw new RegistryError(`refusing to follow a redirect from HTTPS to plain HTTP (${next.host})`, {
-          context: { registry: originHost },
-        });
+        throw new RegistryError(
+          `refusing to follow a redirect from HTTPS to plain HTTP (${registryText(redactUrl(next), 200)})`,
+          { context },
+        );
       }
+      if (visited.has(next.href)) {
+        throw new RegistryError(
+          `redirect loop: ${url.host} redirected back to ${registryText(redactUrl(next), 200)}`,
+          {
+            context,
+          },
+        );
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new RegistryError(
+          `too many redirects (more than ${MAX_REDIRECTS}) from ${originHost}, the last to ${registryText(redactUrl(next), 200)}`,
+          { context },
+        );
+      }
+      visited.add(next.href);
       url = next;
     }
   }
 
-  private async sendOnce(req: TransportRequest, url: URL, headers: Headers): Promise<TransportResponse> {
+  private async sendOnce(
+    req: TransportRequest,
+    url: URL,
+    signal: AbortSignal | undefined,
+  ): Promise<TransportResponse> {
+    const headers: Headers = { ...req.headers };
+    const credentials = req.credentials;
+    if (credentials) {
+      // The rule (trust.ts), asked for every hop: credentials only on their own origin.
+      const allowed = mayCarry(url, credentials.origin);
+      if (credentials.inBody && !allowed) {
+        throw new Error(
+          `internal: a request whose body holds credentials for ${credentials.origin} was sent to ${url.origin}`,
+        );
+      }
+      if (credentials.authorization !== undefined && allowed)
+        headers.authorization = credentials.authorization;
+    }
     const limiter = this.limiterFor(url.host);
     return limiter(async () => {
       const started = Date.now();
@@ -290,8 +433,9 @@ export class Transport {
           method: req.method,
           headers,
           body,
-          signal: req.signal ?? null,
+          signal: signal ?? null,
           dispatcher: this.agentFor(url),
+          ...(req.idleMs !== undefined ? { headersTimeout: req.idleMs, bodyTimeout: req.idleMs } : {}),
         });
         this.trace?.({
           method: req.method,
@@ -318,14 +462,81 @@ export class Transport {
   }
 }
 
-/** Storage redirects carry signatures in the query string: never print them. */
+/**
+ * Query parameters that carry secrets or capabilities: signatures (S3, GCS, Azure, CloudFront), tokens,
+ * Docker Hub's storage `verify=`, `ticket=`, distribution's signed upload `_state=`, sessions, codes.
+ */
+const SECRET_QUERY_KEY =
+  /sig|signature|token|credential|key|auth|secret|policy|verify|ticket|state|session|password|passwd|code|nonce|hmac/i;
+
+/** Storage redirects and upload locations carry signatures and capabilities in the query string: never print them. */
 export function redactUrl(url: URL): string {
   const u = new URL(url.href);
   for (const key of [...u.searchParams.keys()]) {
-    if (/sig|signature|token|credential|key|auth|secret|policy/i.test(key))
-      u.searchParams.set(key, 'REDACTED');
+    if (SECRET_QUERY_KEY.test(key)) u.searchParams.set(key, 'REDACTED');
   }
   u.username = '';
   u.password = '';
   return u.href;
+}
+
+/**
+ * Runs the whole-request deadline: aborts a request still waiting for its headers, and cuts a body still
+ * being read when the time is up, with a TimeoutError that names the request and the setting.
+ */
+class DeadlineTimer {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private body: Readable | undefined;
+  private readonly onParentAbort: () => void;
+  expired = false;
+
+  constructor(
+    private readonly deadline: Deadline,
+    private readonly url: URL,
+    private readonly parent: AbortSignal | undefined,
+  ) {
+    this.timer = setTimeout(
+      () => {
+        this.expired = true;
+        this.body?.destroy(this.error());
+        this.controller.abort(this.error());
+        this.parent?.removeEventListener('abort', this.onParentAbort);
+      },
+      Math.max(0, deadline.ms),
+    );
+    // A pending deadline must not keep a finished CLI alive.
+    this.timer.unref();
+    // The run's interrupt aborts the request too. (By hand, not AbortSignal.any: that one keeps its
+    // listeners on the long-lived run signal until garbage collection, one per request.)
+    this.onParentAbort = () => this.controller.abort(parent?.reason);
+    if (parent?.aborted) this.controller.abort(parent.reason);
+    else parent?.addEventListener('abort', this.onParentAbort, { once: true });
+  }
+
+  /** Aborted when the deadline passes or the run is interrupted. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The body is part of the request: the deadline runs until it has been read (or dropped). */
+  watch(body: Readable): void {
+    this.body = body;
+    if (body.destroyed || body.readableEnded) this.clear();
+    else body.once('close', () => this.clear());
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+    this.parent?.removeEventListener('abort', this.onParentAbort);
+  }
+
+  error(): TimeoutError {
+    const seconds = this.deadline.ms / 1000;
+    const took = Number.isInteger(seconds) ? `${seconds} s` : `${seconds.toFixed(1)} s`;
+    return new TimeoutError(`${this.deadline.what} did not finish within ${took}`, {
+      context: { registry: this.url.host },
+      hint: `the registry is too slow, stalls, or drips its answer; if it is only slow, raise ${this.deadline.setting} for it in the config`,
+    });
+  }
 }

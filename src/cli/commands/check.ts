@@ -89,6 +89,15 @@ export function renderTable(rows: DriftRow[]): string {
   return lines.join('\n');
 }
 
+/**
+ * Text for a Markdown table cell. Errors quote registries, which could otherwise break the table (|),
+ * or have a CI page render links, images or HTML ([, ], <, >, `) — control characters are escaped at the
+ * output boundary.
+ */
+export function markdownCell(text: string): string {
+  return text.replace(/[\\|[\]<>`*_!]/g, (ch) => `\\${ch}`);
+}
+
 /** A CI job summary: the matrix of mirrors × targets with their states, then every difference. */
 export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
   const counts = countStates(rows);
@@ -125,7 +134,7 @@ export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
     out.push('', '### Differences', '', '| state | target | tag | source digest | target digest | detail |');
     out.push('| --- | --- | --- | --- | --- | --- |');
     for (const r of diffs) {
-      const detail = detailOf(r).replace(/\|/g, '\\|');
+      const detail = markdownCell(detailOf(r));
       out.push(
         `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${short(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${short(r.targetDigest)}\`` : '-'} | ${detail} |`,
       );

@@ -120,6 +120,7 @@ export async function openConfigRun(
     signal: session.signal,
     config,
     env: session.env,
+    warn: (line) => session.out.warn(line),
     ...(session.trace ? { trace: session.trace } : {}),
   });
   return { filepath, config, mirrors, client };

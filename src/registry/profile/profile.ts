@@ -4,6 +4,7 @@
 // below; the generic registry client reads it and knows no vendor by name.
 
 import type { FoundCredential } from '../credentials/types.js';
+import type { LimitsInput, RegistryLimits } from '../limits.js';
 import type { StatusQuirks } from '../status.js';
 import type { TlsMode } from '../tls.js';
 
@@ -102,6 +103,8 @@ export interface RegistrySettingsInput {
   mounts?: boolean;
   /** Never send credentials here. */
   anonymous?: boolean;
+  /** Bounds on what this registry may send (config `registries.<host>.limits`). */
+  limits?: LimitsInput;
   /** Vendor-specific settings (credentials { ecr: ... }, createRepositories), passed to the vendor as is. */
   vendor?: Record<string, unknown>;
 }
@@ -156,6 +159,8 @@ export interface RegistryProfile {
   readonly quirks: RegistryQuirks;
   /** Set when repositories must (and may) be created before a push. */
   readonly repositories: RepositoryManager | undefined;
+  /** Bounds on what this registry may send: tags, sizes, deadlines (registry/limits.ts). */
+  readonly limits: RegistryLimits;
   /** Learned per registry at run time. */
   referrers: ReferrersMode;
 }

@@ -4,6 +4,7 @@
 
 import { apiHost, normaliseRegistry } from '../../reference/reference.js';
 import type { CredentialSource } from '../credentials/types.js';
+import { DEFAULT_LIMITS, type LimitsInput, mergeLimits } from '../limits.js';
 import type { TlsMode } from '../tls.js';
 import { isLoopbackHost } from '../transport.js';
 import { firstOf, NO_CREDENTIALS, sourcesProvider } from './credential-provider.js';
@@ -35,8 +36,11 @@ export interface ProfileInputs {
   settings(registry: string): RegistrySettingsInput | undefined;
   /** Credential sources for a registry, in order (configured ones, then docker's and podman's files). */
   credentialSources(registry: string): CredentialSource[];
-  /** What the command line sets for every registry whose settings do not say (--chunk-size...). */
-  defaults?: { chunkSize?: number; concurrency?: number };
+  /**
+   * What applies to every registry whose settings do not say: the command line's --chunk-size and
+   * --host-concurrency, the config's defaults.limits.
+   */
+  defaults?: { chunkSize?: number; concurrency?: number; limits?: LimitsInput };
   vendors: readonly VendorDefinition[];
   env: NodeJS.ProcessEnv;
 }
@@ -149,6 +153,7 @@ export class RegistryProfiles {
       upload,
       quirks,
       repositories: vendor?.repositories?.(ctx),
+      limits: mergeLimits(mergeLimits(DEFAULT_LIMITS, defaults.limits), settings.limits),
       referrers: 'unknown',
     };
   }
