@@ -115,6 +115,15 @@ export class ImmutableTagError extends RegmirrorError {
 }
 
 /**
+ * An OCI layout or archive that cannot be used as given: missing, not a layout, an unreadable index.json,
+ * a tar that is not an OCI archive, a directory that cannot be written. Fixed by the user, like a bad
+ * reference: exit 2 when nothing else was done.
+ */
+export class LayoutError extends RegmirrorError {
+  override readonly exitCode = EXIT_USAGE;
+}
+
+/**
  * A registry asked for something the trust rules refuse (registry/trust.ts): an upload Location on
  * another origin, credentials for a host that is not the registry. An answer, never retried or resumed.
  */
@@ -133,11 +142,16 @@ export class TimeoutError extends NetworkError {}
 export class DigestMismatchError extends RegmirrorError {
   readonly expected: string;
   readonly actual: string;
-  constructor(expected: string, actual: string, options: { context?: ErrorContext; cause?: unknown } = {}) {
-    super(`content does not match its digest: expected ${expected}, got ${actual}`, {
+  constructor(
+    expected: string,
+    actual: string,
+    options: { context?: ErrorContext; cause?: unknown; hint?: string; what?: string } = {},
+  ) {
+    super(`${options.what ?? 'content'} does not match its digest: expected ${expected}, got ${actual}`, {
       ...options,
       context: { ...options.context, digest: expected },
-      hint: 'the source registry served corrupt content; nothing that refers to it was pushed',
+      hint:
+        options.hint ?? 'the source registry served corrupt content; nothing that refers to it was pushed',
     });
     this.expected = expected;
     this.actual = actual;
@@ -187,10 +201,12 @@ export function isAbort(err: unknown): boolean {
   );
 }
 
-/** "source registry quay.io, repository org/app, manifest GET" */
+/** "source registry quay.io, repository org/app, manifest GET"; "target layout oci:/media/bundle, ..." */
 export function describeContext(ctx: ErrorContext): string {
   const parts: string[] = [];
-  if (ctx.registry) parts.push(`${ctx.side ? `${ctx.side} ` : ''}registry ${ctx.registry}`);
+  // A layout's "registry" is its key, "oci:PATH" / "oci-archive:FILE" (see reference.ts).
+  const where = ctx.registry && /^oci(-archive)?:/.test(ctx.registry) ? 'layout' : 'registry';
+  if (ctx.registry) parts.push(`${ctx.side ? `${ctx.side} ` : ''}${where} ${ctx.registry}`);
   else if (ctx.side) parts.push(ctx.side);
   if (ctx.repository) parts.push(`repository ${ctx.repository}`);
   if (ctx.step) parts.push(ctx.step);
@@ -226,6 +242,7 @@ export type ErrorKind =
   | 'network'
   | 'registry'
   | 'immutable'
+  | 'layout'
   | 'interrupted'
   | 'internal';
 
@@ -240,6 +257,7 @@ export function errorKind(err: unknown): ErrorKind {
   if (err instanceof DigestMismatchError) return 'digest-mismatch';
   if (err instanceof NetworkError) return 'network';
   if (err instanceof ImmutableTagError) return 'immutable';
+  if (err instanceof LayoutError) return 'layout';
   if (isAbort(err)) return 'interrupted';
   if (err instanceof RegmirrorError) return 'registry';
   return 'internal';
@@ -248,6 +266,11 @@ export function errorKind(err: unknown): ErrorKind {
 /** Kinds that mean "could not start": bad input or credentials, exit 2 when nothing else was done. */
 export function isSetupKind(kind: ErrorKind | undefined): boolean {
   return (
-    kind === 'usage' || kind === 'config' || kind === 'reference' || kind === 'auth' || kind === 'permission'
+    kind === 'usage' ||
+    kind === 'config' ||
+    kind === 'reference' ||
+    kind === 'auth' ||
+    kind === 'permission' ||
+    kind === 'layout'
   );
 }

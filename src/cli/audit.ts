@@ -7,6 +7,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CopyEvent, WriteEvent } from '../copy/events.js';
 import { UsageError } from '../errors.js';
+import { isLayoutKey } from '../reference/reference.js';
 import { sanitize } from '../sanitize.js';
 
 export interface AuditEntry {
@@ -125,7 +126,10 @@ export async function openAuditLog(
   registries: Iterable<string>,
 ): Promise<AuditLog | undefined> {
   if (path === undefined) return undefined;
-  const log = AuditLog.open(path, (registry) => client.authenticator(registry).identity());
+  // A layout has no identity: the files are written as whoever runs regmirror.
+  const log = AuditLog.open(path, (registry) =>
+    isLayoutKey(registry) ? Promise.resolve(undefined) : client.authenticator(registry).identity(),
+  );
   await log.prime(registries);
   return log;
 }

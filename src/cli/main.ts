@@ -10,11 +10,12 @@ import type { SyncFlags, SyncSession } from './commands/sync.js';
 import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
 import { createOutput, type Output } from './output.js';
 import type { ClientFlags } from './runtime.js';
+import { VERSION } from './version.js';
 
 // Commands (and with them undici, zod, cosmiconfig) are loaded when one runs: --help and --version stay
 // quick, and each command loads only what it uses.
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 
 interface CommonFlags extends ClientFlags {
   json?: boolean;

@@ -16,6 +16,7 @@ const errorKindSchema = z.enum([
   'network',
   'registry',
   'immutable',
+  'layout',
   'interrupted',
   'internal',
 ]);

@@ -6,7 +6,15 @@ import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { type Platform, parsePlatform } from '../oci/platform.js';
 import type { ReferrerFilter } from '../oci/referrers.js';
-import { normaliseRegistry, parseRepository, type Repository } from '../reference/reference.js';
+import { splitRefName } from '../reference/ref-name.js';
+import {
+  formatRepository,
+  isLayoutInput,
+  layoutRepository,
+  normaliseRegistry,
+  parseRepository,
+  type Repository,
+} from '../reference/reference.js';
 import { envCredentialSource } from '../registry/credentials/env-source.js';
 import type { Env } from '../registry/credentials/helper.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
@@ -26,7 +34,7 @@ import {
   type RepositorySettings,
 } from './schema.js';
 import type { TagRules } from './tags.js';
-import { expandTarget } from './template.js';
+import { isTemplate, resolveTarget } from './template.js';
 
 export interface MirrorPolicy {
   /** "all": the source index byte-exact; a list: an index of those platforms only (its digest differs). */
@@ -62,8 +70,13 @@ export interface ResolvedMirror extends MirrorPolicy {
   /** The mirror's own name, else the normalised source ("quay.io/org/app"). Unique in a config. */
   name: string;
   source: Repository;
-  /** Templates expanded; never the source, never twice the same. */
+  /**
+   * Templates expanded; never the source, never twice the same. Empty for a whole layout as the source
+   * ("oci:bundle"), whose targets are expanded per name prefix found in it (expandLayoutMirror).
+   */
   targets: Repository[];
+  /** The targets as written (templates unexpanded), layout paths made absolute (set by resolveConfig). */
+  targetTemplates?: string[];
   /** undefined: every tag of the source. */
   tags: TagRules | undefined;
 }
@@ -170,6 +183,8 @@ function addRepositoryCreation(
   rule: RepositoryCreationRule,
 ): void {
   for (const target of mirror.targets) {
+    // An OCI layout target is files: there is no repository to create.
+    if (target.layout) continue;
     let settings = registries.get(target.registry);
     if (!settings) {
       settings = { registry: target.registry, credentials: 'docker' };
@@ -208,11 +223,14 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
     registries.set(settings.registry, settings);
   }
   const mirrors = config.mirrors.map((mirror, index): ResolvedMirror => {
-    const source = parseRepository(mirror.source);
+    const source = fromConfigDir(parseRepository(mirror.source), options.baseDir);
+    const targetTemplates = mirror.targets.map((t) => absoluteLayoutPath(t, options.baseDir));
+    const wholeLayout = source.layout !== undefined && source.path === '';
     const resolved: ResolvedMirror = {
       name: mirrorName(mirror),
       source,
-      targets: mirror.targets.map((target) => parseRepository(expandTarget(target, source))),
+      targets: wholeLayout ? [] : targetTemplates.map((target) => resolveTarget(target, source)),
+      targetTemplates,
       tags: mirror.tags,
       platforms: mirror.platforms === undefined ? defaults.platforms : platformsOf(mirror.platforms),
       overwrite: mirror.overwrite ?? defaults.overwrite,
@@ -230,6 +248,56 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
     return resolved;
   });
   return { defaults, registries, mirrors, ...(given.limits ? { limits: given.limits } : {}) };
+}
+
+/** A layout's path in a config is relative to the config file, like a CA file. */
+function fromConfigDir(repo: Repository, baseDir: string): Repository {
+  if (!repo.layout) return repo;
+  return layoutRepository(
+    { kind: repo.layout.kind, path: resolvePath(baseDir, repo.layout.path) },
+    repo.path,
+  );
+}
+
+/** "oci:out:{path}" → "oci:/config/dir/out:{path}": the same template, its layout path absolute. */
+function absoluteLayoutPath(template: string, baseDir: string): string {
+  const m = /^(oci|oci-archive):([^:@]*)(.*)$/s.exec(template.trim());
+  if (!m || m[2] === '') return template;
+  return `${m[1]}:${resolvePath(baseDir, m[2]!)}${m[3]}`;
+}
+
+/**
+ * The mirrors a whole layout as the source stands for: one per name prefix among its image names
+ * (`names`, as in its index.json), each with its targets expanded for that prefix. A literal target
+ * (no template) takes a layout of one prefix only: several repositories cannot go into one.
+ */
+export function expandLayoutMirror(mirror: ResolvedMirror, names: string[]): ResolvedMirror[] {
+  const templates = mirror.targetTemplates ?? [];
+  const prefixes = [...new Set(names.map((n) => splitRefName(n).prefix))].sort();
+  // A layout target without a prefix names each image after its source: as good as a template.
+  const literal = templates.find(
+    (t) => !isTemplate(t) && !(isLayoutInput(t) && parseRepository(t).path === ''),
+  );
+  if (prefixes.length > 1 && literal !== undefined) {
+    throw new ConfigError(
+      `mirror ${mirror.name}: ${formatRepository(mirror.source)} holds the images of ${prefixes.length} repositories ` +
+        `(${prefixes.map((p) => p || '(unprefixed names)').join(', ')}), and "${literal}" is one repository; ` +
+        'use {path} or {name} in the targets, or name one prefix in the source, e.g. ' +
+        `"${formatRepository(mirror.source)}:${prefixes.find((p) => p !== '') ?? 'quay.io/org/app'}"`,
+    );
+  }
+  return prefixes.map((prefix) => {
+    const source = layoutRepository(mirror.source.layout!, prefix);
+    let targets: Repository[];
+    try {
+      targets = templates.map((t) => resolveTarget(t, source));
+    } catch (err) {
+      throw new ConfigError(`mirror ${mirror.name}: ${(err as Error).message}`);
+    }
+    const name =
+      mirror.name === formatRepository(mirror.source) ? formatRepository(source) : `${mirror.name}:${prefix}`;
+    return { ...mirror, name, source, targets };
+  });
 }
 
 /** The settings for `registry` (any alias: "index.docker.io" finds "docker.io"); defaults when not configured. */

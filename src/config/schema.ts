@@ -21,7 +21,14 @@ import { closest, describeValue } from './issues.js';
 import { limitsSchema } from './limits-schema.js';
 import { BYTE_SIZE_PATTERN, formatByteSize, parseByteSize } from './size.js';
 import type { TagRules } from './tags.js';
-import { expandTarget, isTemplate, PLACEHOLDERS, unknownPlaceholders } from './template.js';
+import {
+  expandTarget,
+  isTemplate,
+  PLACEHOLDERS,
+  resolveTarget,
+  TemplateError,
+  unknownPlaceholders,
+} from './template.js';
 
 export const MIN_CHUNK_SIZE = 1024;
 export const MAX_CHUNK_SIZE = 1024 ** 3;
@@ -68,7 +75,11 @@ const sourceSchema = z
     const message = repositoryProblem(value, 'source');
     if (message) problem(ctx, message);
   })
-  .describe('The repository to copy from, without tag or digest, e.g. "quay.io/org/app" or "ubuntu".');
+  .describe(
+    'The repository to copy from, without tag or digest, e.g. "quay.io/org/app" or "ubuntu"; or an OCI ' +
+      'layout or archive: "oci:DIR", "oci-archive:FILE.tar" (every image in it), "oci:DIR:quay.io/org/app" ' +
+      '(the images named quay.io/org/app:TAG). Paths are relative to the config file.',
+  );
 
 const placeholderList = PLACEHOLDERS.map((p) => `{${p}}`).join(', ');
 
@@ -88,7 +99,8 @@ const targetSchema = z
   })
   .describe(
     'A target repository, or a template: {name} = last path component of the source, {path} = the whole ' +
-      'source path, {registry} = the source registry. E.g. "public.ecr.aws/acme/{name}".',
+      'source path, {registry} = the source registry. E.g. "public.ecr.aws/acme/{name}". Or an OCI layout ' +
+      '"oci:DIR" or archive "oci-archive:FILE.tar": images are named SOURCE-REPOSITORY:TAG in it.',
   );
 
 // --- registries ----------------------------------------------------------------------------------
@@ -696,14 +708,24 @@ function checkTargets(mirror: { source: string; targets: string[] }, ctx: Ctx): 
   } catch {
     return;
   }
+  // A whole layout as the source ("oci:bundle") fills templates per name prefix found in it, at run time.
+  const wholeLayout = source.layout !== undefined && source.path === '';
   const seen = new Map<string, number>();
   mirror.targets.forEach((template, i) => {
     const path = ['targets', i];
     if (typeof template !== 'string' || unknownPlaceholders(template).length > 0) return;
-    const expanded = expandTarget(template, source);
+    if (wholeLayout && isTemplate(template)) return;
     let target: Repository;
+    let expanded: string;
     try {
-      target = parseRepository(expanded);
+      expanded = expandTarget(template, source);
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err;
+      problem(ctx, err.message, path);
+      return;
+    }
+    try {
+      target = resolveTarget(template, source);
     } catch (err) {
       if (isTemplate(template)) {
         problem(
@@ -715,7 +737,7 @@ function checkTargets(mirror: { source: string; targets: string[] }, ctx: Ctx): 
       return;
     }
     const name = formatRepository(target);
-    const shown = template === expanded ? `"${template}"` : `"${template}" (${name})`;
+    const shown = template === name ? `"${template}"` : `"${template}" (${name})`;
     if (sameRepository(target, source)) {
       problem(ctx, `${shown} is the source itself; a target must be another repository`, path);
     } else if (seen.has(name)) {

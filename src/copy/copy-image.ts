@@ -429,7 +429,9 @@ function planTransfers(work: TargetWork[], rootDigest: Digest, ctx: CopyContext)
       const mountable = ctx.store.supportsMounts?.(w.ref.registry) ?? true;
       if (
         mountable &&
-        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) || uploadedTo.has(registryKey))
+        // A layout's unprefixed names have the repository path "": a mount source, though falsy.
+        (ctx.knowledge.mountSource(w.ref.registry, w.ref.path, digest) !== undefined ||
+          uploadedTo.has(registryKey))
       ) {
         w.result.blobsMounted++;
       } else {
@@ -672,7 +674,7 @@ async function transferClaimed(
           allowMount && mountable(w)
             ? knowledge.mountSource(w.ref.registry, w.ref.path, desc.digest)
             : undefined;
-        if (from && (await tryMount(w, from))) return mounted(w, from);
+        if (from !== undefined && (await tryMount(w, from))) return mounted(w, from);
         toUpload.push(i);
       } catch (err) {
         failed(i, err);

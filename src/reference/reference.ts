@@ -9,6 +9,15 @@
 //   component  := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
 //   tag        := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
 //   digest     := algorithm ":" hex
+//
+// and, instead of a registry, an OCI image layout (a directory) or an OCI archive (the same as a tar):
+//   layout     := ( "oci:" | "oci-archive:" ) PATH [ ":" NAME ] [ "@" digest ]
+// PATH ends at its first ":" (as in skopeo, so a path cannot hold one); NAME is an image's
+// org.opencontainers.image.ref.name in the layout (ref-name.ts), or, for a repository, the prefix its
+// image names share ("oci:bundle:quay.io/acme/app" holds "quay.io/acme/app:1.4.2", ...).
+
+import { posix } from 'node:path';
+import { isValidRefName, joinRefName, splitRefName } from './ref-name.js';
 
 export const DOCKER_HUB = 'docker.io';
 export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
@@ -34,12 +43,30 @@ export class ReferenceSyntaxError extends Error {
   }
 }
 
+export type LayoutKind = 'oci' | 'oci-archive';
+
+/** Where an OCI image layout lives: a directory (oci:) or a tar file (oci-archive:). */
+export interface LayoutLocation {
+  readonly kind: LayoutKind;
+  /** The directory or file, as given (normalised; relative to the working directory unless absolute). */
+  readonly path: string;
+}
+
 /** A repository on a registry: "docker.io" + "library/ubuntu". */
 export interface Repository {
-  /** Normalised registry name as the user knows it: "docker.io", "quay.io", "localhost:5000". */
+  /**
+   * Normalised registry name as the user knows it: "docker.io", "quay.io", "localhost:5000". For a
+   * layout, "oci:<path>" or "oci-archive:<path>": never a host name, so nothing keyed by registry (blob
+   * knowledge, mounts, settings) can take a layout for a registry or one layout for another.
+   */
   readonly registry: string;
-  /** Repository path inside the registry: "library/ubuntu", "org/app". */
+  /**
+   * Repository path inside the registry: "library/ubuntu", "org/app". For a layout: the prefix of the
+   * image names ("quay.io/acme/app" for "quay.io/acme/app:1.4.2"), "" for bare names ("v1").
+   */
   readonly path: string;
+  /** Set when this is an OCI image layout or archive, not a registry. */
+  readonly layout?: LayoutLocation;
 }
 
 /** A repository plus a tag and/or a digest. */
@@ -128,13 +155,92 @@ function splitName(input: string, name: string): Repository {
   return { registry, path };
 }
 
+const LAYOUT_PREFIX = /^(oci|oci-archive):/;
+const TRAILING_DIGEST = /@((?:sha256|sha512):[^@]*)$/;
+
+/** Whether `input` names an OCI layout or archive ("oci:..." / "oci-archive:...") rather than a registry. */
+export function isLayoutInput(input: string): boolean {
+  return LAYOUT_PREFIX.test(input.trim());
+}
+
+/** The registry key of a layout: "oci:/media/bundle", "oci-archive:bundle.tar". */
+export function layoutKey(location: LayoutLocation): string {
+  return `${location.kind}:${location.path}`;
+}
+
+/** Whether a registry name (Repository.registry) is a layout's key, not a host. */
+export function isLayoutKey(registry: string): boolean {
+  return LAYOUT_PREFIX.test(registry);
+}
+
+/** A repository in a layout: `prefix` is the name prefix ("" for bare names). */
+export function layoutRepository(location: LayoutLocation, prefix: string): Repository {
+  return { registry: layoutKey(location), path: prefix, layout: location };
+}
+
+/**
+ * "oci:PATH[:NAME][@digest]" and "oci-archive:FILE[:NAME][@digest]". As a reference, NAME is the whole
+ * ref.name of one image (skopeo's meaning: "oci:dir:v1" is the image named "v1"), kept as prefix + tag;
+ * as a repository, NAME is the prefix shared by the image names and may not end in ":TAG".
+ */
+function parseLayout(input: string, raw: string, repositoryOnly: boolean): Reference {
+  const kind = LAYOUT_PREFIX.exec(raw)![1] as LayoutKind;
+  let rest = raw.slice(kind.length + 1);
+  let digest: string | undefined;
+  const d = TRAILING_DIGEST.exec(rest);
+  if (d) {
+    digest = d[1]!;
+    if (!DIGEST.test(digest)) {
+      throw new ReferenceSyntaxError(
+        input,
+        `"${digest}" is not a digest (expected sha256: and 64 lower-case hex digits)`,
+      );
+    }
+    rest = rest.slice(0, d.index);
+  }
+  const colon = rest.indexOf(':');
+  const rawPath = colon < 0 ? rest : rest.slice(0, colon);
+  const name = colon < 0 ? '' : rest.slice(colon + 1);
+  if (rawPath === '') {
+    const what = kind === 'oci' ? 'directory' : 'tar file';
+    throw new ReferenceSyntaxError(input, `no path: write ${kind}:PATH, where PATH is the layout's ${what}`);
+  }
+  let path = posix.normalize(rawPath);
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  const location: LayoutLocation = { kind, path };
+  if (name !== '' && !isValidRefName(name)) {
+    throw new ReferenceSyntaxError(
+      input,
+      `"${name}" is not a valid image name in a layout (letters and digits, separated by one of - . _ : @ + or "--", in "/"-separated components)`,
+    );
+  }
+  if (repositoryOnly) {
+    if (digest !== undefined || (name !== '' && splitRefName(name).prefix !== '')) {
+      throw new ReferenceSyntaxError(
+        input,
+        `expected a layout and a name prefix without tag or digest, e.g. "${kind}:${path}:quay.io/acme/app"`,
+      );
+    }
+    return layoutRepository(location, name);
+  }
+  const { prefix, tag } = splitRefName(name);
+  return {
+    ...layoutRepository(location, prefix),
+    ...(name !== '' ? { tag } : {}),
+    ...(digest !== undefined ? { digest } : {}),
+  };
+}
+
 /**
  * Parse "ubuntu", "quay.io/org/app:1.2", "localhost:5000/a/b@sha256:...", "host/x:tag@sha256:...".
- * Docker Hub short names are expanded ("ubuntu" → docker.io/library/ubuntu:latest).
+ * Docker Hub short names are expanded ("ubuntu" → docker.io/library/ubuntu:latest). "oci:PATH..." and
+ * "oci-archive:FILE..." name a layout; no default tag is added to those (a layout holding one image
+ * needs no name).
  */
 export function parseReference(input: string, options: ParseOptions = {}): Reference {
   const raw = input.trim();
   if (raw === '') throw new ReferenceSyntaxError(input, 'it is empty');
+  if (LAYOUT_PREFIX.test(raw)) return parseLayout(input, raw, false);
   if (/^[a-z]+:\/\//i.test(raw)) {
     throw new ReferenceSyntaxError(input, 'leave out the scheme (write "host/repo:tag", not a URL)');
   }
@@ -172,6 +278,7 @@ export function parseReference(input: string, options: ParseOptions = {}): Refer
 
 /** Parse a repository (no tag, no digest allowed). */
 export function parseRepository(input: string): Repository {
+  if (isLayoutInput(input)) return parseLayout(input, input.trim(), true);
   const ref = parseReference(input, { defaultTag: null });
   if (ref.tag !== undefined || ref.digest !== undefined) {
     throw new ReferenceSyntaxError(input, 'expected a repository without tag or digest');
@@ -192,13 +299,18 @@ export function isValidDigest(digest: string): boolean {
   return DIGEST.test(digest);
 }
 
-/** "docker.io/library/ubuntu" */
+/** "docker.io/library/ubuntu"; "oci:bundle:quay.io/acme/app" */
 export function formatRepository(repo: Repository): string {
+  if (repo.layout) return repo.path === '' ? repo.registry : `${repo.registry}:${repo.path}`;
   return `${repo.registry}/${repo.path}`;
 }
 
-/** "docker.io/library/ubuntu:24.04@sha256:..." */
+/** "docker.io/library/ubuntu:24.04@sha256:..."; "oci:bundle:quay.io/acme/app:1.4.2" */
 export function formatReference(ref: Reference): string {
+  if (ref.layout) {
+    const name = ref.tag !== undefined ? joinRefName(ref.path, ref.tag) : ref.path;
+    return `${ref.registry}${name === '' ? '' : `:${name}`}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
+  }
   let s = formatRepository(ref);
   if (ref.tag !== undefined) s += `:${ref.tag}`;
   if (ref.digest !== undefined) s += `@${ref.digest}`;
@@ -214,15 +326,29 @@ export function referenceSelector(ref: Reference): string {
 
 /** 'tag "v1"' or 'digest sha256:...': for messages about what was looked for. */
 export function describeSelector(ref: Reference): string {
-  return ref.digest !== undefined ? `digest ${ref.digest}` : `tag "${ref.tag}"`;
+  if (ref.digest !== undefined) return `digest ${ref.digest}`;
+  if (ref.layout) return ref.tag === undefined ? 'the only image' : `image name "${refNameOf(ref)}"`;
+  return `tag "${ref.tag}"`;
+}
+
+/** The repository part of a reference (or repository): registry, path and, for a layout, where it is. */
+export function repositoryOf(repo: Repository): Repository {
+  return repo.layout
+    ? { registry: repo.registry, path: repo.path, layout: repo.layout }
+    : { registry: repo.registry, path: repo.path };
 }
 
 export function withTag(repo: Repository, tag: string): Reference {
-  return { registry: repo.registry, path: repo.path, tag };
+  return { ...repositoryOf(repo), tag };
 }
 
 export function withDigest(repo: Repository, digest: string): Reference {
-  return { registry: repo.registry, path: repo.path, digest };
+  return { ...repositoryOf(repo), digest };
+}
+
+/** The image name in a layout that a layout reference stands for ("quay.io/acme/app:1.4.2", "v1"). */
+export function refNameOf(ref: Reference): string | undefined {
+  return ref.tag === undefined ? undefined : joinRefName(ref.path, ref.tag);
 }
 
 export function sameRepository(a: Repository, b: Repository): boolean {

@@ -83,3 +83,35 @@ export async function skopeoPullAll(ref: string, opts: SkopeoOptions = {}): Prom
     `dir:${join(dir, 'image')}`,
   ]);
 }
+
+/**
+ * skopeo on a non-registry reference (`oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`): the manifest bytes
+ * exactly as skopeo reads them from the layout.
+ */
+export function skopeoInspectRawLayout(ref: string): Promise<Buffer> {
+  return runIsolated(() => ['inspect', '--raw', ref]);
+}
+
+/**
+ * Copy a layout image (every platform) to a throwaway `dir:`: skopeo reads every manifest and blob and
+ * checks each against its digest, so this fails on any missing or corrupt content in the layout.
+ */
+export async function skopeoVerifyLayout(ref: string): Promise<void> {
+  await runIsolated((dir) => ['copy', '--all', '--preserve-digests', ref, `dir:${join(dir, 'image')}`]);
+}
+
+/** skopeo writing a layout: `docker://ref` (every platform, digests kept) into `dest` (oci:… / oci-archive:…). */
+export async function skopeoCopyToLayout(ref: string, dest: string, opts: SkopeoOptions = {}): Promise<void> {
+  const auth = opts.creds !== undefined ? ['--src-creds', opts.creds] : ['--src-no-creds'];
+  await runIsolated((_dir, authfile) => [
+    'copy',
+    '--all',
+    '--preserve-digests',
+    '--src-tls-verify=false',
+    '--authfile',
+    authfile,
+    ...auth,
+    `docker://${ref}`,
+    dest,
+  ]);
+}

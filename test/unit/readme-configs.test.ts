@@ -1,4 +1,4 @@
-// Every config example in README.md must be valid: the docs cannot drift from the schema.
+// Every config example in README.md and docs/ must be valid: the docs cannot drift from the schema.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -6,9 +6,12 @@ import { test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const blocks = [...readme.matchAll(/```json\n([\s\S]*?)```/g)]
-  .map((m) => m[1]!)
-  .filter((text) => text.includes('"mirrors"') && !text.includes('"command"'));
+const configsIn = (text: string) =>
+  [...text.matchAll(/```json\n([\s\S]*?)```/g)]
+    .map((m) => m[1]!)
+    .filter((block) => block.includes('"mirrors"') && !block.includes('"command"'));
+const blocks = configsIn(readme);
+const airGap = configsIn(readFileSync(new URL('../../docs/air-gap.md', import.meta.url), 'utf8'));
 
 test('README has config examples', () => {
   assert.ok(blocks.length >= 4, `found ${blocks.length}`);
@@ -17,5 +20,11 @@ test('README has config examples', () => {
 for (const [i, text] of blocks.entries()) {
   test(`README config example ${i + 1} is valid`, () => {
     validateConfig(JSON.parse(text), `README.md example ${i + 1}`);
+  });
+}
+
+for (const [i, text] of airGap.entries()) {
+  test(`docs/air-gap.md config example ${i + 1} is valid`, () => {
+    validateConfig(JSON.parse(text), `docs/air-gap.md example ${i + 1}`);
   });
 }

@@ -2,7 +2,7 @@
 // Reads one tag-list page per source; opens and cancels one upload session per target. Stores nothing.
 
 import { errorKind, formatError } from '../../errors.js';
-import { apiHost, formatRepository, type Repository } from '../../reference/reference.js';
+import { apiHost, formatRepository, isLayoutKey, type Repository } from '../../reference/reference.js';
 import type { Output } from '../output.js';
 import { table } from '../summary.js';
 import { openConfigRun, type SyncFlags, type SyncSession } from './sync.js';
@@ -40,7 +40,10 @@ export async function runAuthCheck(
   session: SyncSession,
   out: Output = session.out,
 ): Promise<number> {
-  const { filepath, mirrors, client } = await openConfigRun(flags, session);
+  // Layouts are checked here, row by row, instead of all before any work.
+  const { filepath, mirrors, client, layouts } = await openConfigRun(flags, session, {
+    prepareLayouts: false,
+  });
   const wanted = new Map<string, { repo: Repository; access: 'pull' | 'push' }>();
   for (const m of mirrors) {
     wanted.set(`pull ${formatRepository(m.source)}`, { repo: m.source, access: 'pull' });
@@ -49,7 +52,6 @@ export async function runAuthCheck(
   try {
     const checks: Check[] = await Promise.all(
       [...wanted.values()].map(async ({ repo, access }) => {
-        const auth = client.authenticator(repo.registry);
         const check: Check = {
           registry: repo.registry,
           repository: repo.path,
@@ -59,7 +61,15 @@ export async function runAuthCheck(
           ok: false,
         };
         try {
-          check.credentials = await auth.describeCredentialSource();
+          if (repo.layout) {
+            // Files: readable as a layout (pull), or a place a layout can be written (push).
+            check.credentials = 'file system';
+            if (access === 'pull') await layouts.checkSource(repo);
+            else await layouts.checkTarget(repo);
+            check.ok = true;
+            return check;
+          }
+          check.credentials = await client.authenticator(repo.registry).describeCredentialSource();
           const found = await client.profile(repo.registry).credentials.get(session.signal);
           if (found?.expiresAt !== undefined) {
             check.token = { expiresAt: new Date(found.expiresAt).toISOString() };
@@ -102,7 +112,12 @@ export async function runAuthCheck(
         ]),
       ),
     );
-    for (const c of failed) out.warn(`✗ ${c.access} ${c.registry}/${c.repository}: ${c.error}`);
+    for (const c of failed) {
+      const where = isLayoutKey(c.registry)
+        ? `${c.registry}${c.repository ? `:${c.repository}` : ''}`
+        : `${c.registry}/${c.repository}`;
+      out.warn(`✗ ${c.access} ${where}: ${c.error}`);
+    }
     out.info(
       failed.length === 0
         ? `all ${checks.length} checks passed (${new Set(checks.map((c) => apiHost(c.registry))).size} registries)`

@@ -14,12 +14,15 @@ import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
 import { withDigest, withTag } from '../../reference/reference.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
+import { closeLayouts } from '../stores.js';
 import { table } from '../summary.js';
+import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
@@ -187,7 +190,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     throw new UsageError(`--format: "${format}" is not one of table, json, markdown`);
   }
   const failOn = parseFailOn(flags.failOn);
-  const { filepath, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, mirrors, client, store, layouts } = await openConfigRun(flags, session);
+  let commit = false;
   try {
     const specs = specsFrom(mirrors, false);
     const referrerRun = new ReferrerRun();
@@ -195,7 +199,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     out.status(`checking ${mirrors.length} mirrors`);
     const mirrorLimit = createLimiter(4);
     const rows = (
-      await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, client, options))))
+      await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, store, options))))
     ).flat();
     out.stop();
     let code = checkExitCode(rows, failOn);
@@ -204,13 +208,17 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
       try {
         const ctx: CopyContext = {
-          store: client,
+          store,
           knowledge: new BlobKnowledge(),
           transfers: createLimiter(4),
           ...(audit ? { onEvent: audit.onEvent } : {}),
           referrerRun,
         };
         fixed = await fix(rows, specs, ctx);
+        if (!signal.aborted) {
+          await recordBundle(layouts, fixed, `regmirror ${VERSION}`);
+          commit = true;
+        }
       } finally {
         audit?.close();
       }
@@ -236,6 +244,9 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     else out.result(renderTable(rows));
     return signal.aborted ? 130 : code;
   } finally {
-    await client.close();
+    // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
+    await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>
+      client.close(),
+    );
   }
 }

@@ -1,13 +1,25 @@
 // regmirror copy SRC DST [DST...]: the release fan-out. One source read once, many targets.
 
+import { defaultLayoutPrefix } from '../../config/template.js';
 import { copyImage } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
-import { UsageError } from '../../errors.js';
+import { NotFoundError, UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
+import type { LayoutStore } from '../../layout/layout-store.js';
 import { shortDigest } from '../../oci/digest.js';
-import { formatReference, type Reference, withDigest, withTag } from '../../reference/reference.js';
+import { splitRefName } from '../../reference/ref-name.js';
+import {
+  formatReference,
+  isValidTag,
+  layoutRepository,
+  type Reference,
+  refNameOf,
+  withDigest,
+  withTag,
+} from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { allOf, openAuditLog } from '../audit.js';
@@ -15,6 +27,8 @@ import { formatBytes, formatDuration, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
+import { closeLayouts, openStores } from '../stores.js';
+import { VERSION } from '../version.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
 const LARGE_BLOB = 16 * 1024 * 1024;
@@ -23,11 +37,15 @@ export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
   concurrency: number;
+  debug?: boolean;
   /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
   referrers?: boolean;
 }
 
-/** Target references: a target without a tag takes the source's tag (or its digest). */
+/**
+ * Target references: a target without a tag takes the source's tag (or its digest). A layout target
+ * without a name names the image after the source: "oci:out" gets "quay.io/acme/app:1.4.2".
+ */
 export function resolveTargets(source: Reference, dsts: string[]): Reference[] {
   return dsts.map((d) => {
     const ref = parseRef(d, 'target', null);
@@ -37,8 +55,42 @@ export function resolveTargets(source: Reference, dsts: string[]): Reference[] {
       );
     }
     if (ref.tag !== undefined) return ref;
+    if (ref.layout) {
+      if (source.tag === undefined) {
+        throw new UsageError(`target "${d}": the source has no tag to name the image by; name it: ${d}:NAME`);
+      }
+      return { ...layoutRepository(ref.layout, defaultLayoutPrefix(source)), tag: source.tag };
+    }
+    if (source.tag !== undefined && !isValidTag(source.tag)) {
+      throw new UsageError(
+        `target "${d}": the source's name "${refNameOf(source)}" is not a tag a registry takes; give the target one: ${d}:TAG`,
+      );
+    }
     return source.tag !== undefined ? withTag(ref, source.tag) : withDigest(ref, source.digest!);
   });
+}
+
+/**
+ * A layout source given without a name ("oci:dir") is its only image, as in skopeo; that image's name,
+ * if it has one, also names the targets. Checked before any work: a missing or broken layout is a
+ * usage error.
+ */
+export async function resolveLayoutSource(source: Reference, layouts: LayoutStore): Promise<Reference> {
+  if (!source.layout) return source;
+  await layouts.checkSource(source);
+  if (source.tag !== undefined || source.digest !== undefined) return source;
+  const name = await layouts.onlyImageName(source);
+  if (name !== undefined) {
+    const { prefix, tag } = splitRefName(name);
+    return { ...layoutRepository(source.layout, prefix), tag };
+  }
+  const head = await layouts.manifestHead(source);
+  if (!head) {
+    throw new NotFoundError(`${source.layout.path} holds no image`, {
+      context: { side: 'source', registry: source.registry, step: 'manifest lookup' },
+    });
+  }
+  return withDigest(source, head.digest);
 }
 
 /** 0 when every target is in place; 2 when nothing could start for setup reasons (auth, usage); else 1. */
@@ -93,8 +145,17 @@ export async function runCopy(
   client: RegistryClient,
   out: Output,
 ): Promise<number> {
-  const source = parseRef(src, 'source');
-  const targets = resolveTargets(source, dsts);
+  const { store, layouts } = openStores(client, out, flags.debug);
+  let source: Reference;
+  let targets: Reference[];
+  try {
+    source = await resolveLayoutSource(parseRef(src, 'source'), layouts);
+    targets = resolveTargets(source, dsts);
+    for (const t of targets) if (t.layout) await layouts.checkTarget(t);
+  } catch (err) {
+    await layouts.close(false);
+    throw err;
+  }
   let bytes = 0;
   let blobs = 0;
   const onEvent = (e: CopyEvent) => {
@@ -110,19 +171,22 @@ export async function runCopy(
       );
     }
   };
+  let result: ImageResult;
   const audit = await openAuditLog(
     flags.auditLog,
     client,
     targets.map((t) => t.registry),
-  );
-  let result: ImageResult;
+  ).catch(async (err) => {
+    await layouts.close(false);
+    throw err;
+  });
   try {
     out.status(`copying ${formatReference(source)}`);
     result = await copyImage(
       source,
       targets,
       {
-        store: client,
+        store,
         knowledge: new BlobKnowledge(),
         transfers: createLimiter(flags.concurrency),
         onEvent: allOf(onEvent, audit?.onEvent),
@@ -130,8 +194,11 @@ export async function runCopy(
       },
       flags.referrers === false ? {} : { referrers: { cosignTags: true } },
     );
+    if (!client.signal?.aborted) await recordBundle(layouts, [result], `regmirror ${VERSION}`);
   } finally {
     audit?.close();
+    // An archive target is written now, unless interrupted (its staging directory waits for the next run).
+    await closeLayouts(layouts, out, !client.signal?.aborted);
   }
   out.stop();
   const code = exitCodeFor([result]);

@@ -3,14 +3,17 @@
 import { loadGraph, totalSize } from '../../copy/graph.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import { discoverAtSource, type FoundReferrer } from '../../copy/referrers.js';
+import type { RegistryStore } from '../../copy/store.js';
 import { NotFoundError } from '../../errors.js';
 import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
 import { formatPlatform } from '../../oci/platform.js';
-import { describeSelector, formatReference, withDigest } from '../../reference/reference.js';
+import { describeSelector, formatReference, type Reference, withDigest } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { formatBytes, plural } from '../format.js';
 import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
+import { openStores } from '../stores.js';
+import { resolveLayoutSource } from './copy.js';
 
 interface Node {
   digest: string;
@@ -118,23 +121,41 @@ function render(node: Node, indent: string, out: string[]): void {
 
 export async function runInspect(
   refText: string,
-  flags: { json?: boolean; referrers?: boolean },
+  flags: { json?: boolean; debug?: boolean; referrers?: boolean },
   client: RegistryClient,
   out: Output,
 ): Promise<number> {
-  const ref = parseRef(refText, 'reference');
-  const head = await client.manifestHead(ref);
+  const { store, layouts } = openStores(client, out, flags.debug);
+  try {
+    return await inspect(
+      await resolveLayoutSource(parseRef(refText, 'reference'), layouts),
+      flags,
+      store,
+      out,
+    );
+  } finally {
+    await layouts.close(false);
+  }
+}
+
+async function inspect(
+  ref: Reference,
+  flags: { json?: boolean; referrers?: boolean },
+  store: RegistryStore,
+  out: Output,
+): Promise<number> {
+  const head = await store.manifestHead(ref);
   if (!head) {
     throw new NotFoundError(`${describeSelector(ref)} not found`, {
       context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
     });
   }
-  const graph = await loadGraph(client, withDigest(ref, head.digest));
+  const graph = await loadGraph(store, withDigest(ref, head.digest));
   const tree = toNode(graph.root, graph.manifests);
   let found: FoundReferrer[] = [];
   if (flags.referrers) {
     const discovered = await discoverAtSource(
-      client,
+      store,
       new ReferrerRun(),
       ref,
       head.digest,
@@ -145,7 +166,7 @@ export async function runInspect(
     attachReferrers(tree, found);
   }
   const through =
-    client.referrersApi(ref.registry) === true ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
+    store.referrersApi?.(ref.registry) === true ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
   if (flags.json) {
     out.result(
       JSON.stringify(
@@ -153,7 +174,7 @@ export async function runInspect(
           reference: formatReference(ref),
           ...tree,
           ...(flags.referrers
-            ? { referrersFoundThrough: client.referrersApi(ref.registry) === true ? 'api' : 'tag-schema' }
+            ? { referrersFoundThrough: store.referrersApi?.(ref.registry) === true ? 'api' : 'tag-schema' }
             : {}),
         },
         null,

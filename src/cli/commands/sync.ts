@@ -2,7 +2,7 @@
 
 import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
-import type { ResolvedConfig, ResolvedMirror } from '../../config/resolve.js';
+import { expandLayoutMirror, type ResolvedConfig, type ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
@@ -10,6 +10,9 @@ import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ReferrerOptions } from '../../copy/referrers.js';
 import { type ImageJob, type MirrorResult, type MirrorSpec, resolveMirror, runJobs } from '../../copy/run.js';
 import { UsageError } from '../../errors.js';
+import { recordBundle } from '../../layout/bundle.js';
+import type { LayoutStore } from '../../layout/layout-store.js';
+import type { RoutedStore } from '../../layout/routed-store.js';
 import { isReferrerTag } from '../../oci/referrers.js';
 import { formatRepository, parseRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
@@ -21,7 +24,9 @@ import type { Output } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
+import { closeLayouts, openStores } from '../stores.js';
 import { renderSummary } from '../summary.js';
+import { VERSION } from '../version.js';
 
 export interface SyncFlags extends ClientFlags {
   config?: string;
@@ -60,9 +65,34 @@ export function filterMirrors(mirrors: ResolvedMirror[], only: string[] | undefi
   return selected;
 }
 
-/** Every registry some mirror writes to. */
+/** Every registry some mirror writes to (layouts are no registries: they have no identity to log). */
 export function targetRegistries(mirrors: ResolvedMirror[]): string[] {
-  return [...new Set(mirrors.flatMap((m) => m.targets.map((t) => t.registry)))];
+  return [...new Set(mirrors.flatMap((m) => m.targets.filter((t) => !t.layout).map((t) => t.registry)))];
+}
+
+/**
+ * Layouts in the config, before any work: a whole layout as a source becomes one mirror per name prefix
+ * in it; every layout source must be readable and every layout target writable (else a LayoutError,
+ * exit 2, and nothing done).
+ */
+export async function prepareLayouts(
+  mirrors: ResolvedMirror[],
+  layouts: LayoutStore,
+): Promise<ResolvedMirror[]> {
+  const out: ResolvedMirror[] = [];
+  for (const m of mirrors) {
+    if (m.source.layout) await layouts.checkSource(m.source);
+    if (m.source.layout && m.source.path === '')
+      out.push(...expandLayoutMirror(m, await layouts.names(m.source)));
+    else out.push(m);
+  }
+  const checked = new Set<string>();
+  for (const t of out.flatMap((m) => m.targets)) {
+    if (!t.layout || checked.has(t.registry)) continue;
+    checked.add(t.registry);
+    await layouts.checkTarget(t);
+  }
+  return out;
 }
 
 /** The engine's referrer options for a mirror; undefined when it copies none. */
@@ -111,7 +141,15 @@ export interface SyncSession {
 export async function openConfigRun(
   flags: SyncFlags,
   session: SyncSession,
-): Promise<{ filepath: string; config: ResolvedConfig; mirrors: ResolvedMirror[]; client: RegistryClient }> {
+  options: { prepareLayouts: boolean } = { prepareLayouts: true },
+): Promise<{
+  filepath: string;
+  config: ResolvedConfig;
+  mirrors: ResolvedMirror[];
+  client: RegistryClient;
+  store: RoutedStore;
+  layouts: LayoutStore;
+}> {
   const { filepath, config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}) });
   let mirrors = filterMirrors(config.mirrors, flags.only);
   if (flags.shard) mirrors = shardMirrors(mirrors, flags.shard.index, flags.shard.count);
@@ -123,7 +161,16 @@ export async function openConfigRun(
     warn: (line) => session.out.warn(line),
     ...(session.trace ? { trace: session.trace } : {}),
   });
-  return { filepath, config, mirrors, client };
+  const { store, layouts } = openStores(client, session.out, flags.debug);
+  if (options.prepareLayouts) {
+    try {
+      mirrors = await prepareLayouts(mirrors, layouts);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+  return { filepath, config, mirrors, client, store, layouts };
 }
 
 export async function runSync(
@@ -134,13 +181,14 @@ export async function runSync(
   const { out, signal } = session;
   const started = Date.now();
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
-  const { filepath, config, mirrors, client } = await openConfigRun(flags, session);
+  const { filepath, config, mirrors, client, store, layouts } = await openConfigRun(flags, session);
   let audit: AuditLog | undefined;
+  let commit = false;
   try {
     audit = dryRun ? undefined : await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
     const progress = new Progress(out, dryRun);
     const ctx: CopyContext = {
-      store: client,
+      store,
       knowledge: new BlobKnowledge(),
       transfers: createLimiter(Math.max(2, flags.concurrency ?? config.defaults.concurrency)),
       onEvent: allOf(progress.onEvent, audit?.onEvent),
@@ -168,6 +216,14 @@ export async function runSync(
     out.stop();
 
     const mirrorResults = [...results.values()];
+    if (!dryRun && !signal.aborted) {
+      await recordBundle(
+        layouts,
+        mirrorResults.flatMap((m) => m.images),
+        `regmirror ${VERSION}`,
+      );
+      commit = true;
+    }
     const code = signal.aborted ? 130 : exitCodeForMirrors(mirrorResults);
     const summary = summarise(mirrorResults, client.transport.stats);
     out.info('');
@@ -220,7 +276,11 @@ export async function runSync(
     return code;
   } finally {
     audit?.close();
-    await client.close();
+    // Archive targets are written now: not by a plan, nor after an interrupt (the staging waits).
+    // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
+    await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>
+      client.close(),
+    );
   }
 }
 
