@@ -8,7 +8,7 @@ import type { TraceFn } from '../registry/transport.js';
 import type { CheckFlags } from './commands/check.js';
 import type { SyncFlags, SyncSession } from './commands/sync.js';
 import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
-import { createOutput, type Output } from './output.js';
+import { createOutput, type Output, printNotice } from './output.js';
 import type { ClientFlags } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -87,6 +87,7 @@ async function withClient<T>(
     trace: flags.debug
       ? (t) => session.out.warn(`[debug] ${t.method} ${t.url} → ${t.status ?? t.error ?? '?'} (${t.ms} ms)`)
       : undefined,
+    notice: (n) => printNotice(session.out, n),
   });
   try {
     return await fn(client);

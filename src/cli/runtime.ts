@@ -14,7 +14,7 @@ import { normaliseRegistry } from '../reference/reference.js';
 import { type ClientWarning, RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
-import type { RegistrySettingsInput } from '../registry/profile/profile.js';
+import type { QuotaNotice, RegistrySettingsInput } from '../registry/profile/profile.js';
 import { RegistryProfiles } from '../registry/profile/profiles.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../registry/retry.js';
 import type { TlsMode } from '../registry/tls.js';
@@ -172,6 +172,8 @@ export function createClient(options: {
   trace?: TraceFn;
   /** Where the client's warnings go (a skipped invalid tag); the output sanitises them. */
   warn?: (line: string) => void;
+  /** Where the client's notices go as they happen (a pull quota running low or out). */
+  notice?: (notice: QuotaNotice) => void;
 }): RegistryClient {
   const warn = options.warn;
   return new RegistryClient({
@@ -180,6 +182,7 @@ export function createClient(options: {
     trace: options.trace,
     retry: retryPolicyFrom(options.flags),
     ...(warn ? { onWarning: (w: ClientWarning) => warn(formatWarning(w)) } : {}),
+    ...(options.notice ? { notice: options.notice } : {}),
   });
 }
 

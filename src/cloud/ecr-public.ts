@@ -240,6 +240,12 @@ export const ecrPublic: VendorDefinition = {
     missingRepositoryHint:
       'ECR Public needs a repository before the first push: create it, or set "createRepositories": true for this registry in the config',
   },
+  hints: {
+    noCredentials:
+      'give the AWS SDK credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, aws sso login, a web identity token, an instance or container role) or { "ecrPublic": { "profile": ... } } in the config; docker login also works, without renewal',
+    denied:
+      'check the IAM policy of these AWS credentials: pushing needs ecr-public:InitiateLayerUpload, ecr-public:UploadLayerPart, ecr-public:CompleteLayerUpload, ecr-public:PutImage and ecr-public:BatchCheckLayerAvailability (docs/registries.md has the minimal policy)',
+  },
   configuredCredentials(ctx) {
     return vendorSettings(ctx).ecrPublic ? publicTokenProvider(publicRegistry(ctx)) : undefined;
   },

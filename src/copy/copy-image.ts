@@ -637,14 +637,21 @@ async function transferClaimed(
   };
   /** Registries where a mount cannot succeed (ECR without blob mounting) are not asked. */
   const mountable = (w: TargetWork) => store.supportsMounts?.(w.ref.registry) ?? true;
-  /** Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure. */
+  /**
+   * Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure:
+   * the blob is uploaded instead. A refusal of our credentials for `from` is remembered, so that the run
+   * does not ask for mounts from that repository again.
+   */
   const tryMount = async (w: TargetWork, from: string): Promise<boolean> => {
+    if (knowledge.mountRefused(w.ref.registry, from)) return false;
     try {
       const opened = await store.uploadStart(w.ref, { digest: desc.digest, from });
       if (opened.mounted) return true;
       await opened.session.cancel();
     } catch (err) {
       if (isAbort(err)) throw err;
+      if (err instanceof AuthError || err instanceof PermissionError)
+        knowledge.refuseMountsFrom(w.ref.registry, from);
     }
     return false;
   };
@@ -685,14 +692,22 @@ async function transferClaimed(
 
   // One leader per registry uploads; the others mount from it once it is done. Without mounts (a retry
   // after a refused mount), every target uploads.
+  // A target that could not mount from its registry's leader (the registry refused that repository
+  // before) is a leader too: it joins the same fan-out instead of waiting for a mount that will fail.
   const leaderOf = new Map<string, number>();
   const leaders: number[] = [];
   const followers: number[] = [];
   for (const i of toUpload) {
     const registry = targets[i]!.ref.registry;
-    if (allowMount && mountable(targets[i]!) && leaderOf.has(registry)) followers.push(i);
+    const leader = leaderOf.get(registry);
+    const canFollow =
+      allowMount &&
+      mountable(targets[i]!) &&
+      leader !== undefined &&
+      !knowledge.mountRefused(registry, targets[leader]!.ref.path);
+    if (canFollow) followers.push(i);
     else {
-      leaderOf.set(registry, i);
+      if (leader === undefined) leaderOf.set(registry, i);
       leaders.push(i);
     }
   }

@@ -60,12 +60,19 @@ import {
   type RequestKind,
   TAG_PAGE_BODY_LIMIT,
 } from './limits.js';
-import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
+import {
+  chunkSizeFor,
+  type PullQuotaReport,
+  type QuotaNotice,
+  type RegistryProfile,
+} from './profile/profile.js';
 import type { RegistryProfiles } from './profile/profiles.js';
+import { readRateLimit } from './rate-limit.js';
 import { ReferrersModes } from './referrers-mode.js';
-import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { classifyStatus } from './status.js';
 import {
+  type AnswerHead,
   BodyTooLargeError,
   type Deadline,
   drain,
@@ -97,6 +104,8 @@ export interface ClientOptions {
   signal?: AbortSignal;
   /** Where warnings go (the CLI prints them on stderr). */
   onWarning?: (warning: ClientWarning) => void;
+  /** Lines for the user as things happen (a registry's pull quota running out). */
+  notice?: (notice: QuotaNotice) => void;
 }
 
 /** Invalid tags named in one warning; the rest are counted. */
@@ -137,6 +146,9 @@ interface CallOptions {
    * the same way: the caller falls back to an upload.
    */
   noReauth?: boolean;
+  /** Passed to the transport: every answer, retried ones included (rate-limit headers). */
+  onAnswer?: (answer: AnswerHead) => number | undefined;
+  onRetry?: (answer: AnswerHead, delayMs: number) => void;
 }
 
 const registryErrorsSchema = z.object({
@@ -290,6 +302,8 @@ export class RegistryClient {
           ...(authorization ? { credentials: { authorization, origin } } : {}),
           deadline,
           idleMs: profile.limits.timeouts.idle,
+          onAnswer: o.onAnswer,
+          onRetry: o.onRetry,
         });
         // A 401 from anywhere but the registry itself (a storage host behind a redirect, a Link target)
         // is not the registry's challenge: never adopted, never answered with the registry's credentials.
@@ -354,15 +368,15 @@ export class RegistryClient {
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
         hint: why
-          ? `${why}; give AWS credentials, log in with docker login, or configure credentials for this registry`
-          : 'log in with docker login, or configure credentials for this registry',
+          ? `${why}; ${this.noCredentialsHint(o.repo.registry)}`
+          : this.noCredentialsHint(o.repo.registry),
       });
     }
     if (insufficient || sent?.startsWith('Bearer ')) {
       const wanted = o.scopes.map((s) => s.replace(/^repository:/, '')).join(' and ');
       return new PermissionError(`access denied: the credentials from ${source} were not granted ${wanted}`, {
         context: ctx,
-        hint: 'check that this account may pull/push this repository',
+        hint: this.deniedHint(o.repo.registry),
       });
     }
     return new AuthError(
@@ -372,6 +386,19 @@ export class RegistryClient {
         hint: 'check the username and password',
       },
     );
+  }
+
+  /** What to do when credentials are needed and none were found: the vendor's words when it has them. */
+  private noCredentialsHint(registry: string): string {
+    return (
+      this.profile(registry).hints.noCredentials ??
+      'log in with docker login, or configure credentials for this registry'
+    );
+  }
+
+  /** What to do about a refused pull or push: the vendor's words when its profile has them. */
+  private deniedHint(registry: string): string {
+    return this.profile(registry).hints.denied ?? 'check that this account may pull/push this repository';
   }
 
   /** Turn a non-success answer into a typed error (the sorting is status.ts's). Consumes the body. */
@@ -404,9 +431,8 @@ export class RegistryClient {
         const why = this.authenticator(o.repo.registry).whyNoCredential();
         return new PermissionError(`access denied (HTTP ${status}${detail})`, {
           context,
-          hint: why
-            ? `${why}; give AWS credentials, or log in with docker login`
-            : 'check that this account may pull/push this repository',
+          // Refused while anonymous because no credentials could be found: what to do about that.
+          hint: why ? `${why}; ${this.noCredentialsHint(o.repo.registry)}` : this.deniedHint(o.repo.registry),
         });
       }
       default:
@@ -416,6 +442,93 @@ export class RegistryClient {
           codes,
         });
     }
+  }
+
+  // ---- pull quotas (Docker Hub) ------------------------------------------------------------------
+
+  /**
+   * A manifest request: on a registry with a pull quota, the quota sees every answer (429s the transport
+   * waits out included), and a spell of 429s that outlasts the request's deadline is named as the quota's
+   * doing, not as a slow registry.
+   */
+  private async manifestCall(o: CallOptions): Promise<TransportResponse> {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (!quota) return this.call(o);
+    let lastStatus = 0;
+    let hinted = false;
+    const hooks: Pick<CallOptions, 'onAnswer' | 'onRetry'> = {
+      onAnswer: (a) => {
+        lastStatus = a.status;
+        const wait = quota.observe({
+          status: a.status,
+          rateLimit: readRateLimit((name) => header(a.headers, name)),
+          retryAfterMs: parseRetryAfter(header(a.headers, 'retry-after')),
+        });
+        hinted = wait !== undefined;
+        return wait;
+      },
+      onRetry: (a, delayMs) => {
+        if (a.status !== 429) return;
+        const reason =
+          parseRetryAfter(header(a.headers, 'retry-after')) !== undefined
+            ? 'retry-after'
+            : hinted
+              ? 'reset'
+              : 'backoff';
+        const notice = quota.retrying(delayMs, reason);
+        if (notice) this.options.notice?.(notice);
+      },
+    };
+    try {
+      return await this.call({ ...o, ...hooks });
+    } catch (err) {
+      if (!(err instanceof TimeoutError) || lastStatus !== 429) throw err;
+      const { message, hint } = quota.exhausted();
+      throw new RegistryError(`${message}; the waits outlasted the request's deadline`, {
+        context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+        hint: `${hint}; limits.timeouts.manifest bounds how long one manifest request may wait`,
+        status: 429,
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Before a manifest GET to a registry with a pull quota: wait for its turn (holding no slot) when the
+   * quota is low, or fail at once when that wait would outlast --retry-max-time.
+   */
+  private async paceGet(o: Pick<CallOptions, 'repo' | 'step'>): Promise<void> {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (!quota) return;
+    const { waitMs, exceeded, notice } = quota.beforeGet(this.retryPolicy.maxElapsedMs);
+    if (notice) this.options.notice?.(notice);
+    if (exceeded) {
+      const { message, hint } = quota.exhausted(waitMs);
+      throw new RegistryError(message, {
+        context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+        hint,
+        status: 429,
+      });
+    }
+    if (waitMs > 0) await sleep(waitMs, this.signal);
+  }
+
+  /** A 429 to a manifest request on a registry with a pull quota: an error naming the quota and its reset. */
+  private quotaRefusal(res: TransportResponse, o: Pick<CallOptions, 'repo' | 'step'>): Error | undefined {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (res.status !== 429 || !quota) return undefined;
+    drain(res.body);
+    const { message, hint } = quota.exhausted();
+    return new RegistryError(message, {
+      context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+      hint,
+      status: 429,
+    });
+  }
+
+  /** What each registry with a pull quota reported during the run (for the reports). */
+  rateLimits(): PullQuotaReport[] {
+    return this.profiles.all().flatMap((p) => p.pullQuota?.report() ?? []);
   }
 
   // ---- manifests ---------------------------------------------------------------------------------
@@ -431,10 +544,11 @@ export class RegistryClient {
       kind: 'manifest' as const,
       headers: { accept: MANIFEST_ACCEPT },
     };
-    const res = await this.call(o);
+    // HEADs do not count against a pull quota, but their answers report it.
+    const res = await this.manifestCall(o);
     drain(res.body);
     if (res.status === 404) return undefined;
-    if (res.status !== 200) throw await this.errorFor(res, o);
+    if (res.status !== 200) throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o));
     const digest = header(res.headers, 'docker-content-digest');
     if (!digest || !isDigest(digest)) {
       // Some registries leave the digest out of HEAD answers: fall back to reading the manifest.
@@ -469,8 +583,10 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
     };
     const limits = this.limits(ref.registry);
-    const res = await this.call(o);
-    if (res.status !== 200) throw await this.errorFor(res, o, `${describeSelector(ref)} not found`);
+    await this.paceGet(o);
+    const res = await this.manifestCall(o);
+    if (res.status !== 200)
+      throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o, `${describeSelector(ref)} not found`));
     const context: ErrorContext = { registry: ref.registry, repository: ref.path, step: 'manifest GET' };
     const bytes = await this.readBody(res, limits.maxManifestSize, context, 'limits.maxManifestSize');
     const headerDigest = header(res.headers, 'docker-content-digest');

@@ -21,7 +21,7 @@ import { openAuditLog } from '../audit.js';
 import { imageLine } from '../progress.js';
 import { exitCodeForMirrors } from '../report.js';
 import { closeLayouts } from '../stores.js';
-import { table } from '../summary.js';
+import { renderRateLimits, table } from '../summary.js';
 import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
@@ -228,6 +228,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       const remaining = rows.filter((r) => r.state === 'extra' || r.state === 'error');
       code = fixCode !== 0 ? fixCode : checkExitCode(remaining, failOn);
     }
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     const report = {
       command: 'check',
       config: filepath,
@@ -238,6 +240,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       rows,
       ...(fixed ? { fixed } : {}),
       requests: client.transport.stats.requests,
+      rateLimits,
     };
     if (format === 'json') out.result(JSON.stringify(report, null, 2));
     else if (format === 'markdown') out.result(renderMarkdown(rows, failOn));

@@ -28,6 +28,7 @@ import type { Output } from '../output.js';
 import { parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
 import { closeLayouts, openStores } from '../stores.js';
+import { renderRateLimits } from '../summary.js';
 import { VERSION } from '../version.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
@@ -208,6 +209,8 @@ export async function runCopy(
   out.info(
     `done in ${formatDuration(result.durationMs)}, ${client.transport.stats.requests} requests, ${client.transport.stats.retries} retries`,
   );
+  const rateLimits = client.rateLimits();
+  for (const line of renderRateLimits(rateLimits)) out.info(line);
   if (flags.json) {
     out.result(
       JSON.stringify(
@@ -217,6 +220,7 @@ export async function runCopy(
           ...result,
           requests: client.transport.stats.requests,
           retries: client.transport.stats.retries,
+          rateLimits,
         },
         null,
         2,

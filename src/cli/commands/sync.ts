@@ -20,12 +20,12 @@ import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
 import { type AuditLog, allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration } from '../format.js';
-import type { Output } from '../output.js';
+import { type Output, printNotice } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
 import { closeLayouts, openStores } from '../stores.js';
-import { renderSummary } from '../summary.js';
+import { renderRateLimits, renderSummary } from '../summary.js';
 import { VERSION } from '../version.js';
 
 export interface SyncFlags extends ClientFlags {
@@ -160,6 +160,7 @@ export async function openConfigRun(
     env: session.env,
     warn: (line) => session.out.warn(line),
     ...(session.trace ? { trace: session.trace } : {}),
+    notice: (n) => printNotice(session.out, n),
   });
   const { store, layouts } = openStores(client, session.out, flags.debug);
   if (options.prepareLayouts) {
@@ -259,6 +260,8 @@ export async function runSync(
         `${summary.referrersCopied} referrers ${dryRun ? 'to copy' : 'copied'}; ` +
         `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
     );
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     if (flags.json) {
       const report: SyncReport = {
         command,
@@ -269,6 +272,7 @@ export async function runSync(
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         summary,
+        rateLimits,
         mirrors: mirrorResults,
       };
       out.result(JSON.stringify(report, null, 2));
