@@ -707,7 +707,7 @@ describe('ECR Public without any AWS credentials', () => {
     assert.equal(push.code, 2, push.stderr);
     assert.match(
       push.stderr,
-      /no AWS credentials for ecr-public:GetAuthorizationToken .*; give AWS credentials/,
+      /no AWS credentials for ecr-public:GetAuthorizationToken .*; give the AWS SDK credentials \(AWS_PROFILE/,
     );
   });
 });
