@@ -25,7 +25,12 @@ export function imageLine(r: ImageResult, dryRun: boolean): string {
     if (t.status === 'failed' && t.error && t.error !== 'not copied: the source failed') {
       line += `\n    ${t.target}: ${t.error}`;
     }
-    if (t.status === 'kept') line += `\n    ${t.target}: kept at ${t.digest} (overwrite "never")`;
+    if (t.status === 'kept') {
+      const rule = t.refusedBy === 'immutable-tags' ? "the repository's immutable tags" : 'overwrite "never"';
+      line += `\n    ${t.target}: kept at ${t.digest} (${rule})`;
+    }
+    // A plan lists the repositories it would create once, after the summary.
+    if (t.repositoryCreated && !dryRun) line += `\n    ${t.target}: repository created`;
     if (dryRun && t.referrersCopied > 0) {
       line += `\n    ${t.target}: ${plural(t.referrersCopied, 'referrer')} to copy${referrerLines(t)}`;
     }

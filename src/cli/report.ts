@@ -15,6 +15,7 @@ const errorKindSchema = z.enum([
   'digest-mismatch',
   'network',
   'registry',
+  'immutable',
   'layout',
   'interrupted',
   'internal',
@@ -42,6 +43,8 @@ export const targetResultSchema = z.strictObject({
       }),
     )
     .optional(),
+  repositoryCreated: z.boolean().optional(),
+  refusedBy: z.enum(['overwrite-never', 'immutable-tags']).optional(),
   error: z.string().optional(),
   errorKind: errorKindSchema.optional(),
 });

@@ -3,8 +3,13 @@
 
 import { readFileSync } from 'node:fs';
 import { VENDORS } from '../cloud/index.js';
-import { credentialSourcesFor, isAnonymous, type ResolvedConfig } from '../config/resolve.js';
-import { describeContext, UsageError, whyUnreadable } from '../errors.js';
+import {
+  credentialSourcesFor,
+  isAnonymous,
+  type ResolvedConfig,
+  type VendorSettings,
+} from '../config/resolve.js';
+import { ConfigError, describeContext, UsageError, whyUnreadable } from '../errors.js';
 import { normaliseRegistry } from '../reference/reference.js';
 import { type ClientWarning, RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
@@ -118,7 +123,7 @@ export function buildProfiles(options: {
   const tls = tlsFromFlags(flags);
   const configured = configRegistries(options.config, env);
   const chain = defaultCredentialChain(env);
-  return new RegistryProfiles({
+  const profiles = new RegistryProfiles({
     vendors: VENDORS,
     env,
     settings(registry) {
@@ -139,6 +144,24 @@ export function buildProfiles(options: {
       return [...(configured.get(normaliseRegistry(registry))?.sources ?? []), chain];
     },
   });
+  // Every configured registry's profile now, before any request: the vendors check their settings as
+  // they build (a setting the registry cannot honour is a config error, exit 2, nothing sent).
+  for (const { settings } of configured.values()) {
+    const profile = profiles.for(settings.registry);
+    const asked = settings.vendor as VendorSettings | undefined;
+    const rules = [
+      ...(asked?.createRepositories ? [asked.createRepositories] : []),
+      ...Object.values(asked?.repositoryCreation ?? {}),
+    ].filter((rule) => rule.settings !== false);
+    if (rules.length > 0 && !profile.repositories) {
+      throw new ConfigError(
+        `config ${rules[0]!.at}: ${settings.registry} is a ${profile.kind} registry, which creates ` +
+          'repositories itself on first push (or not at all); regmirror creates repositories on ECR and ' +
+          'ECR Public only. Remove it, or set "type" if this host is one of those',
+      );
+    }
+  }
+  return profiles;
 }
 
 export function createClient(options: {

@@ -18,6 +18,7 @@ import {
   AuthError,
   errorKind,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NotFoundError,
@@ -248,6 +249,7 @@ async function copyInto(
         r.status = 'kept';
         r.tagAction = 'keep';
         r.digest = head.digest;
+        r.refusedBy = 'overwrite-never';
         return;
       }
       r.tagAction = !head ? 'create' : head.digest === wanted ? 'none' : 'move';
@@ -351,14 +353,39 @@ async function copyInto(
   const live = work.filter((w) => !w.failed && (w.pushTag || w.referrers.length > 0));
   const rootDigest = wanted;
   if (options.dryRun) {
-    planTransfers(live, rootDigest, ctx);
+    // A plan says which repositories a sync would create (it asks; it does not create).
+    await Promise.all(
+      live.map(async (w) => {
+        try {
+          if ((await ctx.store.repositoryState?.(w.ref)) === 'missing') w.result.repositoryCreated = true;
+        } catch (err) {
+          if (isAbort(err)) throw err;
+          w.failed = err;
+          failTarget(w.result, err);
+        }
+      }),
+    );
+    planTransfers(
+      live.filter((w) => !w.failed),
+      rootDigest,
+      ctx,
+    );
     return finish();
   }
   // Registries that need a repository before the first write (ECR) get it now, once per run.
   await Promise.all(
     live.map(async (w) => {
       try {
-        if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
+        if ((await ctx.store.ensureRepository?.(w.ref)) !== 'created') return;
+        w.result.repositoryCreated = true;
+        ctx.onEvent?.({
+          type: 'write',
+          action: 'repository-create',
+          source: sourceName,
+          registry: w.ref.registry,
+          repository: w.ref.path,
+          settings: ctx.store.repositorySettings?.(w.ref) ?? '',
+        });
       } catch (err) {
         if (isAbort(err)) throw err;
         w.failed = err;
@@ -369,7 +396,7 @@ async function copyInto(
   const ready = live.filter((w) => !w.failed);
   // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
   transferBlobs(source, ready, ctx);
-  await Promise.all(ready.map((w) => pushManifests(w, graph, rootDigest, found, ctx)));
+  await Promise.all(ready.map((w) => pushManifests(w, graph, rootDigest, found, ctx, overwrite)));
   return finish();
 }
 
@@ -799,6 +826,7 @@ async function pushManifests(
   rootDigest: Digest,
   found: SourceReferrers | undefined,
   ctx: CopyContext,
+  overwrite: OverwritePolicy,
 ): Promise<void> {
   const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
     const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
@@ -901,9 +929,19 @@ async function pushManifests(
     if (w.referrers.length > 0) w.result.referrers = w.referrers.map(entryOf);
     if (found && listed.size > 0) await listReferrers(w, [...listed], found, ctx);
     if (w.pushTag && root && !(rootPushed && w.ref.tag === undefined)) {
-      await put(root, w.ref.tag ?? root.digest, {
-        ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
-      });
+      try {
+        await put(root, w.ref.tag ?? root.digest, {
+          ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
+        });
+      } catch (err) {
+        // The repository will not move the tag. With overwrite "never" that is what was wanted anyway.
+        if (!(err instanceof ImmutableTagError) || overwrite !== 'never') throw err;
+        w.result.status = 'kept';
+        w.result.tagAction = 'keep';
+        w.result.refusedBy = 'immutable-tags';
+        if (err.current !== undefined) w.result.digest = err.current as Digest;
+        return;
+      }
       if (!rootPushed) w.result.manifestsPushed++;
     }
     w.result.status = 'copied';
@@ -913,6 +951,7 @@ async function pushManifests(
     w.result.status = 'failed';
     w.result.error = formatError(onSide(err, 'target'));
     w.result.errorKind = errorKind(err);
+    if (err instanceof ImmutableTagError) w.result.refusedBy = 'immutable-tags';
   }
 }
 

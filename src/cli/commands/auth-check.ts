@@ -12,9 +12,27 @@ interface Check {
   repository: string;
   access: 'pull' | 'push';
   credentials: string;
+  /** When the credentials are a token an API issued (ECR): it was obtained, and when it expires. */
+  token?: { expiresAt: string };
+  /**
+   * Targets on registries where regmirror creates repositories (ECR with createRepositories): whether it
+   * exists, or would be created by a sync (with these settings).
+   */
+  repositoryState?: 'exists' | 'would-create';
+  repositorySettings?: string;
   ok: boolean;
   error?: string;
   errorKind?: string;
+}
+
+/** "token obtained (expires 20:15 UTC); repository would be created: immutable tags" */
+function detailOf(c: Check): string {
+  const parts: string[] = [];
+  if (c.token) parts.push(`token obtained (expires ${c.token.expiresAt.slice(11, 16)} UTC)`);
+  if (c.repositoryState === 'exists') parts.push('repository exists');
+  if (c.repositoryState === 'would-create')
+    parts.push(`repository would be created (${c.repositorySettings})`);
+  return parts.join('; ') || '-';
 }
 
 export async function runAuthCheck(
@@ -34,12 +52,12 @@ export async function runAuthCheck(
   try {
     const checks: Check[] = await Promise.all(
       [...wanted.values()].map(async ({ repo, access }) => {
-        let credentials = 'none (anonymous)';
         const check: Check = {
           registry: repo.registry,
           repository: repo.path,
           access,
-          credentials,
+          // Credentials an API issues (an ECR token) can fail to come: the column says so, the error why.
+          credentials: 'could not be obtained',
           ok: false,
         };
         try {
@@ -51,10 +69,21 @@ export async function runAuthCheck(
             check.ok = true;
             return check;
           }
-          credentials = await client.authenticator(repo.registry).describeCredentialSource();
-          check.credentials = credentials;
-          if (access === 'pull') await client.checkPull(repo);
-          else await client.checkPush(repo);
+          check.credentials = await client.authenticator(repo.registry).describeCredentialSource();
+          const found = await client.profile(repo.registry).credentials.get(session.signal);
+          if (found?.expiresAt !== undefined) {
+            check.token = { expiresAt: new Date(found.expiresAt).toISOString() };
+          }
+          const state = access === 'push' ? await client.repositoryState(repo) : 'unmanaged';
+          if (state === 'missing') {
+            // No upload session can open in a repository that does not exist yet; a sync creates it first.
+            check.repositoryState = 'would-create';
+            check.repositorySettings = client.repositorySettings(repo) ?? 'registry defaults';
+          } else {
+            if (state === 'exists') check.repositoryState = 'exists';
+            if (access === 'pull') await client.checkPull(repo);
+            else await client.checkPush(repo);
+          }
           check.ok = true;
         } catch (err) {
           check.error = formatError(err);
@@ -72,13 +101,14 @@ export async function runAuthCheck(
     }
     out.info(
       table(
-        ['registry', 'repository', 'access', 'result', 'credentials'],
+        ['registry', 'repository', 'access', 'result', 'credentials', 'detail'],
         checks.map((c) => [
           c.registry,
           c.repository,
           c.access,
           c.ok ? 'ok' : (c.errorKind ?? 'failed'),
           c.credentials === 'no credentials found' ? 'none (anonymous)' : c.credentials,
+          detailOf(c),
         ]),
       ),
     );

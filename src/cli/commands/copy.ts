@@ -102,7 +102,7 @@ export function exitCodeFor(results: ImageResult[]): number {
 export function describeTarget(t: ImageResult['targets'][number]): string {
   switch (t.status) {
     case 'kept':
-      return `~ ${t.target} kept: the tag points at ${t.digest} (overwrite "never")`;
+      return `~ ${t.target} kept: the tag points at ${t.digest} (${t.refusedBy === 'immutable-tags' ? "the repository's immutable tags" : 'overwrite "never"'})`;
     case 'planned': {
       const tag =
         t.tagAction === 'move'

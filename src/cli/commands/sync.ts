@@ -14,7 +14,7 @@ import { recordBundle } from '../../layout/bundle.js';
 import type { LayoutStore } from '../../layout/layout-store.js';
 import type { RoutedStore } from '../../layout/routed-store.js';
 import { isReferrerTag } from '../../oci/referrers.js';
-import { formatRepository } from '../../reference/reference.js';
+import { formatRepository, parseRepository } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
@@ -241,6 +241,16 @@ export async function runSync(
         `interrupted: ${reported - cut} of ${jobs.length} images finished, ${cut} stopped midway (no tag pushed for unfinished targets), ${jobs.length - reported} not started`,
       );
     }
+    const created = createdRepositories(mirrorResults);
+    if (created.length > 0) {
+      out.info(
+        `${created.length} ${created.length === 1 ? 'repository' : 'repositories'} ${dryRun ? 'would be created' : 'created'}:`,
+      );
+      for (const name of created) {
+        const repo = parseRepository(name);
+        out.info(`  ${name} (${client.repositorySettings(repo) ?? 'registry defaults'})`);
+      }
+    }
     const failedMirrors = mirrorResults.filter((m) => m.error).length;
     if (failedMirrors > 0)
       out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
@@ -276,6 +286,21 @@ export async function runSync(
       client.close(),
     );
   }
+}
+
+/** Target repositories that were created (or, in a plan, would be), each once, sorted. */
+export function createdRepositories(mirrors: MirrorResult[]): string[] {
+  const names = new Set<string>();
+  for (const m of mirrors) {
+    for (const img of m.images) {
+      // Image targets are in the mirror's target order.
+      img.targets.forEach((t, i) => {
+        const repo = m.targets[i];
+        if (t.repositoryCreated && repo !== undefined) names.add(repo);
+      });
+    }
+  }
+  return [...names].sort();
 }
 
 /**
