@@ -66,11 +66,16 @@ export function referrerLines(t: TargetResult): string[] {
   );
 }
 
+/** The rule that kept a target tag where it was. */
+function keptBy(t: TargetResult): string {
+  return t.refusedBy === 'immutable-tags' ? "the repository's immutable tags" : 'overwrite "never"';
+}
+
 /** One target of a copy or a plan: a mark, the target, and what was (or would be) done. */
 export function describeTarget(t: TargetResult): string {
   switch (t.status) {
     case 'kept':
-      return `~ ${t.target}: kept, the tag points at ${shortDigest(t.digest)} (overwrite "never")`;
+      return `~ ${t.target}: kept, the tag points at ${shortDigest(t.digest)} (${keptBy(t)})`;
     case 'planned':
       return `+ ${t.target}: ${tagAction(t, true)}; ${work(t, true)}`;
     case 'up-to-date':
@@ -110,8 +115,9 @@ export function imageLine(r: ImageResult, dryRun: boolean): string {
     if (t.status === 'failed' && t.error && t.error !== 'not copied: the source failed') {
       lines.push(`    ${t.target}: ${t.error}`);
     }
-    if (t.status === 'kept')
-      lines.push(`    ${t.target}: kept at ${shortDigest(t.digest)} (overwrite "never")`);
+    if (t.status === 'kept') lines.push(`    ${t.target}: kept at ${shortDigest(t.digest)} (${keptBy(t)})`);
+    // A plan lists the repositories it would create once, after the summary.
+    if (t.repositoryCreated) lines.push(`    ${t.target}: repository created`);
     if (t.status === 'copied' && t.tagAction === 'move') {
       lines.push(`    ${t.target}: moved ${shortDigest(t.previousDigest)} → ${shortDigest(t.digest)}`);
     }

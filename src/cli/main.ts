@@ -12,7 +12,7 @@ import type { InspectFlags } from './commands/inspect.js';
 import type { SyncFlags, SyncSession } from './commands/sync.js';
 import type { TagsFlags } from './commands/tags.js';
 import { parseDuration, parseNonNegativeInt, parsePositiveInt, parseSize } from './format.js';
-import { createOutput, type Output } from './output.js';
+import { createOutput, type Output, printNotice } from './output.js';
 import type { ClientFlags } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -111,6 +111,7 @@ async function withClient<T>(
     ...(config ? { config } : {}),
     ...(extra.credentials ? { credentials: extra.credentials } : {}),
     ...(flags.debug ? { trace: debugTrace(session.out) } : {}),
+    notice: (n) => printNotice(session.out, n),
   });
   try {
     return await fn(client);

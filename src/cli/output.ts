@@ -24,6 +24,12 @@ export interface Output {
   readonly interactive: boolean;
 }
 
+/** A client notice, printed at its level: warnings even with --quiet. */
+export function printNotice(out: Output, notice: { level: 'info' | 'warn'; text: string }): void {
+  if (notice.level === 'warn') out.warn(notice.text);
+  else out.info(notice.text);
+}
+
 export interface OutputOptions {
   quiet?: boolean;
   json?: boolean;

@@ -15,6 +15,7 @@ const errorKindSchema = z.enum([
   'digest-mismatch',
   'network',
   'registry',
+  'immutable',
   'layout',
   'interrupted',
   'internal',
@@ -44,6 +45,8 @@ export const targetResultSchema = z.strictObject({
       }),
     )
     .optional(),
+  repositoryCreated: z.boolean().optional(),
+  refusedBy: z.enum(['overwrite-never', 'immutable-tags']).optional(),
   error: z.string().optional(),
   errorKind: errorKindSchema.optional(),
 });
@@ -89,6 +92,20 @@ export const summarySchema = z.strictObject({
   retries: z.number().int(),
 });
 
+/** A registry's pull quota as the run saw it (Docker Hub's ratelimit-* headers). */
+export const rateLimitSchema = z.strictObject({
+  registry: z.string(),
+  quota: z.string(),
+  limit: z.number().int().nonnegative().optional(),
+  remaining: z.number().int().nonnegative().optional(),
+  windowSeconds: z.number().int().positive().optional(),
+  observedAt: z.string().optional(),
+  resetAt: z.string().optional(),
+  throttled: z.number().int().nonnegative(),
+  pacedRequests: z.number().int().nonnegative(),
+  pacedMs: z.number().int().nonnegative(),
+});
+
 export const syncReportSchema = z.strictObject({
   command: z.enum(['sync', 'plan']),
   dryRun: z.boolean(),
@@ -98,6 +115,7 @@ export const syncReportSchema = z.strictObject({
   startedAt: z.string(),
   durationMs: z.number().nonnegative(),
   summary: summarySchema,
+  rateLimits: z.array(rateLimitSchema),
   mirrors: z.array(mirrorResultSchema),
 });
 

@@ -3,15 +3,20 @@
 
 import { readFileSync } from 'node:fs';
 import { VENDORS } from '../cloud/index.js';
-import { credentialSourcesFor, isAnonymous, type ResolvedConfig } from '../config/resolve.js';
-import { describeContext, UsageError, whyUnreadable } from '../errors.js';
+import {
+  credentialSourcesFor,
+  isAnonymous,
+  type ResolvedConfig,
+  type VendorSettings,
+} from '../config/resolve.js';
+import { ConfigError, describeContext, UsageError, whyUnreadable } from '../errors.js';
 import { normaliseRegistry } from '../reference/reference.js';
 import { type ClientWarning, RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
 import { parseDockerConfig } from '../registry/credentials/docker-config.js';
 import { configFileSource } from '../registry/credentials/docker-config-source.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
-import type { RegistrySettingsInput } from '../registry/profile/profile.js';
+import type { QuotaNotice, RegistrySettingsInput } from '../registry/profile/profile.js';
 import { RegistryProfiles } from '../registry/profile/profiles.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../registry/retry.js';
 import type { TlsMode } from '../registry/tls.js';
@@ -163,7 +168,7 @@ export function buildProfiles(options: {
   const chain =
     flags.authfile !== undefined ? authfileSource(flags.authfile, env) : defaultCredentialChain(env);
   const given = options.credentials ?? new Map<string, CredentialSource>();
-  return new RegistryProfiles({
+  const profiles = new RegistryProfiles({
     vendors: VENDORS,
     env,
     settings(registry) {
@@ -186,6 +191,24 @@ export function buildProfiles(options: {
       return [...(fromCommandLine ? [fromCommandLine] : []), ...(configured.get(name)?.sources ?? []), chain];
     },
   });
+  // Every configured registry's profile now, before any request: the vendors check their settings as
+  // they build (a setting the registry cannot honour is a config error, exit 2, nothing sent).
+  for (const { settings } of configured.values()) {
+    const profile = profiles.for(settings.registry);
+    const asked = settings.vendor as VendorSettings | undefined;
+    const rules = [
+      ...(asked?.createRepositories ? [asked.createRepositories] : []),
+      ...Object.values(asked?.repositoryCreation ?? {}),
+    ].filter((rule) => rule.settings !== false);
+    if (rules.length > 0 && !profile.repositories) {
+      throw new ConfigError(
+        `config ${rules[0]!.at}: ${settings.registry} is a ${profile.kind} registry, which creates ` +
+          'repositories itself on first push (or not at all); regmirror creates repositories on ECR and ' +
+          'ECR Public only. Remove it, or set "type" if this host is one of those',
+      );
+    }
+  }
+  return profiles;
 }
 
 export function createClient(options: {
@@ -197,6 +220,8 @@ export function createClient(options: {
   trace?: TraceFn;
   /** Where the client's warnings go (a skipped invalid tag); the output sanitises them. */
   warn?: (line: string) => void;
+  /** Where the client's notices go as they happen (a pull quota running low or out). */
+  notice?: (notice: QuotaNotice) => void;
 }): RegistryClient {
   const warn = options.warn;
   return new RegistryClient({
@@ -205,6 +230,7 @@ export function createClient(options: {
     trace: options.trace,
     retry: retryPolicyFrom(options.flags),
     ...(warn ? { onWarning: (w: ClientWarning) => warn(formatWarning(w)) } : {}),
+    ...(options.notice ? { notice: options.notice } : {}),
   });
 }
 

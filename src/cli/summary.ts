@@ -1,7 +1,9 @@
 // The end-of-run table: one row per mirror and target.
 
 import type { MirrorResult } from '../copy/run.js';
-import { formatBytes, formatDuration } from './format.js';
+import type { PullQuotaReport } from '../registry/profile/profile.js';
+import { durationWords } from '../registry/profile/pull-quota.js';
+import { formatBytes, formatDuration, plural } from './format.js';
 import { type Column, renderTable } from './table.js';
 
 interface Row {
@@ -116,4 +118,26 @@ export function renderSummary(mirrors: MirrorResult[], dryRun: boolean, width?: 
     ]),
     width,
   );
+}
+
+/**
+ * One line per registry whose pull quota the run saw (Docker Hub): "docker.io: Docker Hub pull quota:
+ * 76 of 100 left (6 h window) as of 2026-…Z; 2 answers 429; 3 manifest GETs held back 6.5 s in all".
+ */
+export function renderRateLimits(reports: PullQuotaReport[]): string[] {
+  return reports.map((r) => {
+    const parts: string[] = [];
+    if (r.remaining !== undefined) {
+      const of = r.limit !== undefined ? ` of ${r.limit}` : '';
+      const window = r.windowSeconds ? ` (${durationWords(r.windowSeconds * 1000)} window)` : '';
+      parts.push(`${r.remaining}${of} left${window}${r.observedAt ? ` as of ${r.observedAt}` : ''}`);
+    } else if (r.limit !== undefined) {
+      parts.push(`limit ${r.limit}${r.observedAt ? ` as of ${r.observedAt}` : ''}`);
+    }
+    if (r.throttled > 0) parts.push(`${plural(r.throttled, 'answer')} 429`);
+    if (r.pacedRequests > 0)
+      parts.push(`${plural(r.pacedRequests, 'manifest GET')} held back ${formatDuration(r.pacedMs)} in all`);
+    if (r.resetAt) parts.push(`resets at ${r.resetAt}`);
+    return `${r.registry}: ${r.quota}: ${parts.join('; ')}`;
+  });
 }

@@ -18,6 +18,7 @@ import {
   AuthError,
   errorKind,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NotFoundError,
@@ -248,6 +249,7 @@ async function copyInto(
         r.status = 'kept';
         r.tagAction = 'keep';
         r.digest = head.digest;
+        r.refusedBy = 'overwrite-never';
         return;
       }
       r.tagAction = !head ? 'create' : head.digest === wanted ? 'none' : 'move';
@@ -351,14 +353,39 @@ async function copyInto(
   const live = work.filter((w) => !w.failed && (w.pushTag || w.referrers.length > 0));
   const rootDigest = wanted;
   if (options.dryRun) {
-    planTransfers(live, rootDigest, ctx);
+    // A plan says which repositories a sync would create (it asks; it does not create).
+    await Promise.all(
+      live.map(async (w) => {
+        try {
+          if ((await ctx.store.repositoryState?.(w.ref)) === 'missing') w.result.repositoryCreated = true;
+        } catch (err) {
+          if (isAbort(err)) throw err;
+          w.failed = err;
+          failTarget(w.result, err);
+        }
+      }),
+    );
+    planTransfers(
+      live.filter((w) => !w.failed),
+      rootDigest,
+      ctx,
+    );
     return finish();
   }
   // Registries that need a repository before the first write (ECR) get it now, once per run.
   await Promise.all(
     live.map(async (w) => {
       try {
-        if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
+        if ((await ctx.store.ensureRepository?.(w.ref)) !== 'created') return;
+        w.result.repositoryCreated = true;
+        ctx.onEvent?.({
+          type: 'write',
+          action: 'repository-create',
+          source: sourceName,
+          registry: w.ref.registry,
+          repository: w.ref.path,
+          settings: ctx.store.repositorySettings?.(w.ref) ?? '',
+        });
       } catch (err) {
         if (isAbort(err)) throw err;
         w.failed = err;
@@ -369,7 +396,7 @@ async function copyInto(
   const ready = live.filter((w) => !w.failed);
   // 4. Blobs: mount or one fan-out upload per digest. 5. Manifests per target as soon as its blobs are in.
   transferBlobs(source, ready, ctx);
-  await Promise.all(ready.map((w) => pushManifests(w, graph, rootDigest, found, ctx)));
+  await Promise.all(ready.map((w) => pushManifests(w, graph, rootDigest, found, ctx, overwrite)));
   return finish();
 }
 
@@ -612,14 +639,21 @@ async function transferClaimed(
   };
   /** Registries where a mount cannot succeed (ECR without blob mounting) are not asked. */
   const mountable = (w: TargetWork) => store.supportsMounts?.(w.ref.registry) ?? true;
-  /** Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure. */
+  /**
+   * Try a mount; true when the registry linked the blob. A refusal (202, or Harbor's 401) is no failure:
+   * the blob is uploaded instead. A refusal of our credentials for `from` is remembered, so that the run
+   * does not ask for mounts from that repository again.
+   */
   const tryMount = async (w: TargetWork, from: string): Promise<boolean> => {
+    if (knowledge.mountRefused(w.ref.registry, from)) return false;
     try {
       const opened = await store.uploadStart(w.ref, { digest: desc.digest, from });
       if (opened.mounted) return true;
       await opened.session.cancel();
     } catch (err) {
       if (isAbort(err)) throw err;
+      if (err instanceof AuthError || err instanceof PermissionError)
+        knowledge.refuseMountsFrom(w.ref.registry, from);
     }
     return false;
   };
@@ -660,14 +694,22 @@ async function transferClaimed(
 
   // One leader per registry uploads; the others mount from it once it is done. Without mounts (a retry
   // after a refused mount), every target uploads.
+  // A target that could not mount from its registry's leader (the registry refused that repository
+  // before) is a leader too: it joins the same fan-out instead of waiting for a mount that will fail.
   const leaderOf = new Map<string, number>();
   const leaders: number[] = [];
   const followers: number[] = [];
   for (const i of toUpload) {
     const registry = targets[i]!.ref.registry;
-    if (allowMount && mountable(targets[i]!) && leaderOf.has(registry)) followers.push(i);
+    const leader = leaderOf.get(registry);
+    const canFollow =
+      allowMount &&
+      mountable(targets[i]!) &&
+      leader !== undefined &&
+      !knowledge.mountRefused(registry, targets[leader]!.ref.path);
+    if (canFollow) followers.push(i);
     else {
-      leaderOf.set(registry, i);
+      if (leader === undefined) leaderOf.set(registry, i);
       leaders.push(i);
     }
   }
@@ -786,6 +828,7 @@ async function pushManifests(
   rootDigest: Digest,
   found: SourceReferrers | undefined,
   ctx: CopyContext,
+  overwrite: OverwritePolicy,
 ): Promise<void> {
   const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
     const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
@@ -888,9 +931,19 @@ async function pushManifests(
     if (w.referrers.length > 0) w.result.referrers = w.referrers.map(entryOf);
     if (found && listed.size > 0) await listReferrers(w, [...listed], found, ctx);
     if (w.pushTag && root && !(rootPushed && w.ref.tag === undefined)) {
-      await put(root, w.ref.tag ?? root.digest, {
-        ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
-      });
+      try {
+        await put(root, w.ref.tag ?? root.digest, {
+          ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
+        });
+      } catch (err) {
+        // The repository will not move the tag. With overwrite "never" that is what was wanted anyway.
+        if (!(err instanceof ImmutableTagError) || overwrite !== 'never') throw err;
+        w.result.status = 'kept';
+        w.result.tagAction = 'keep';
+        w.result.refusedBy = 'immutable-tags';
+        if (err.current !== undefined) w.result.digest = err.current as Digest;
+        return;
+      }
       if (!rootPushed) w.result.manifestsPushed++;
     }
     w.result.status = 'copied';
@@ -900,6 +953,7 @@ async function pushManifests(
     w.result.status = 'failed';
     w.result.error = formatError(onSide(err, 'target'));
     w.result.errorKind = errorKind(err);
+    if (err instanceof ImmutableTagError) w.result.refusedBy = 'immutable-tags';
   }
 }
 

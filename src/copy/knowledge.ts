@@ -7,6 +7,7 @@ import type { Digest } from '../oci/digest.js';
 export class BlobKnowledge {
   private readonly present = new Map<string, Set<string>>();
   private readonly inflight = new Map<string, Promise<void>>();
+  private readonly refused = new Set<string>();
 
   private static key(registry: string, digest: Digest): string {
     return `${registry} ${digest}`;
@@ -26,12 +27,27 @@ export class BlobKnowledge {
     return this.present.get(BlobKnowledge.key(registry, digest))?.has(repository) ?? false;
   }
 
-  /** Another repository on the same registry that holds the digest: a mount source. */
+  /**
+   * Another repository on the same registry that holds the digest: a mount source. Repositories the
+   * registry refused to mount from are not offered again.
+   */
   mountSource(registry: string, repository: string, digest: Digest): string | undefined {
     for (const repo of this.present.get(BlobKnowledge.key(registry, digest)) ?? []) {
-      if (repo !== repository) return repo;
+      if (repo !== repository && !this.mountRefused(registry, repo)) return repo;
     }
     return undefined;
+  }
+
+  /**
+   * The registry refused our credentials for a mount from `repository` (Harbor answers 401 when a robot
+   * cannot read the `from` project): it will refuse the next one too, so the run stops asking.
+   */
+  refuseMountsFrom(registry: string, repository: string): void {
+    this.refused.add(`${registry} ${repository}`);
+  }
+
+  mountRefused(registry: string, repository: string): boolean {
+    return this.refused.has(`${registry} ${repository}`);
   }
 
   /** The transfer of this digest to this registry that is under way, if any. */

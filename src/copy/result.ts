@@ -12,6 +12,8 @@ export type TargetStatus = 'copied' | 'up-to-date' | 'kept' | 'planned' | 'faile
 /** What happens to the target tag: created, moved from previousDigest, kept as it is, or nothing to do. */
 export type TagAction = 'create' | 'move' | 'keep' | 'none';
 
+export type RefusalRule = 'overwrite-never' | 'immutable-tags';
+
 export interface TargetResult {
   target: string;
   status: TargetStatus;
@@ -34,8 +36,16 @@ export interface TargetResult {
   referrersCopied: number;
   /** Which: each with the manifest it refers to. Absent when none. */
   referrers?: ReferrerEntry[];
-  /** The target repository did not exist and was created for this copy (registries that need it: ECR). */
+  /**
+   * The target repository did not exist and was created for this copy (in a plan: would be created);
+   * registries that need it: ECR, ECR Public.
+   */
   repositoryCreated?: boolean;
+  /**
+   * The rule that left the target tag where it was: "overwrite-never" (the mirror's overwrite policy, status
+   * kept) or "immutable-tags" (the repository refused to move it: kept with overwrite "never", else failed).
+   */
+  refusedBy?: RefusalRule;
   error?: string;
   errorKind?: ErrorKind;
 }

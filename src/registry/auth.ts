@@ -186,6 +186,14 @@ export class Authenticator {
     return (await this.found()) !== undefined;
   }
 
+  /**
+   * Why there is no credential, when its provider found none and can say why (no AWS credentials for an
+   * ECR token); undefined otherwise, including before the provider was asked.
+   */
+  whyNoCredential(): string | undefined {
+    return this.credentials.missing?.();
+  }
+
   private async token(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const now = Date.now();
     this.tokens = this.tokens.filter((t) => t.renewAt > now);

@@ -9,6 +9,7 @@ import {
   DigestMismatchError,
   type ErrorContext,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NetworkError,
@@ -59,12 +60,19 @@ import {
   type RequestKind,
   TAG_PAGE_BODY_LIMIT,
 } from './limits.js';
-import { chunkSizeFor, type RegistryProfile } from './profile/profile.js';
+import {
+  chunkSizeFor,
+  type PullQuotaReport,
+  type QuotaNotice,
+  type RegistryProfile,
+} from './profile/profile.js';
 import type { RegistryProfiles } from './profile/profiles.js';
+import { readRateLimit } from './rate-limit.js';
 import { ReferrersModes } from './referrers-mode.js';
-import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { classifyStatus } from './status.js';
 import {
+  type AnswerHead,
   BodyTooLargeError,
   type Deadline,
   drain,
@@ -96,6 +104,8 @@ export interface ClientOptions {
   signal?: AbortSignal;
   /** Where warnings go (the CLI prints them on stderr). */
   onWarning?: (warning: ClientWarning) => void;
+  /** Lines for the user as things happen (a registry's pull quota running out). */
+  notice?: (notice: QuotaNotice) => void;
 }
 
 /** Invalid tags named in one warning; the rest are counted. */
@@ -136,6 +146,9 @@ interface CallOptions {
    * the same way: the caller falls back to an upload.
    */
   noReauth?: boolean;
+  /** Passed to the transport: every answer, retried ones included (rate-limit headers). */
+  onAnswer?: (answer: AnswerHead) => number | undefined;
+  onRetry?: (answer: AnswerHead, delayMs: number) => void;
 }
 
 const registryErrorsSchema = z.object({
@@ -176,7 +189,8 @@ export class RegistryClient {
   readonly transport: Transport;
   readonly profiles: RegistryProfiles;
   private readonly auths = new Map<string, Authenticator>();
-  private readonly repositories = new Map<string, Promise<'exists' | 'created' | 'unmanaged'>>();
+  private readonly repositories = new Map<string, Promise<'exists' | 'created'>>();
+  private readonly repositoryStates = new Map<string, Promise<'exists' | 'missing'>>();
   private readonly options: ClientOptions;
   readonly retryPolicy: RetryPolicy;
   /** Which registries have the referrers API, learned once each and kept in their profiles. */
@@ -288,6 +302,8 @@ export class RegistryClient {
           ...(authorization ? { credentials: { authorization, origin } } : {}),
           deadline,
           idleMs: profile.limits.timeouts.idle,
+          onAnswer: o.onAnswer,
+          onRetry: o.onRetry,
         });
         // A 401 from anywhere but the registry itself (a storage host behind a redirect, a Link target)
         // is not the registry's challenge: never adopted, never answered with the registry's credentials.
@@ -350,16 +366,19 @@ export class RegistryClient {
     const source = await auth.describeCredentialSource();
     const insufficient = /insufficient_scope/.test(www ?? '');
     if (!hasCredential) {
+      const why = auth.whyNoCredential();
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
-        hint: 'log in with docker login, or configure credentials for this registry',
+        hint: why
+          ? `${why}; ${this.noCredentialsHint(o.repo.registry)}`
+          : this.noCredentialsHint(o.repo.registry),
       });
     }
     if (insufficient || sent?.startsWith('Bearer ')) {
       const wanted = o.scopes.map((s) => s.replace(/^repository:/, '')).join(' and ');
       return new PermissionError(`access denied: the credentials from ${source} were not granted ${wanted}`, {
         context: ctx,
-        hint: 'check that this account may pull/push this repository',
+        hint: this.deniedHint(o.repo.registry),
       });
     }
     return new AuthError(
@@ -369,6 +388,19 @@ export class RegistryClient {
         hint: 'check the username and password',
       },
     );
+  }
+
+  /** What to do when credentials are needed and none were found: the vendor's words when it has them. */
+  private noCredentialsHint(registry: string): string {
+    return (
+      this.profile(registry).hints.noCredentials ??
+      'log in with docker login, or configure credentials for this registry'
+    );
+  }
+
+  /** What to do about a refused pull or push: the vendor's words when its profile has them. */
+  private deniedHint(registry: string): string {
+    return this.profile(registry).hints.denied ?? 'check that this account may pull/push this repository';
   }
 
   /** Turn a non-success answer into a typed error (the sorting is status.ts's). Consumes the body. */
@@ -386,13 +418,25 @@ export class RegistryClient {
     const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const detail = summary ? `: ${summary}` : '';
     switch (classifyStatus(status, { codes })) {
-      case 'not-found':
-        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, { context });
-      case 'denied':
+      case 'not-found': {
+        // Registries that need a repository before the first push (ECR) say how to get one.
+        const hint = codes.includes('NAME_UNKNOWN')
+          ? this.profile(o.repo.registry).quirks.missingRepositoryHint
+          : undefined;
+        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, {
+          context,
+          ...(hint ? { hint } : {}),
+        });
+      }
+      case 'denied': {
+        // Refused to anonymous access: say why there were no credentials, when the provider knows.
+        const why = this.authenticator(o.repo.registry).whyNoCredential();
         return new PermissionError(`access denied (HTTP ${status}${detail})`, {
           context,
-          hint: 'check that this account may pull/push this repository',
+          // Refused while anonymous because no credentials could be found: what to do about that.
+          hint: why ? `${why}; ${this.noCredentialsHint(o.repo.registry)}` : this.deniedHint(o.repo.registry),
         });
+      }
       default:
         return new RegistryError(`registry answered HTTP ${status}${detail}`, {
           context,
@@ -400,6 +444,93 @@ export class RegistryClient {
           codes,
         });
     }
+  }
+
+  // ---- pull quotas (Docker Hub) ------------------------------------------------------------------
+
+  /**
+   * A manifest request: on a registry with a pull quota, the quota sees every answer (429s the transport
+   * waits out included), and a spell of 429s that outlasts the request's deadline is named as the quota's
+   * doing, not as a slow registry.
+   */
+  private async manifestCall(o: CallOptions): Promise<TransportResponse> {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (!quota) return this.call(o);
+    let lastStatus = 0;
+    let hinted = false;
+    const hooks: Pick<CallOptions, 'onAnswer' | 'onRetry'> = {
+      onAnswer: (a) => {
+        lastStatus = a.status;
+        const wait = quota.observe({
+          status: a.status,
+          rateLimit: readRateLimit((name) => header(a.headers, name)),
+          retryAfterMs: parseRetryAfter(header(a.headers, 'retry-after')),
+        });
+        hinted = wait !== undefined;
+        return wait;
+      },
+      onRetry: (a, delayMs) => {
+        if (a.status !== 429) return;
+        const reason =
+          parseRetryAfter(header(a.headers, 'retry-after')) !== undefined
+            ? 'retry-after'
+            : hinted
+              ? 'reset'
+              : 'backoff';
+        const notice = quota.retrying(delayMs, reason);
+        if (notice) this.options.notice?.(notice);
+      },
+    };
+    try {
+      return await this.call({ ...o, ...hooks });
+    } catch (err) {
+      if (!(err instanceof TimeoutError) || lastStatus !== 429) throw err;
+      const { message, hint } = quota.exhausted();
+      throw new RegistryError(`${message}; the waits outlasted the request's deadline`, {
+        context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+        hint: `${hint}; limits.timeouts.manifest bounds how long one manifest request may wait`,
+        status: 429,
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Before a manifest GET to a registry with a pull quota: wait for its turn (holding no slot) when the
+   * quota is low, or fail at once when that wait would outlast --retry-max-time.
+   */
+  private async paceGet(o: Pick<CallOptions, 'repo' | 'step'>): Promise<void> {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (!quota) return;
+    const { waitMs, exceeded, notice } = quota.beforeGet(this.retryPolicy.maxElapsedMs);
+    if (notice) this.options.notice?.(notice);
+    if (exceeded) {
+      const { message, hint } = quota.exhausted(waitMs);
+      throw new RegistryError(message, {
+        context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+        hint,
+        status: 429,
+      });
+    }
+    if (waitMs > 0) await sleep(waitMs, this.signal);
+  }
+
+  /** A 429 to a manifest request on a registry with a pull quota: an error naming the quota and its reset. */
+  private quotaRefusal(res: TransportResponse, o: Pick<CallOptions, 'repo' | 'step'>): Error | undefined {
+    const quota = this.profile(o.repo.registry).pullQuota;
+    if (res.status !== 429 || !quota) return undefined;
+    drain(res.body);
+    const { message, hint } = quota.exhausted();
+    return new RegistryError(message, {
+      context: { registry: o.repo.registry, repository: o.repo.path, step: o.step },
+      hint,
+      status: 429,
+    });
+  }
+
+  /** What each registry with a pull quota reported during the run (for the reports). */
+  rateLimits(): PullQuotaReport[] {
+    return this.profiles.all().flatMap((p) => p.pullQuota?.report() ?? []);
   }
 
   // ---- manifests ---------------------------------------------------------------------------------
@@ -415,10 +546,11 @@ export class RegistryClient {
       kind: 'manifest' as const,
       headers: { accept: MANIFEST_ACCEPT },
     };
-    const res = await this.call(o);
+    // HEADs do not count against a pull quota, but their answers report it.
+    const res = await this.manifestCall(o);
     drain(res.body);
     if (res.status === 404) return undefined;
-    if (res.status !== 200) throw await this.errorFor(res, o);
+    if (res.status !== 200) throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o));
     const digest = header(res.headers, 'docker-content-digest');
     if (!digest || !isDigest(digest)) {
       // Some registries leave the digest out of HEAD answers: fall back to reading the manifest.
@@ -453,8 +585,10 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
     };
     const limits = this.limits(ref.registry);
-    const res = await this.call(o);
-    if (res.status !== 200) throw await this.errorFor(res, o, `${describeSelector(ref)} not found`);
+    await this.paceGet(o);
+    const res = await this.manifestCall(o);
+    if (res.status !== 200)
+      throw this.quotaRefusal(res, o) ?? (await this.errorFor(res, o, `${describeSelector(ref)} not found`));
     const context: ErrorContext = { registry: ref.registry, repository: ref.path, step: 'manifest GET' };
     const bytes = await this.readBody(res, limits.maxManifestSize, context, 'limits.maxManifestSize');
     const headerDigest = header(res.headers, 'docker-content-digest');
@@ -564,8 +698,27 @@ export class RegistryClient {
       body: bytes,
     };
     const res = await this.call(o);
+    const algorithm = isDigest(selector) ? algorithmOf(selector) : 'sha256';
+    const computed = digestOf(bytes, algorithm);
     if (res.status !== 201 && res.status !== 200) {
       const err = await this.errorFor(res, o);
+      if (
+        err instanceof RegistryError &&
+        err.codes.includes('TAG_INVALID') &&
+        !isDigest(selector) &&
+        this.profile(repo.registry).quirks.tagImmutability
+      ) {
+        // An immutable tag (ECR) is refused even for the digest it already has: that is success. Any
+        // other digest means the tag would move, which the repository forbids.
+        const current = await this.manifestHead({ registry: repo.registry, path: repo.path, tag: selector });
+        if (current?.digest === computed) return computed;
+        throw new ImmutableTagError(selector, computed, current?.digest, {
+          context: { registry: repo.registry, repository: repo.path, step: o.step },
+          cause: err,
+          // The registry's own words ("TAG_INVALID: The image tag ... is immutable"), not a generic status.
+          detail: err.message.replace(/^registry answered HTTP \d+: /, ''),
+        });
+      }
       if (isDigest(selector) && algorithmOf(selector) !== 'sha256' && err instanceof RegistryError) {
         // distribution computes sha256 for every manifest and refuses any other name with DIGEST_INVALID.
         throw new RegistryError(
@@ -583,8 +736,6 @@ export class RegistryClient {
     drain(res.body);
     // A registry with the referrers API says so when it indexed the manifest's subject.
     if (header(res.headers, 'oci-subject')) this.referrersModes.learn(repo.registry, 'api');
-    const algorithm = isDigest(selector) ? algorithmOf(selector) : 'sha256';
-    const computed = digestOf(bytes, algorithm);
     const reported = header(res.headers, 'docker-content-digest');
     if (reported && isDigest(reported) && algorithmOf(reported) === algorithm && reported !== computed) {
       throw new DigestMismatchError(computed, reported, {
@@ -1047,19 +1198,43 @@ export class RegistryClient {
 
   /**
    * Make sure a target repository exists before the first write, on registries whose profile creates
-   * repositories (ECR with createRepositories). Once per repository per run; "unmanaged" elsewhere.
+   * repositories (ECR with createRepositories). Once per repository per run: "created" is answered to the
+   * first caller only (the one that reports and logs it), "exists" to the others; "unmanaged" elsewhere.
    */
   ensureRepository(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'> {
+    const manager = this.profile(repo.registry).repositories;
+    if (!manager?.manages(repo.path)) return Promise.resolve('unmanaged');
     const key = `${repo.registry}/${repo.path}`;
-    let p = this.repositories.get(key);
+    const known = this.repositories.get(key);
+    if (known) return known.then((r) => (r === 'created' ? 'exists' : r));
+    const p = manager.ensure(repo.path, this.signal);
+    // A failure is not remembered: the next image tries again (the permission may have been granted).
+    p.catch(() => this.repositories.delete(key));
+    this.repositories.set(key, p);
+    return p;
+  }
+
+  /**
+   * Whether a target repository that this run would create exists, without creating it (plan, auth
+   * check); "unmanaged" where the profile creates no repositories. Asked once per repository per run.
+   */
+  repositoryState(repo: Repository): Promise<'exists' | 'missing' | 'unmanaged'> {
+    const manager = this.profile(repo.registry).repositories;
+    if (!manager?.manages(repo.path)) return Promise.resolve('unmanaged');
+    const key = `${repo.registry}/${repo.path}`;
+    let p = this.repositoryStates.get(key);
     if (!p) {
-      const manager = this.profile(repo.registry).repositories;
-      p = manager ? manager.ensure(repo.path, this.signal) : Promise.resolve('unmanaged' as const);
-      // A failure is not remembered: the next image tries again (the permission may have been granted).
-      p.catch(() => this.repositories.delete(key));
-      this.repositories.set(key, p);
+      p = manager.exists(repo.path, this.signal).then((yes) => (yes ? 'exists' : 'missing'));
+      p.catch(() => this.repositoryStates.delete(key));
+      this.repositoryStates.set(key, p);
     }
     return p;
+  }
+
+  /** What a repository this run would create is created with, in words; undefined when it creates none. */
+  repositorySettings(repo: Repository): string | undefined {
+    const manager = this.profile(repo.registry).repositories;
+    return manager?.manages(repo.path) ? manager.describeSettings(repo.path) : undefined;
   }
 
   /** Whether pull is granted: the first page of the tag list (reads nothing else). */

@@ -18,7 +18,7 @@ import {
 } from '../errors.js';
 import { registryText } from '../sanitize.js';
 import { createLimiter, type Limiter } from './limiter.js';
-import { defaultRetryPolicy, type RetryPolicy, retryDelay, sleep } from './retry.js';
+import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
 import { type Credentials, isHttpUrl, mayCarry } from './trust.js';
@@ -49,6 +49,20 @@ export interface TransportRequest {
   deadline?: Deadline;
   /** Longest silence while waiting for the headers or between body bytes (default 2 min / 5 min). */
   idleMs?: number;
+  /**
+   * Sees every answer before the transport decides what to do with it, retried ones included (a 429 it
+   * waits out): where rate-limit headers are read. May return the wait before a retry for an answer that
+   * names none itself (no Retry-After), e.g. until a quota resets.
+   */
+  onAnswer?: (answer: AnswerHead) => number | undefined;
+  /** Told before the transport sleeps `delayMs` to retry `answer`. */
+  onRetry?: (answer: AnswerHead, delayMs: number) => void;
+}
+
+/** Status and headers of an answer, without its body. */
+export interface AnswerHead {
+  status: number;
+  headers: ResponseHeaders;
 }
 
 export interface Deadline {
@@ -367,11 +381,17 @@ export class Transport {
           { context: { registry: res.url.host }, hint: plainHttpHint(res.url.host) },
         );
       }
+      const hinted = req.onAnswer?.({ status: res.status, headers: res.headers });
       if (mayRetry && isRetryableStatus(res.status) && attempt < this.retryPolicy.attempts) {
-        const delay = retryDelay(this.retryPolicy, attempt, header(res.headers, 'retry-after'));
+        const retryAfter = header(res.headers, 'retry-after');
+        const delay =
+          hinted !== undefined && parseRetryAfter(retryAfter) === undefined
+            ? Math.min(hinted, this.retryPolicy.maxDelayMs)
+            : retryDelay(this.retryPolicy, attempt, retryAfter);
         if (Date.now() - started + delay < this.retryPolicy.maxElapsedMs) {
           drain(res.body);
           this.stats.retries++;
+          req.onRetry?.({ status: res.status, headers: res.headers }, delay);
           await this.pause(delay, signal, req, timer);
           continue;
         }

@@ -31,6 +31,12 @@ export interface ProxyRequestRecord {
   /** 0 until the response head is known. */
   status: number;
   hasAuthorization: boolean;
+  /** When the request arrived (epoch ms). */
+  at: number;
+  /** Bytes of request body the proxy received (counted as they pass). */
+  requestBytes: number;
+  /** The response's Location header as the client got it (after any edit). */
+  location?: string;
   kind: RequestKind;
   /** Repository name for distribution API paths. */
   repo?: string;
@@ -55,7 +61,12 @@ export type FaultAction =
   /** Forward after a pause (a slow registry). */
   | { delayMs: number }
   /** Forward without these request headers (e.g. "range": a server that ignores Range). */
-  | { withoutHeaders: string[] };
+  | { withoutHeaders: string[] }
+  /**
+   * Forward, and change the upstream's response headers before the client sees them: add a vendor's
+   * headers (Docker Hub's ratelimit-*), or make a Location relative (GHCR).
+   */
+  | { editResponseHeaders: (headers: OutgoingHttpHeaders, status: number) => OutgoingHttpHeaders };
 
 export type FaultHook = (req: FaultRequest) => FaultAction | undefined;
 
@@ -191,7 +202,11 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
     req: IncomingMessage,
     res: ServerResponse,
     fault: { status: number; headers?: Record<string, string>; body?: string },
+    record: ProxyRequestRecord,
   ): void {
+    req.on('data', (chunk: Buffer) => {
+      record.requestBytes += chunk.length;
+    });
     // Read the client's body first so it is not left half-sent on a keep-alive connection.
     void drain(req).then(() => {
       const body = Buffer.from(fault.body ?? errorBody(fault.status, 'injected fault'));
@@ -210,7 +225,11 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
     res: ServerResponse,
     record: ProxyRequestRecord,
     cutAfter?: number,
-    opts: { dropResponse?: boolean; without?: string[] } = {},
+    opts: {
+      dropResponse?: boolean;
+      without?: string[];
+      editHeaders?: (headers: OutgoingHttpHeaders, status: number) => OutgoingHttpHeaders;
+    } = {},
   ): void {
     const up = upstreamRequest(req, opts.without);
     up.on('response', (upRes) => {
@@ -222,7 +241,10 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
         return;
       }
       record.status = upRes.statusCode ?? 502;
-      res.writeHead(record.status, forwardableHeaders(upRes.headers));
+      let headers = forwardableHeaders(upRes.headers);
+      if (opts.editHeaders) headers = opts.editHeaders(headers, record.status);
+      if (typeof headers.location === 'string') record.location = headers.location;
+      res.writeHead(record.status, headers);
       if (cutAfter === undefined) {
         pipeline(upRes, res).catch(() => {
           // Client or upstream went away; both sides are destroyed by pipeline.
@@ -256,6 +278,9 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
       } else {
         res.destroy();
       }
+    });
+    req.on('data', (chunk: Buffer) => {
+      record.requestBytes += chunk.length;
     });
     pipeline(req, up).catch(() => {
       // Client aborted its upload; pipeline already destroyed the upstream request.
@@ -313,6 +338,8 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
       query: url.searchParams,
       status: 0,
       hasAuthorization: req.headers.authorization !== undefined,
+      at: Date.now(),
+      requestBytes: 0,
       kind,
       ...(repo !== undefined && { repo }),
     };
@@ -328,11 +355,13 @@ export async function startProxy(upstreamUrl: string, opts: ProxyOptions = {}): 
     });
     if (fault && 'status' in fault) {
       record.status = fault.status;
-      sendFault(req, res, fault);
+      sendFault(req, res, fault, record);
     } else if (fault && 'cutBodyAfterBytes' in fault) {
       forward(req, res, record, fault.cutBodyAfterBytes);
     } else if (fault && 'dropResponse' in fault) {
       forward(req, res, record, undefined, { dropResponse: true });
+    } else if (fault && 'editResponseHeaders' in fault) {
+      forward(req, res, record, undefined, { editHeaders: fault.editResponseHeaders });
     } else if (fault && 'withoutHeaders' in fault) {
       forward(req, res, record, undefined, { without: fault.withoutHeaders });
     } else if (fault && 'delayMs' in fault) {

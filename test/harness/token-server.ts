@@ -33,6 +33,11 @@ export interface TokenServerOptions {
   registryLeewaySeconds?: number;
   /** Quay quirk: no `expires_in` in token responses (clients must assume 60 s). */
   omitExpiresIn?: boolean;
+  /**
+   * Passwords accepted whatever the user name, with their access (GHCR takes a GITHUB_TOKEN with any
+   * name). The name sent is recorded as the user.
+   */
+  anyUserPasswords?: Record<string, UserAccess>;
   /** Refresh (identity) tokens accepted by the OAuth2 POST form: token -> user name. */
   refreshTokens?: Record<string, string>;
   service?: string;
@@ -184,10 +189,13 @@ async function startInDir(dir: string, opts: TokenServerOptions): Promise<TokenS
   const refreshTokens = new Map(Object.entries(opts.refreshTokens ?? {}));
   const requests: TokenRequestRecord[] = [];
   const issued: string[] = [];
+  /** Users let in by an anyUserPasswords password, with the access it gave. */
+  const byPassword = new Map<string, UserAccess>();
 
   function allowedActions(user: string | undefined): Set<string> {
     if (user === undefined) return opts.anonymousPull ? PULL_ACTIONS : new Set();
-    return opts.users[user]?.access === 'push' ? PUSH_ACTIONS : PULL_ACTIONS;
+    const access = opts.users[user]?.access ?? byPassword.get(user);
+    return access === 'push' ? PUSH_ACTIONS : PULL_ACTIONS;
   }
 
   /** granted = requested ∩ allowed, per scope; entries with nothing granted are left out. */
@@ -242,7 +250,11 @@ async function startInDir(dir: string, opts: TokenServerOptions): Promise<TokenS
   }
 
   function checkPassword(user: string, password: string): boolean {
-    return opts.users[user]?.password === password;
+    if (opts.users[user]?.password === password) return true;
+    const access = opts.anyUserPasswords?.[password];
+    if (access === undefined || user === '') return false;
+    byPassword.set(user, access);
+    return true;
   }
 
   function handleGet(req: IncomingMessage, res: ServerResponse, url: URL): void {

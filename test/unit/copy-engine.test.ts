@@ -471,6 +471,81 @@ describe('copyImage: mounts', () => {
   });
 });
 
+describe('copyImage: a mount the registry refuses (Harbor: 401 when the robot cannot read the from project)', () => {
+  it('uploads instead, and asks for no more mounts from that repository in the run', async () => {
+    const shared1 = layer(4000, 50);
+    const shared2 = layer(3000, 51);
+    const first = image(text(OCI_CONFIG, '{"v":1}'), [shared1, shared2]);
+    const second = image(text(OCI_CONFIG, '{"v":2}'), [shared1, shared2, layer(700, 52)]);
+    const store = new MemoryStore();
+    const src1 = ref('src.example/team/one:1');
+    const src2 = ref('src.example/team/two:1');
+    seed(store, src1, first, '1');
+    seed(store, src2, second, '1');
+    store.fault = (call) =>
+      call.op === 'mount' && call.detail.endsWith(' from proja/one')
+        ? new PermissionError('access denied: the credentials were not granted proja/one:pull')
+        : undefined;
+    const knowledge = new BlobKnowledge();
+
+    const one = await copyImage(
+      src1,
+      [ref('h.example/proja/one:1'), ref('h.example/projb/one:1')],
+      context(store, { knowledge }),
+    );
+    assert.deepEqual(
+      one.targets.map((t) => [t.status, t.blobsUploaded, t.blobsMounted]),
+      [
+        ['copied', 3, 0],
+        ['copied', 3, 0],
+      ],
+    );
+    // Each blob's mount was asked once and refused; nothing was asked twice.
+    const refused = store.log(['mount']);
+    assert.equal(refused.length, 3);
+    assert.deepEqual(
+      sorted(refused.map((m) => m.detail)),
+      sorted(first.blobs.map((b) => `${b.desc.digest} from proja/one`)),
+    );
+    assertSameContent(store, ref('h.example/projb/one:1'), first);
+
+    // A later image mounts the shared layers from the repository that allows it, never from proja/one.
+    store.resetCalls();
+    const two = await copyImage(src2, [ref('h.example/projc/two:1')], context(store, { knowledge }));
+    assert.deepEqual(
+      [two.targets[0]?.status, two.targets[0]?.blobsMounted, two.targets[0]?.blobsUploaded],
+      ['copied', 2, 2],
+    );
+    assert.deepEqual(
+      sorted(store.log(['mount']).map((m) => m.detail)),
+      sorted([shared1, shared2].map((l) => `${l.desc.digest} from projb/one`)),
+    );
+    assertSameContent(store, ref('h.example/projc/two:1'), second);
+  });
+
+  it('a target whose leader is a refused mount source joins the same upload (one source read)', async () => {
+    const img = small2();
+    const store = new MemoryStore();
+    seed(store, SOURCE, img, '1.0');
+    const knowledge = new BlobKnowledge();
+    knowledge.refuseMountsFrom('h.example', 'proja/app');
+    const targets = [ref('h.example/proja/app:1.0'), ref('h.example/projb/app:1.0')];
+    const result = await copyImage(SOURCE, targets, context(store, { knowledge }));
+    assert.deepEqual(
+      result.targets.map((t) => [t.status, t.blobsUploaded, t.blobsMounted]),
+      [
+        ['copied', 3, 0],
+        ['copied', 3, 0],
+      ],
+    );
+    assert.equal(store.count('mount'), 0);
+    assert.equal(store.count('blobGet'), 3, 'one source GET per blob feeds both uploads');
+    for (const t of targets) assertSameContent(store, t, img);
+  });
+});
+
+const small2 = () => image(text(OCI_CONFIG, '{"os":"linux","n":2}'), [layer(1000, 60), layer(1500, 61)]);
+
 describe('copyImage: failures', () => {
   it('fails every target of a corrupt source blob, names the digest, and pushes no manifest', async () => {
     const img = multiPlatform();

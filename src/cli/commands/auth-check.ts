@@ -15,6 +15,14 @@ interface Check {
   repository: string;
   access: 'pull' | 'push';
   credentials: string;
+  /** When the credentials are a token an API issued (ECR): it was obtained, and when it expires. */
+  token?: { expiresAt: string };
+  /**
+   * Targets on registries where regmirror creates repositories (ECR with createRepositories): whether it
+   * exists, or would be created by a sync (with these settings).
+   */
+  repositoryState?: 'exists' | 'would-create';
+  repositorySettings?: string;
   ok: boolean;
   error?: string;
   errorKind?: string;
@@ -33,7 +41,7 @@ export async function credentialLabel(
 ): Promise<string> {
   const settings = registrySettings(config, registry);
   if (isAnonymous(settings)) return 'anonymous (configured)';
-  if (typeof settings.credentials === 'object') {
+  if (typeof settings.credentials === 'object' && 'env' in settings.credentials) {
     const { username, password } = settings.credentials.env;
     const unset = [username, password].filter((name) => !env[name]);
     if (unset.length > 0) {
@@ -47,6 +55,16 @@ export async function credentialLabel(
     // A credential source that fails (a malformed file, a broken helper) is named in the check's error.
     return `unreadable (${errorKind(err)})`;
   }
+}
+
+/** "token obtained (expires 20:15 UTC); repository would be created: immutable tags" */
+function detailOf(c: Check): string {
+  const parts: string[] = [];
+  if (c.token) parts.push(`token obtained (expires ${c.token.expiresAt.slice(11, 16)} UTC)`);
+  if (c.repositoryState === 'exists') parts.push('repository exists');
+  if (c.repositoryState === 'would-create')
+    parts.push(`repository would be created (${c.repositorySettings})`);
+  return parts.join('; ') || '-';
 }
 
 export async function runAuthCheck(
@@ -70,9 +88,8 @@ export async function runAuthCheck(
           registry: repo.registry,
           repository: repo.path,
           access,
-          credentials: repo.layout
-            ? 'file system'
-            : await credentialLabel(client, config, repo.registry, session.env),
+          // Credentials an API issues (an ECR token) can fail to come: the column says so, the error why.
+          credentials: 'could not be obtained',
           ok: false,
         };
         try {
@@ -84,8 +101,21 @@ export async function runAuthCheck(
             check.ok = true;
             return check;
           }
-          if (access === 'pull') await client.checkPull(repo);
-          else await client.checkPush(repo);
+          check.credentials = await credentialLabel(client, config, repo.registry, session.env);
+          const found = await client.profile(repo.registry).credentials.get(session.signal);
+          if (found?.expiresAt !== undefined) {
+            check.token = { expiresAt: new Date(found.expiresAt).toISOString() };
+          }
+          const state = access === 'push' ? await client.repositoryState(repo) : 'unmanaged';
+          if (state === 'missing') {
+            // No upload session can open in a repository that does not exist yet; a sync creates it first.
+            check.repositoryState = 'would-create';
+            check.repositorySettings = client.repositorySettings(repo) ?? 'registry defaults';
+          } else {
+            if (state === 'exists') check.repositoryState = 'exists';
+            if (access === 'pull') await client.checkPull(repo);
+            else await client.checkPush(repo);
+          }
           check.ok = true;
         } catch (err) {
           check.error = formatError(err);
@@ -109,6 +139,7 @@ export async function runAuthCheck(
           { header: 'access' },
           { header: 'result' },
           { header: 'credentials', shrink: 'end', min: 24 },
+          { header: 'detail', shrink: 'end' },
         ],
         checks.map((c) => [
           c.registry,
@@ -116,6 +147,7 @@ export async function runAuthCheck(
           c.access,
           c.ok ? 'ok' : (c.errorKind ?? 'failed'),
           c.credentials,
+          detailOf(c),
         ]),
         outputWidth(),
       ),

@@ -24,6 +24,7 @@ import { imageLine } from '../describe.js';
 import { formatDuration, plural, shortDigest } from '../format.js';
 import { checkMetrics, checkMetricsFile, writeMetrics } from '../metrics.js';
 import { closeLayouts } from '../stores.js';
+import { renderRateLimits } from '../summary.js';
 import { outputWidth, renderTable as renderColumns } from '../table.js';
 import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
@@ -371,6 +372,8 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
     }
     const code = signal.aborted ? EXIT_INTERRUPTED : checkExitCode(rows, failOn);
     const { requests, retries } = client.transport.stats;
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     const report = {
       command: 'check',
       config: filepath,
@@ -384,6 +387,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       requests,
       retries,
       durationMs: Date.now() - started,
+      rateLimits,
     };
     if (format === 'json') out.result(JSON.stringify(report, null, 2));
     else if (format === 'markdown') out.result(renderMarkdown(rows, failOn));

@@ -32,6 +32,7 @@ import type { Output } from '../output.js';
 import { type Note, parsePlatforms, parseRef } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
 import { closeLayouts, openStores } from '../stores.js';
+import { renderRateLimits } from '../summary.js';
 import { VERSION } from '../version.js';
 
 /** Blobs from this size on get a line of their own in plain (non-terminal) output. */
@@ -238,6 +239,8 @@ export async function runCopy(
       }),
     );
   }
+  const rateLimits = client.rateLimits();
+  for (const line of renderRateLimits(rateLimits)) out.info(line);
   if (flags.json) {
     out.result(
       JSON.stringify(
@@ -247,6 +250,7 @@ export async function runCopy(
           ...result,
           requests: client.transport.stats.requests,
           retries: client.transport.stats.retries,
+          rateLimits,
         },
         null,
         2,

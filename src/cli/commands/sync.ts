@@ -15,19 +15,24 @@ import { recordBundle } from '../../layout/bundle.js';
 import type { LayoutStore } from '../../layout/layout-store.js';
 import type { RoutedStore } from '../../layout/routed-store.js';
 import { isReferrerTag } from '../../oci/referrers.js';
-import { formatReference, formatRepository, type Repository } from '../../reference/reference.js';
+import {
+  formatReference,
+  formatRepository,
+  parseRepository,
+  type Repository,
+} from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
 import { type AuditLog, allOf, openAuditLog } from '../audit.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import { checkMetricsFile, syncMetrics, writeMetrics } from '../metrics.js';
-import type { Output } from '../output.js';
+import { type Output, printNotice } from '../output.js';
 import { Progress } from '../progress.js';
 import { exitCodeForMirrors, type Summary, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
 import { closeLayouts, openStores } from '../stores.js';
-import { renderSummary } from '../summary.js';
+import { renderRateLimits, renderSummary } from '../summary.js';
 import { outputWidth } from '../table.js';
 import { VERSION } from '../version.js';
 
@@ -62,9 +67,9 @@ export async function newRepositories(
         try {
           // Where regmirror creates repositories itself (ECR), the registry's API says; elsewhere the
           // first page of the tag list does (404 NAME_UNKNOWN: no such repository yet).
-          const manager = client.profile(repo.registry).repositories;
-          if (manager) {
-            if (!(await manager.exists(repo.path, client.signal))) fresh.add(name);
+          const state = await client.repositoryState(repo);
+          if (state !== 'unmanaged') {
+            if (state === 'missing') fresh.add(name);
             return;
           }
           await client.checkPull(repo);
@@ -199,6 +204,7 @@ export async function openConfigRun(
     env: session.env,
     warn: (line) => session.out.warn(line),
     ...(session.trace ? { trace: session.trace } : {}),
+    notice: (n) => printNotice(session.out, n),
   });
   const { store, layouts } = openStores(client, session.out, flags.debug);
   if (options.prepareLayouts) {
@@ -294,14 +300,25 @@ export async function runSync(
         `interrupted: ${reported - cut} of ${jobs.length} images finished, ${cut} stopped midway (no tag pushed for unfinished targets), ${jobs.length - reported} not started`,
       );
     }
+    // A plan lists every new repository below; a sync, the ones regmirror created before pushing.
+    const created = dryRun ? [] : createdRepositories(mirrorResults);
+    if (created.length > 0) {
+      out.info(
+        `${created.length} ${created.length === 1 ? 'repository' : 'repositories'} ${dryRun ? 'would be created' : 'created'}:`,
+      );
+      for (const name of created) {
+        const repo = parseRepository(name);
+        out.info(`  ${name} (${client.repositorySettings(repo) ?? 'registry defaults'})`);
+      }
+    }
     const failedMirrors = mirrorResults.filter((m) => m.error).length;
     if (failedMirrors > 0)
       out.warn(`${failedMirrors} of ${plural(mirrorResults.length, 'mirror')} could not be resolved`);
     if (dryRun && newRepos.size > 0) {
       const shown = [...newRepos].sort().map((name) => {
         // Created by regmirror before the first push (with these settings), or by the push itself.
-        const manager = client.profile(name.slice(0, name.indexOf('/'))).repositories;
-        return manager ? `${name} (created first: ${manager.describeSettings()})` : name;
+        const settings = client.repositorySettings(parseRepository(name));
+        return settings ? `${name} (created first: ${settings})` : name;
       });
       out.info(`${plural(newRepos.size, 'repository', 'repositories')} to create: ${shown.join(', ')}`);
     }
@@ -312,6 +329,8 @@ export async function runSync(
       );
     }
     out.info(finalLine(summary, dryRun, Date.now() - started));
+    const rateLimits = client.rateLimits();
+    for (const line of renderRateLimits(rateLimits)) out.info(line);
     if (metrics) {
       writeMetrics(
         metrics,
@@ -334,6 +353,7 @@ export async function runSync(
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         summary,
+        rateLimits,
         mirrors: mirrorResults,
       };
       out.result(JSON.stringify(report, null, 2));
@@ -365,6 +385,21 @@ export function finalLine(s: Summary, dryRun: boolean, ms: number): string {
     `${plural(s.images, 'image')}, ${plural(s.targets, 'target')}: ${states.join(', ')}\n` +
     `${blobs}; ${plural(s.requests, 'request')}, ${plural(s.retries, 'retry')}, ${formatDuration(ms)}`
   );
+}
+
+/** Target repositories that were created (or, in a plan, would be), each once, sorted. */
+export function createdRepositories(mirrors: MirrorResult[]): string[] {
+  const names = new Set<string>();
+  for (const m of mirrors) {
+    for (const img of m.images) {
+      // Image targets are in the mirror's target order.
+      img.targets.forEach((t, i) => {
+        const repo = m.targets[i];
+        if (t.repositoryCreated && repo !== undefined) names.add(repo);
+      });
+    }
+  }
+  return [...names].sort();
 }
 
 /**

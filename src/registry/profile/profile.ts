@@ -5,6 +5,7 @@
 
 import type { FoundCredential } from '../credentials/types.js';
 import type { LimitsInput, RegistryLimits } from '../limits.js';
+import type { QuotaAnswer } from '../rate-limit.js';
 import type { StatusQuirks } from '../status.js';
 import type { TlsMode } from '../tls.js';
 
@@ -43,8 +44,16 @@ export interface RegistryQuirks extends StatusQuirks {
   mounts: boolean;
   /** Largest `n` the tag list accepts (ECR refuses more than 1000). */
   tagPageSize: number;
-  /** Tags can be made immutable on the server (ECR private): a moving tag is refused with TAG_INVALID. */
+  /**
+   * Tags can be made immutable on the server (ECR private): a moving tag is refused with TAG_INVALID, which
+   * the client then reports as an immutable tag (or, for the digest already there, as success).
+   */
   tagImmutability: boolean;
+  /**
+   * The registry does not create a repository on first push (ECR answers NAME_UNKNOWN): what to tell the
+   * user when a write meets a missing repository.
+   */
+  missingRepositoryHint?: string;
 }
 
 /** Credentials that may expire and be fetched again (ECR tokens last 12 h). */
@@ -58,16 +67,80 @@ export interface CredentialProvider {
   renew(): boolean;
   /** Whether renew() can bring a different credential (tokens from an API, credential helpers). */
   readonly renewable: boolean;
+  /**
+   * Why get() found nothing, when the provider can tell (no AWS credentials anywhere in the SDK's chain):
+   * said to the user when a registry then refuses anonymous access.
+   */
+  missing?(): string | undefined;
 }
 
-/** Creates repositories before the first push, on registries that need it (ECR, ECR Public). */
+/** A line for the person running regmirror, printed as it happens (a quota running out). */
+export interface QuotaNotice {
+  level: 'info' | 'warn';
+  text: string;
+}
+
+/** What a run saw of a registry's pull quota: the `rateLimits` entries of the reports. */
+export interface PullQuotaReport {
+  registry: string;
+  /** What the quota is called: "Docker Hub pull quota". */
+  quota: string;
+  limit?: number;
+  remaining?: number;
+  windowSeconds?: number;
+  /** ISO time of the last answer that reported the quota. */
+  observedAt?: string;
+  /** ISO time the registry said the quota resets (ratelimit-reset, or a 429's Retry-After). */
+  resetAt?: string;
+  /** Answers 429 (quota exhausted) to manifest requests, retried ones included. */
+  throttled: number;
+  /** Manifest GETs that were held back to keep a reserve, and how long they waited in all. */
+  pacedRequests: number;
+  pacedMs: number;
+}
+
+/**
+ * A quota on pulls (manifest GETs) that the registry reports in rate-limit headers (Docker Hub). The
+ * generic client hands it every answer to a manifest HEAD or GET and asks it before each GET; what the
+ * numbers mean and how the run slows down is the quota's business.
+ */
+export interface PullQuota {
+  /**
+   * Note an answer (429s the transport is about to retry included). Returns how long to wait before
+   * retrying a 429 that names no Retry-After, when the quota knows its reset time.
+   */
+  observe(answer: QuotaAnswer): number | undefined;
+  /** A 429 is about to be retried after `delayMs`: the notice to print, once per spell of 429s. */
+  retrying(delayMs: number, reason: 'retry-after' | 'reset' | 'backoff'): QuotaNotice | undefined;
+  /**
+   * Before a manifest GET: how long to wait first (0 while the quota is comfortable); the time is
+   * reserved, so concurrent GETs are spaced out. A wait longer than `maxWaitMs` is not reserved:
+   * `exceeded` is set and the caller fails the GET with `exhausted()`.
+   */
+  beforeGet(maxWaitMs: number): { waitMs: number; exceeded?: boolean; notice?: QuotaNotice };
+  /**
+   * The quota is gone (a 429 that outlived the retries), or nearly (`waitMs`: the wait a GET would have
+   * needed): what to say, naming the reset time when known.
+   */
+  exhausted(waitMs?: number): { message: string; hint: string };
+  /** What was seen, for reports; undefined when the registry never reported the quota. */
+  report(): PullQuotaReport | undefined;
+}
+
+/**
+ * Creates repositories before the first push, on registries that need it (ECR, ECR Public), for the
+ * repositories the config asks to create (createRepositories on the registry, or on a mirror for its
+ * targets).
+ */
 export interface RepositoryManager {
+  /** Whether this run creates `path` when it is missing. */
+  manages(path: string): boolean;
   /** Whether the repository exists (plan, auth check). */
   exists(path: string, signal?: AbortSignal): Promise<boolean>;
   /** Make sure it exists: describe, then create with the configured settings. */
   ensure(path: string, signal?: AbortSignal): Promise<'exists' | 'created'>;
-  /** What would be created, in words, for plan and auth check ("immutable tags, scan on push"). */
-  describeSettings(): string;
+  /** What `path` would be created with, in words, for plan, auth check and the audit log. */
+  describeSettings(path: string): string;
 }
 
 /** Settings of one registry as the user gave them (config `registries.<host>`, command-line flags). */
@@ -119,6 +192,18 @@ export interface VendorDefinition {
   configuredCredentials?(ctx: VendorContext): CredentialProvider | undefined;
   /** Repository creation, when the settings ask for it. */
   repositories?(ctx: VendorContext): RepositoryManager | undefined;
+  /** A pull quota the registry reports in rate-limit headers (Docker Hub): tracked, paced, named. */
+  pullQuota?(ctx: VendorContext): PullQuota | undefined;
+  /** What to tell the user, in the vendor's terms, when an error needs it. */
+  hints?: VendorHints;
+}
+
+/** Vendor-specific advice in error messages (the generic wording is used where a vendor gives none). */
+export interface VendorHints {
+  /** The registry refused an authenticated pull or push (403, or a token without the scope). */
+  denied?: string;
+  /** The registry wants credentials and none were found. */
+  noCredentials?: string;
 }
 
 /** The referrers scheme a registry speaks, learned on first use and never probed again. */
@@ -140,6 +225,9 @@ export interface RegistryProfile {
   readonly quirks: RegistryQuirks;
   /** Set when repositories must (and may) be created before a push. */
   readonly repositories: RepositoryManager | undefined;
+  /** Set when the registry has a pull quota worth tracking (Docker Hub). */
+  readonly pullQuota: PullQuota | undefined;
+  readonly hints: VendorHints;
   /** Bounds on what this registry may send: tags, sizes, deadlines (registry/limits.ts). */
   readonly limits: RegistryLimits;
   /** Learned per registry at run time. */

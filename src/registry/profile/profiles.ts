@@ -153,6 +153,8 @@ export class RegistryProfiles {
       upload,
       quirks,
       repositories: vendor?.repositories?.(ctx),
+      pullQuota: vendor?.pullQuota?.(ctx),
+      hints: vendor?.hints ?? {},
       limits: mergeLimits(mergeLimits(DEFAULT_LIMITS, defaults.limits), settings.limits),
       referrers: 'unknown',
     };
