@@ -149,7 +149,10 @@ describe('plan and sync say what would happen, per target', () => {
     );
     assert.ok(
       err.includes(
-        `2 repositories to create: ${[`${basic}/out/new`, `${open}/out/arm`].sort().join(', ')}\n`,
+        `2 repositories to create:\n${[`${basic}/out/new`, `${open}/out/arm`]
+          .sort()
+          .map((name) => `  ${name} (by the first push)\n`)
+          .join('')}`,
       ),
       err,
     );

@@ -315,12 +315,12 @@ export async function runSync(
     if (failedMirrors > 0)
       out.warn(`${failedMirrors} of ${plural(mirrorResults.length, 'mirror')} could not be resolved`);
     if (dryRun && newRepos.size > 0) {
-      const shown = [...newRepos].sort().map((name) => {
-        // Created by regmirror before the first push (with these settings), or by the push itself.
+      // Created by regmirror before the first push (with these settings), or by the push itself.
+      out.info(`${plural(newRepos.size, 'repository', 'repositories')} to create:`);
+      for (const name of [...newRepos].sort()) {
         const settings = client.repositorySettings(parseRepository(name));
-        return settings ? `${name} (created first: ${settings})` : name;
-      });
-      out.info(`${plural(newRepos.size, 'repository', 'repositories')} to create: ${shown.join(', ')}`);
+        out.info(`  ${name} (${settings ?? 'by the first push'})`);
+      }
     }
     const filtered = mirrorResults.reduce((n, m) => n + m.images.filter((i) => i.filteredDigest).length, 0);
     if (filtered > 0) {
