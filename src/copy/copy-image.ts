@@ -34,6 +34,7 @@ import { describeSelector, formatReference, type Reference, withDigest } from '.
 import type { EventSink } from './events.js';
 import { blobsBelow, filterRoot, loadGraph, type ManifestGraph, manifestDigests } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
+import { writeManifest } from './manifest-write.js';
 import { ReferrerRun } from './referrer-run.js';
 import {
   discoverAtSource,
@@ -831,7 +832,13 @@ async function pushManifests(
   overwrite: OverwritePolicy,
 ): Promise<void> {
   const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
-    const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+    const pushed = await writeManifest(ctx.store, ctx.knowledge, {
+      repo: w.ref,
+      selector,
+      bytes: m.bytes,
+      mediaType: m.mediaType,
+      names: childrenOf(m).map((c) => c.digest),
+    });
     // Under a tag the registry names it by sha256 even when the source named it by sha512: the same
     // bytes either way, which is what counts.
     if (pushed !== m.digest && digestOf(m.bytes, algorithmOf(pushed)) !== pushed) {
@@ -986,6 +993,7 @@ async function listReferrers(
       subject,
       found.bySubject.get(subject) ?? [],
       found.fallbackIndex.get(subject),
+      ctx.knowledge,
     );
     for (const write of writes) {
       ctx.onEvent?.({
