@@ -683,7 +683,7 @@ function normaliseTagRules(
   };
 }
 
-const tagRulesSchema = z
+export const tagRulesSchema = z
   .union([tagListSchema, tagRulesObjectSchema], {
     error: (issue) =>
       `expected a list of tags like ["1.2.3", "1.3.0"], or an object with list, include, exclude, semver, ` +

@@ -435,6 +435,7 @@ function planTransfers(work: TargetWork[], rootDigest: Digest, ctx: CopyContext)
           uploadedTo.has(registryKey))
       ) {
         w.result.blobsMounted++;
+        w.result.bytesMounted += desc.size;
       } else {
         w.result.blobsUploaded++;
         w.result.bytesUploaded += desc.size;
@@ -629,6 +630,7 @@ async function transferClaimed(
   const mounted = (w: TargetWork, from?: string) => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;
+    w.result.bytesMounted += desc.size;
     written(w, 'blob-mount', from);
     emit(w, 'mount');
   };

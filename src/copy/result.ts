@@ -27,7 +27,11 @@ export interface TargetResult {
   blobsMounted: number;
   blobsExisting: number;
   bytesUploaded: number;
+  /** Bytes of the blobs mounted (or, in a plan, to be mounted): moved inside the registry, not sent. */
+  bytesMounted: number;
   manifestsPushed: number;
+  /** Plan only, set by the caller that looked: the target repository does not exist yet. */
+  newRepository?: boolean;
   /** Referrers (signatures, SBOMs, attestations, cosign tags) brought to the target; in a plan, to bring. */
   referrersCopied: number;
   /** Which: each with the manifest it refers to. Absent when none. */
@@ -80,6 +84,7 @@ export function newTargetResult(target: string): TargetResult {
     blobsMounted: 0,
     blobsExisting: 0,
     bytesUploaded: 0,
+    bytesMounted: 0,
     manifestsPushed: 0,
     referrersCopied: 0,
   };

@@ -340,7 +340,9 @@ export class RegistryClient {
       }
       await readCapped(res.body, 4096);
       if (replayable) {
-        if (authorization === undefined && changed) continue;
+        // Bounded like every re-authentication: a Basic registry asked without credentials answers 401
+        // each time, and "changed" stays true when nothing was sent.
+        if (authorization === undefined && changed && reauths++ < 2) continue;
         if (!o.noReauth) {
           if (changed && reauths++ < 2) continue;
           if (authorization !== undefined && !renewed && auth.renew()) {
