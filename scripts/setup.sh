@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what regmirror's demo and tests need on a Debian/Ubuntu machine: the distribution registry,
-# skopeo (the independent witness), htpasswd and openssl (test auth), strace (counting file opens), GNU
-# time (the benchmark), and the npm packages.
+# skopeo (the independent witness), htpasswd and openssl (test auth), strace (counting file opens), zsh
+# and fish (completion tests), GNU time (the benchmark), and the npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,9 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The shells whose completion scripts the tests run (regmirror completion bash|zsh|fish).
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 # strace: the layout tests count file opens with it, independently of regmirror's own accounting.
 command -v strace >/dev/null 2>&1 || need+=(strace)
 # GNU time (not the shell keyword): the benchmark reads peak RSS from /usr/bin/time -v.

@@ -85,6 +85,36 @@ export class RegistryError extends RegmirrorError {
 }
 
 /**
+ * The registry will not move a tag: the repository's tags are immutable (ECR answers TAG_INVALID). Not a
+ * fault to retry and not a credentials problem: the rule that refused it is the repository's.
+ */
+export class ImmutableTagError extends RegmirrorError {
+  readonly tag: string;
+  /** The digest the tag keeps pointing at, when the registry told us (a HEAD after the refusal). */
+  readonly current: string | undefined;
+  readonly wanted: string;
+  constructor(
+    tag: string,
+    wanted: string,
+    current: string | undefined,
+    options: { context?: ErrorContext; cause?: unknown; detail?: string } = {},
+  ) {
+    const from = current ? ` from ${current}` : '';
+    super(
+      `tag "${tag}" is immutable: the repository's tag immutability refused to move it${from} to ${wanted}` +
+        (options.detail ? ` (${options.detail})` : ''),
+      {
+        ...options,
+        hint: 'set "overwrite": "never" to keep published tags as they are (reported as kept), or make the repository\'s tags mutable',
+      },
+    );
+    this.tag = tag;
+    this.current = current;
+    this.wanted = wanted;
+  }
+}
+
+/**
  * An OCI layout or archive that cannot be used as given: missing, not a layout, an unreadable index.json,
  * a tar that is not an OCI archive, a directory that cannot be written. Fixed by the user, like a bad
  * reference: exit 2 when nothing else was done.
@@ -211,6 +241,7 @@ export type ErrorKind =
   | 'digest-mismatch'
   | 'network'
   | 'registry'
+  | 'immutable'
   | 'layout'
   | 'interrupted'
   | 'internal';
@@ -225,6 +256,7 @@ export function errorKind(err: unknown): ErrorKind {
   if (err instanceof NotFoundError) return 'not-found';
   if (err instanceof DigestMismatchError) return 'digest-mismatch';
   if (err instanceof NetworkError) return 'network';
+  if (err instanceof ImmutableTagError) return 'immutable';
   if (err instanceof LayoutError) return 'layout';
   if (isAbort(err)) return 'interrupted';
   if (err instanceof RegmirrorError) return 'registry';

@@ -1,7 +1,7 @@
-// --audit-log FILE: one JSON line per write the run made on a target registry (blob upload, blob mount,
-// manifest put, tag created / moved / rewritten), appended with a synchronous write as each happens, so
-// that a run killed at any moment leaves a true record of what it did. Never a credential: the identity
-// is the user name the registry knows us by, nothing else.
+// --audit-log FILE: one JSON line per write the run made on a target registry (repository created, blob
+// upload, blob mount, manifest put, tag created / moved / rewritten), appended with a synchronous write as
+// each happens, so that a run killed at any moment leaves a true record of what it did. Never a credential:
+// the identity is the user name the registry knows us by, nothing else.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -15,8 +15,9 @@ export interface AuditEntry {
   action: WriteEvent['action'];
   registry: string;
   repository: string;
-  digest: string;
-  size: number;
+  /** Absent for repository-create. */
+  digest?: string;
+  size?: number;
   mediaType?: string;
   tag?: string;
   previousDigest?: string;
@@ -25,6 +26,8 @@ export interface AuditEntry {
   /** For a referrer (its manifest, cosign tag or fallback index): the manifest it refers to. */
   subject?: string;
   artifactType?: string;
+  /** For repository-create: what the repository was created with. */
+  settings?: string;
   source: string;
   /** The user name the registry was given, when there was one (anonymous access: absent). */
   identity?: string;
@@ -74,22 +77,33 @@ export class AuditLog {
 
   private append(e: WriteEvent, identity: string | undefined, time = new Date()): void {
     if (this.fd === undefined) return;
-    const entry: AuditEntry = {
-      time: time.toISOString(),
-      action: e.action,
-      registry: e.registry,
-      repository: e.repository,
-      digest: e.digest,
-      size: e.size,
-      ...(e.mediaType !== undefined ? { mediaType: e.mediaType } : {}),
-      ...(e.tag !== undefined ? { tag: e.tag } : {}),
-      ...(e.previousDigest !== undefined ? { previousDigest: e.previousDigest } : {}),
-      ...(e.from !== undefined ? { from: e.from } : {}),
-      ...(e.subject !== undefined ? { subject: e.subject } : {}),
-      ...(e.artifactType !== undefined ? { artifactType: e.artifactType } : {}),
-      source: e.source,
-      ...(identity !== undefined ? { identity } : {}),
-    };
+    const entry: AuditEntry =
+      e.action === 'repository-create'
+        ? {
+            time: time.toISOString(),
+            action: e.action,
+            registry: e.registry,
+            repository: e.repository,
+            settings: e.settings,
+            source: e.source,
+            ...(identity !== undefined ? { identity } : {}),
+          }
+        : {
+            time: time.toISOString(),
+            action: e.action,
+            registry: e.registry,
+            repository: e.repository,
+            digest: e.digest,
+            size: e.size,
+            ...(e.mediaType !== undefined ? { mediaType: e.mediaType } : {}),
+            ...(e.tag !== undefined ? { tag: e.tag } : {}),
+            ...(e.previousDigest !== undefined ? { previousDigest: e.previousDigest } : {}),
+            ...(e.from !== undefined ? { from: e.from } : {}),
+            ...(e.subject !== undefined ? { subject: e.subject } : {}),
+            ...(e.artifactType !== undefined ? { artifactType: e.artifactType } : {}),
+            source: e.source,
+            ...(identity !== undefined ? { identity } : {}),
+          };
     // One write(2) per line on an O_APPEND descriptor: complete lines, in the kernel as soon as written.
     // Media types come from registries: sanitised (losslessly, JSON stays the same) like every output.
     writeSync(this.fd, `${sanitize(JSON.stringify(entry), 'line')}\n`);

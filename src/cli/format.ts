@@ -57,7 +57,13 @@ export function parseDuration(text: string, what: string): number {
   return Math.round(Number(m[1]) * factor);
 }
 
-/** "1 layer", "3 layers" */
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
+/** "1 layer", "3 layers", "1 retry", "2 retries"; `many` for other irregular words. */
+export function plural(n: number, word: string, many?: string): string {
+  if (n === 1) return `${n} ${word}`;
+  return `${n} ${many ?? (/[^aeiou]y$/.test(word) ? `${word.slice(0, -1)}ies` : `${word}s`)}`;
+}
+
+/** "sha256:1851bab54954": enough of a digest to tell digests apart in a table or a line. */
+export function shortDigest(digest: string | undefined): string {
+  return digest ? digest.slice(0, 19) : '-';
 }

@@ -15,8 +15,10 @@ export interface Output {
   warn(line: string): void;
   /** Live status on a terminal (no-op elsewhere). */
   status(text: string): void;
-  /** Machine-readable result (stdout). */
+  /** Machine-readable result (stdout), one line or more, newline-terminated. */
   result(text: string): void;
+  /** Exact bytes on stdout (inspect --raw): nothing added. */
+  resultBytes(bytes: Uint8Array): void;
   /** Stop any live display. */
   stop(): void;
   readonly interactive: boolean;
@@ -67,6 +69,9 @@ export async function createOutput(options: OutputOptions = {}): Promise<Output>
     result(raw) {
       const text = sanitize(raw, 'lines');
       stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    },
+    resultBytes(bytes) {
+      stdout.write(bytes);
     },
     stop() {
       spinner?.stop();

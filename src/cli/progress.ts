@@ -2,36 +2,9 @@
 // rate, what is in flight), one plain line per finished image elsewhere.
 
 import type { CopyEvent } from '../copy/events.js';
-import type { ImageResult } from '../copy/result.js';
-import { referrerLines } from './commands/copy.js';
-import { formatBytes, formatDuration, plural } from './format.js';
+import { imageLine } from './describe.js';
+import { formatBytes } from './format.js';
 import type { Output } from './output.js';
-
-export function imageLine(r: ImageResult, dryRun: boolean): string {
-  const counts = new Map<string, number>();
-  for (const t of r.targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
-  const failed = counts.get('failed') ?? 0;
-  const mark = r.error || failed > 0 ? '✗' : dryRun ? '·' : '✓';
-  const parts = [...counts].map(([status, n]) => `${n} ${status}`);
-  const bytes = r.targets.reduce((n, t) => n + t.bytesUploaded, 0);
-  const verb = dryRun ? 'to upload' : 'uploaded';
-  let line = `${mark} ${r.source}: ${parts.join(', ') || 'no targets'}`;
-  if (bytes > 0) line += `, ${formatBytes(bytes)} ${verb}`;
-  const referrers = r.targets.reduce((n, t) => n + t.referrersCopied, 0);
-  if (referrers > 0) line += `, ${plural(referrers, 'referrer')} ${dryRun ? 'to copy' : 'copied'}`;
-  line += ` (${formatDuration(r.durationMs)})`;
-  if (r.error) line += `\n    ${r.error}`;
-  for (const t of r.targets) {
-    if (t.status === 'failed' && t.error && t.error !== 'not copied: the source failed') {
-      line += `\n    ${t.target}: ${t.error}`;
-    }
-    if (t.status === 'kept') line += `\n    ${t.target}: kept at ${t.digest} (overwrite "never")`;
-    if (dryRun && t.referrersCopied > 0) {
-      line += `\n    ${t.target}: ${plural(t.referrersCopied, 'referrer')} to copy${referrerLines(t)}`;
-    }
-  }
-  return line;
-}
 
 export class Progress {
   private total = 0;

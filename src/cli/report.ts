@@ -15,6 +15,7 @@ const errorKindSchema = z.enum([
   'digest-mismatch',
   'network',
   'registry',
+  'immutable',
   'layout',
   'interrupted',
   'internal',
@@ -30,7 +31,9 @@ export const targetResultSchema = z.strictObject({
   blobsMounted: z.number().int().nonnegative(),
   blobsExisting: z.number().int().nonnegative(),
   bytesUploaded: z.number().int().nonnegative(),
+  bytesMounted: z.number().int().nonnegative(),
   manifestsPushed: z.number().int().nonnegative(),
+  newRepository: z.boolean().optional(),
   referrersCopied: z.number().int().nonnegative(),
   referrers: z
     .array(
@@ -42,6 +45,8 @@ export const targetResultSchema = z.strictObject({
       }),
     )
     .optional(),
+  repositoryCreated: z.boolean().optional(),
+  refusedBy: z.enum(['overwrite-never', 'immutable-tags']).optional(),
   error: z.string().optional(),
   errorKind: errorKindSchema.optional(),
 });
@@ -81,6 +86,7 @@ export const summarySchema = z.strictObject({
   blobsUploaded: z.number().int(),
   blobsMounted: z.number().int(),
   bytesUploaded: z.number().int(),
+  bytesMounted: z.number().int(),
   referrersCopied: z.number().int(),
   requests: z.number().int(),
   retries: z.number().int(),
@@ -150,6 +156,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
     blobsUploaded: 0,
     blobsMounted: 0,
     bytesUploaded: 0,
+    bytesMounted: 0,
     referrersCopied: 0,
     requests: stats.requests,
     retries: stats.retries,
@@ -167,6 +174,7 @@ export function summarise(mirrors: MirrorResult[], stats: { requests: number; re
         s.blobsUploaded += t.blobsUploaded;
         s.blobsMounted += t.blobsMounted;
         s.bytesUploaded += t.bytesUploaded;
+        s.bytesMounted += t.bytesMounted;
         s.referrersCopied += t.referrersCopied;
       }
     }

@@ -3,11 +3,18 @@
 
 import { readFileSync } from 'node:fs';
 import { VENDORS } from '../cloud/index.js';
-import { credentialSourcesFor, isAnonymous, type ResolvedConfig } from '../config/resolve.js';
-import { describeContext, UsageError, whyUnreadable } from '../errors.js';
+import {
+  credentialSourcesFor,
+  isAnonymous,
+  type ResolvedConfig,
+  type VendorSettings,
+} from '../config/resolve.js';
+import { ConfigError, describeContext, UsageError, whyUnreadable } from '../errors.js';
 import { normaliseRegistry } from '../reference/reference.js';
 import { type ClientWarning, RegistryClient } from '../registry/client.js';
 import { defaultCredentialChain } from '../registry/credentials/chain.js';
+import { parseDockerConfig } from '../registry/credentials/docker-config.js';
+import { configFileSource } from '../registry/credentials/docker-config-source.js';
 import type { CredentialSource } from '../registry/credentials/types.js';
 import type { QuotaNotice, RegistrySettingsInput } from '../registry/profile/profile.js';
 import { RegistryProfiles } from '../registry/profile/profiles.js';
@@ -17,6 +24,8 @@ import type { TraceFn } from '../registry/transport.js';
 
 export interface ClientFlags {
   plainHttp?: string[];
+  /** Verified HTTPS for these hosts, loopback ones included (which default to plain HTTP). */
+  tlsVerify?: string[];
   insecure?: string[];
   caFile?: string[];
   hostConcurrency?: number;
@@ -27,6 +36,8 @@ export interface ClientFlags {
   retries?: number;
   /** Stop retrying a request once this much time has passed since its first attempt (--retry-max-time). */
   retryMaxTime?: number;
+  /** Credentials from this docker/podman auth file instead of the default ones (--authfile). */
+  authfile?: string;
 }
 
 /** The retry policy for the run: the built-in one, with the limits the flags set. */
@@ -56,18 +67,33 @@ export function checkCaFile(file: string, given: string): void {
   }
 }
 
-/** TLS modes the command line sets per registry (--plain-http, --insecure, --ca-file HOST=FILE). */
+/**
+ * TLS modes the command line sets per registry (--plain-http, --tls-verify, --insecure, --ca-file
+ * HOST=FILE). One host given two modes is a usage error: which one was meant cannot be guessed.
+ */
 export function tlsFromFlags(flags: ClientFlags): Map<string, TlsMode> {
   const byRegistry = new Map<string, TlsMode>();
-  const add = (hosts: string[] | undefined, mode: (value: string) => [string, TlsMode]) => {
+  const given = new Map<string, string>();
+  const add = (flag: string, hosts: string[] | undefined, mode: (value: string) => [string, TlsMode]) => {
     for (const h of hosts ?? []) {
       const [host, tls] = mode(h);
-      byRegistry.set(normaliseRegistry(host), tls);
+      const name = normaliseRegistry(host);
+      const before = given.get(name);
+      // A CA file is verified HTTPS with one more trusted CA: it goes with --tls-verify, and wins.
+      const verified = new Set([before, flag]);
+      const compatible = verified.has('--tls-verify') && verified.has('--ca-file');
+      if (before !== undefined && before !== flag && !compatible) {
+        throw new UsageError(`${before} ${host} and ${flag} ${host} contradict each other; give one`);
+      }
+      if (compatible && before === '--ca-file') continue;
+      given.set(name, flag);
+      byRegistry.set(name, tls);
     }
   };
-  add(flags.plainHttp, (h) => [h, 'disabled']);
-  add(flags.insecure, (h) => [h, 'insecure']);
-  add(flags.caFile, (v) => {
+  add('--plain-http', flags.plainHttp, (h) => [h, 'disabled']);
+  add('--tls-verify', flags.tlsVerify, (h) => [h, 'verify']);
+  add('--insecure', flags.insecure, (h) => [h, 'insecure']);
+  add('--ca-file', flags.caFile, (v) => {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new UsageError(`--ca-file takes HOST=FILE, got "${v}"`);
     const file = v.slice(eq + 1);
@@ -105,6 +131,26 @@ export function configRegistries(
 }
 
 /**
+ * --authfile FILE (skopeo's and podman's habit): this file, in docker's config.json or podman's auth.json
+ * form, instead of DOCKER_AUTH_CONFIG, docker's config and podman's files. Read and checked now: a missing
+ * or malformed file is a usage error before any request, not a 401 later.
+ */
+export function authfileSource(path: string, env: NodeJS.ProcessEnv): CredentialSource {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--authfile ${path}: ${path} ${whyUnreadable(err)}`, { cause: err });
+  }
+  try {
+    parseDockerConfig(text, path);
+  } catch (err) {
+    throw new UsageError(`--authfile ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return configFileSource(`auth file ${path}`, path, { env });
+}
+
+/**
  * Every registry's profile for this run, from one place: the config's registry settings first, then the
  * command line's, then (inside RegistryProfiles) the vendor's defaults.
  */
@@ -112,13 +158,17 @@ export function buildProfiles(options: {
   flags: ClientFlags;
   config?: ResolvedConfig;
   env?: NodeJS.ProcessEnv;
+  /** Credentials given on the command line per registry (copy --src-creds / --dest-creds): asked first. */
+  credentials?: Map<string, CredentialSource>;
 }): RegistryProfiles {
   const env = options.env ?? process.env;
   const { flags } = options;
   const tls = tlsFromFlags(flags);
   const configured = configRegistries(options.config, env);
-  const chain = defaultCredentialChain(env);
-  return new RegistryProfiles({
+  const chain =
+    flags.authfile !== undefined ? authfileSource(flags.authfile, env) : defaultCredentialChain(env);
+  const given = options.credentials ?? new Map<string, CredentialSource>();
+  const profiles = new RegistryProfiles({
     vendors: VENDORS,
     env,
     settings(registry) {
@@ -136,9 +186,29 @@ export function buildProfiles(options: {
       ...(options.config?.limits ? { limits: options.config.limits } : {}),
     },
     credentialSources(registry) {
-      return [...(configured.get(normaliseRegistry(registry))?.sources ?? []), chain];
+      const name = normaliseRegistry(registry);
+      const fromCommandLine = given.get(name);
+      return [...(fromCommandLine ? [fromCommandLine] : []), ...(configured.get(name)?.sources ?? []), chain];
     },
   });
+  // Every configured registry's profile now, before any request: the vendors check their settings as
+  // they build (a setting the registry cannot honour is a config error, exit 2, nothing sent).
+  for (const { settings } of configured.values()) {
+    const profile = profiles.for(settings.registry);
+    const asked = settings.vendor as VendorSettings | undefined;
+    const rules = [
+      ...(asked?.createRepositories ? [asked.createRepositories] : []),
+      ...Object.values(asked?.repositoryCreation ?? {}),
+    ].filter((rule) => rule.settings !== false);
+    if (rules.length > 0 && !profile.repositories) {
+      throw new ConfigError(
+        `config ${rules[0]!.at}: ${settings.registry} is a ${profile.kind} registry, which creates ` +
+          'repositories itself on first push (or not at all); regmirror creates repositories on ECR and ' +
+          'ECR Public only. Remove it, or set "type" if this host is one of those',
+      );
+    }
+  }
+  return profiles;
 }
 
 export function createClient(options: {
@@ -146,6 +216,7 @@ export function createClient(options: {
   signal: AbortSignal;
   config?: ResolvedConfig;
   env?: NodeJS.ProcessEnv;
+  credentials?: Map<string, CredentialSource>;
   trace?: TraceFn;
   /** Where the client's warnings go (a skipped invalid tag); the output sanitises them. */
   warn?: (line: string) => void;

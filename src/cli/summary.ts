@@ -5,6 +5,7 @@ import type { PullQuotaReport } from '../registry/profile/profile.js';
 import { durationWords } from '../registry/profile/pull-quota.js';
 import { formatBytes, formatDuration, plural } from './format.js';
 import type { Throttling } from './report.js';
+import { type Column, renderTable } from './table.js';
 
 interface Row {
   mirror: string;
@@ -13,20 +14,14 @@ interface Row {
   upToDate: number;
   kept: number;
   planned: number;
+  /** Of the planned: tags to create and to move. */
+  create: number;
+  move: number;
   failed: number;
+  uploaded: number;
   mounted: number;
   bytes: number;
   timeMs: number;
-}
-
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 export function summaryRows(mirrors: MirrorResult[]): Row[] {
@@ -41,7 +36,10 @@ export function summaryRows(mirrors: MirrorResult[]): Row[] {
         upToDate: 0,
         kept: 0,
         planned: 0,
+        create: 0,
+        move: 0,
         failed: m.error ? 1 : 0,
+        uploaded: 0,
         mounted: 0,
         bytes: 0,
         timeMs: 0,
@@ -54,8 +52,12 @@ export function summaryRows(mirrors: MirrorResult[]): Row[] {
         if (t.status === 'copied') row.copied++;
         else if (t.status === 'up-to-date') row.upToDate++;
         else if (t.status === 'kept') row.kept++;
-        else if (t.status === 'planned') row.planned++;
-        else row.failed++;
+        else if (t.status === 'planned') {
+          row.planned++;
+          if (t.tagAction === 'create') row.create++;
+          if (t.tagAction === 'move') row.move++;
+        } else row.failed++;
+        row.uploaded += t.blobsUploaded;
         row.mounted += t.blobsMounted;
         row.bytes += t.bytesUploaded;
       });
@@ -71,27 +73,51 @@ export function summaryRows(mirrors: MirrorResult[]): Row[] {
   return rows;
 }
 
-export function renderSummary(mirrors: MirrorResult[], dryRun: boolean): string {
+const text = (header: string): Column => ({ header, shrink: 'middle' });
+const number = (header: string): Column => ({ header, align: 'right' });
+
+/**
+ * The end-of-run table of sync (or plan), one row per mirror and target, fitted to `width` columns when
+ * given. The mirror column is there only when some mirror has a name of its own: by default a mirror is
+ * named after its source, and the target already says where that went. Blob counts are in the line
+ * under the table.
+ */
+export function renderSummary(mirrors: MirrorResult[], dryRun: boolean, width?: number): string {
   const rows = summaryRows(mirrors);
-  const headers = dryRun
-    ? ['mirror', 'target', 'to copy', 'up-to-date', 'kept', 'failed', 'mounts', 'bytes']
-    : ['mirror', 'target', 'copied', 'up-to-date', 'kept', 'failed', 'mounted', 'bytes', 'time'];
-  return table(
-    headers,
-    rows.map((r) => {
-      const cells = [
-        r.mirror,
-        r.target,
-        String(dryRun ? r.planned : r.copied),
-        String(r.upToDate),
-        String(r.kept),
-        String(r.failed),
-        String(r.mounted),
-        formatBytes(r.bytes),
-      ];
-      if (!dryRun) cells.push(formatDuration(r.timeMs));
-      return cells;
-    }),
+  const named = mirrors.some((m) => m.name !== m.source);
+  const columns = [
+    ...(named ? [text('mirror')] : []),
+    text('target'),
+    ...(dryRun
+      ? [
+          number('create'),
+          number('move'),
+          number('up to date'),
+          number('kept'),
+          number('failed'),
+          number('bytes'),
+        ]
+      : [
+          number('copied'),
+          number('up to date'),
+          number('kept'),
+          number('failed'),
+          number('bytes'),
+          number('time'),
+        ]),
+  ];
+  return renderTable(
+    columns,
+    rows.map((r) => [
+      ...(named ? [r.mirror] : []),
+      r.target,
+      ...(dryRun
+        ? [String(r.create), String(r.move), String(r.upToDate), String(r.kept), String(r.failed)]
+        : [String(r.copied), String(r.upToDate), String(r.kept), String(r.failed)]),
+      formatBytes(r.bytes),
+      ...(dryRun ? [] : [formatDuration(r.timeMs)]),
+    ]),
+    width,
   );
 }
 

@@ -21,13 +21,17 @@ import type { CredentialSource } from '../registry/credentials/types.js';
 import type { LimitsInput } from '../registry/limits.js';
 import type { RegistryKind } from '../registry/profile/profile.js';
 import type { TlsMode } from '../registry/tls.js';
+import { formatPath } from './issues.js';
 import {
   type Config,
   type CredentialsConfig,
+  type EcrCredentials,
+  type EcrPublicCredentials,
   mirrorName,
   type Overwrite,
   type ReferrersConfig,
   type RegistryConfig,
+  type RepositorySettings,
 } from './schema.js';
 import type { TagRules } from './tags.js';
 import { isTemplate, resolveTarget } from './template.js';
@@ -84,6 +88,26 @@ export interface ResolvedMirror extends Omit<MirrorPolicy, 'concurrency'> {
   tags: TagRules | undefined;
 }
 
+/** Repository creation as one place in the config asks for it (settings, or false: do not create). */
+export interface RepositoryCreationRule {
+  settings: RepositorySettings | false;
+  /** Where in the config it was said, for messages: registries["public.ecr.aws"].createRepositories. */
+  at: string;
+}
+
+/**
+ * Settings only a vendor understands (src/cloud/), handed to it as they are through the registry profile:
+ * the ECR credential forms and repository creation (the registry's, and per target repository the
+ * mirrors' own).
+ */
+export type VendorSettings = {
+  ecr?: EcrCredentials;
+  ecrPublic?: EcrPublicCredentials;
+  createRepositories?: RepositoryCreationRule;
+  /** Target repository path → a mirror's createRepositories, which wins over the registry's. */
+  repositoryCreation?: Record<string, RepositoryCreationRule>;
+};
+
 export interface RegistrySettings {
   /** Normalised as in references: "docker.io", "quay.io", "localhost:5000". */
   registry: string;
@@ -100,7 +124,7 @@ export interface RegistrySettings {
   /** Cross-repository mounts on or off; undefined: the vendor's default. */
   mounts?: boolean;
   /** Settings only a vendor understands (ECR credentials, repository creation), handed to it as they are. */
-  vendor?: Record<string, unknown>;
+  vendor?: VendorSettings;
   /** Bounds on what this registry may send (over `defaults.limits`). */
   limits?: LimitsInput;
 }
@@ -133,8 +157,58 @@ function registrySettingsOf(key: string, config: RegistryConfig, baseDir: string
   if (config.chunkSize !== undefined) settings.chunkSize = config.chunkSize;
   if (config.type !== undefined) settings.type = config.type;
   if (config.mounts !== undefined) settings.mounts = config.mounts;
+  const vendor: VendorSettings = {};
+  const credentials = config.credentials;
+  // The ECR credential forms say what kind of registry this is (the schema refused a contradicting type).
+  if (typeof credentials === 'object' && 'ecr' in credentials) {
+    vendor.ecr = credentials.ecr;
+    settings.type ??= 'ecr';
+  }
+  if (typeof credentials === 'object' && 'ecrPublic' in credentials) {
+    vendor.ecrPublic = credentials.ecrPublic;
+    settings.type ??= 'ecr-public';
+  }
+  if (config.createRepositories !== undefined) {
+    vendor.createRepositories = {
+      settings: config.createRepositories,
+      at: formatPath(['registries', key, 'createRepositories']),
+    };
+  }
+  if (Object.keys(vendor).length > 0) settings.vendor = vendor;
   if (config.limits !== undefined) settings.limits = config.limits;
   return settings;
+}
+
+/**
+ * A mirror's own createRepositories applies to its targets: recorded per target repository in the
+ * settings of the target's registry (created when the config names no such registry). Two mirrors that
+ * ask for different settings for the same repository are a config error.
+ */
+function addRepositoryCreation(
+  registries: Map<string, RegistrySettings>,
+  mirror: ResolvedMirror,
+  rule: RepositoryCreationRule,
+): void {
+  for (const target of mirror.targets) {
+    // An OCI layout target is files: there is no repository to create.
+    if (target.layout) continue;
+    let settings = registries.get(target.registry);
+    if (!settings) {
+      settings = { registry: target.registry, credentials: 'docker' };
+      registries.set(target.registry, settings);
+    }
+    settings.vendor ??= {};
+    settings.vendor.repositoryCreation ??= {};
+    const byPath = settings.vendor.repositoryCreation;
+    const earlier = byPath[target.path];
+    if (earlier && JSON.stringify(earlier.settings) !== JSON.stringify(rule.settings)) {
+      throw new ConfigError(
+        `config ${rule.at}: asks to create ${target.registry}/${target.path} with other settings than ` +
+          `${earlier.at}; give both mirrors the same createRepositories`,
+      );
+    }
+    byPath[target.path] ??= rule;
+  }
 }
 
 /**
@@ -155,11 +229,11 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
     const settings = registrySettingsOf(key, value, options.baseDir);
     registries.set(settings.registry, settings);
   }
-  const mirrors = config.mirrors.map((mirror): ResolvedMirror => {
+  const mirrors = config.mirrors.map((mirror, index): ResolvedMirror => {
     const source = fromConfigDir(parseRepository(mirror.source), options.baseDir);
     const targetTemplates = mirror.targets.map((t) => absoluteLayoutPath(t, options.baseDir));
     const wholeLayout = source.layout !== undefined && source.path === '';
-    return {
+    const resolved: ResolvedMirror = {
       name: mirrorName(mirror),
       source,
       targets: wholeLayout ? [] : targetTemplates.map((target) => resolveTarget(target, source)),
@@ -172,6 +246,13 @@ export function resolveConfig(config: Config, options: { baseDir: string }): Res
       referrers: mirror.referrers === undefined ? defaults.referrers : referrersOf(mirror.referrers),
       cosignTags: mirror.cosignTags ?? defaults.cosignTags,
     };
+    if (mirror.createRepositories !== undefined) {
+      addRepositoryCreation(registries, resolved, {
+        settings: mirror.createRepositories,
+        at: formatPath(['mirrors', index, 'createRepositories']),
+      });
+    }
+    return resolved;
   });
   return { defaults, registries, mirrors, ...(given.limits ? { limits: given.limits } : {}) };
 }
@@ -243,6 +324,7 @@ export function isAnonymous(settings: RegistrySettings): boolean {
  */
 export function credentialSourcesFor(settings: RegistrySettings, env: Env = process.env): CredentialSource[] {
   const credentials = settings.credentials;
-  if (typeof credentials === 'string') return [];
+  // The ECR forms are the vendor's (src/cloud/): its profile asks them before these sources.
+  if (typeof credentials === 'string' || !('env' in credentials)) return [];
   return [envCredentialSource(settings.registry, credentials.env.username, credentials.env.password, env)];
 }

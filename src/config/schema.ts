@@ -111,7 +111,8 @@ const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
     'that holds the value (e.g. "DOCKERHUB_TOKEN"), never the secret itself',
 });
 
-const CREDENTIAL_FORMS = '"docker", "anonymous", or { "env": { "username": "VAR", "password": "VAR" } }';
+const CREDENTIAL_FORMS =
+  '"docker", "anonymous", { "env": { "username": "VAR", "password": "VAR" } }, { "ecr": {} } or { "ecrPublic": {} }';
 
 const envSourceSchema = z
   .strictObject({
@@ -122,25 +123,106 @@ const envSourceSchema = z
 
 export type EnvCredentials = z.output<typeof envSourceSchema>;
 
-// One key names the source. Room here for { "ecr": {...} } and { "ecrPublic": {...} }: each becomes one
-// more optional key, and the type below one more member.
+const awsProfileSchema = z
+  .string()
+  .min(1)
+  .describe(
+    'A profile of the AWS shared config files (~/.aws/config, ~/.aws/credentials), e.g. "prod"; SSO ' +
+      'profiles work once `aws sso login` has run. Default: the SDK default chain (AWS_PROFILE, ' +
+      'environment, web identity, container and instance roles).',
+  );
+
+const roleArnSchema = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, {
+    error: (issue) =>
+      `${describeValue(issue.input)} is not an IAM role ARN; write one like "arn:aws:iam::123456789012:role/mirror-push"`,
+  })
+  .describe(
+    'An IAM role to assume (sts:AssumeRole) with the credentials found, e.g. ' +
+      '"arn:aws:iam::123456789012:role/mirror-push".',
+  );
+
+const ecrSourceSchema = z
+  .strictObject({
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, {
+        error: (issue) => `${describeValue(issue.input)} is not an AWS region; write one like "eu-west-1"`,
+      })
+      .optional()
+      .describe(
+        'The region of the registry. Default: from the host name (<account>.dkr.ecr.<region>.amazonaws.com), ' +
+          'else the AWS SDK default (AWS_REGION, the profile). Needed for a VPC endpoint or another host name.',
+      ),
+    registryId: z
+      .string()
+      .regex(/^\d{12}$/, {
+        error: (issue) =>
+          `${describeValue(issue.input)} is not an AWS account ID; write the 12 digits, e.g. "123456789012"`,
+      })
+      .optional()
+      .describe(
+        'The AWS account that owns the registry. Default: from the host name, else the account of the ' +
+          'credentials. Needed for a VPC endpoint or another host name, and for cross-account registries.',
+      ),
+    profile: awsProfileSchema.optional(),
+    roleArn: roleArnSchema.optional(),
+  })
+  .describe(
+    'An ECR authorization token (GetAuthorizationToken, valid 12 hours, renewed as needed) through the ' +
+      'AWS SDK default credential chain. Implies "type": "ecr".',
+  );
+
+export type EcrCredentials = z.output<typeof ecrSourceSchema>;
+
+const ecrPublicSourceSchema = z
+  .strictObject({
+    profile: awsProfileSchema.optional(),
+    roleArn: roleArnSchema.optional(),
+  })
+  .describe(
+    'An ECR Public authorization token (GetAuthorizationToken in us-east-1, renewed as needed) through the ' +
+      'AWS SDK default credential chain. Implies "type": "ecr-public".',
+  );
+
+export type EcrPublicCredentials = z.output<typeof ecrPublicSourceSchema>;
+
+/** A credentials source named by its one key. */
+export type CredentialSourceConfig =
+  | { env: EnvCredentials }
+  | { ecr: EcrCredentials }
+  | { ecrPublic: EcrPublicCredentials };
+
+// One key names the source: { "env": {...} }, { "ecr": {...} } or { "ecrPublic": {...} }.
 const credentialSourceSchema = z
   .strictObject(
-    { env: envSourceSchema.optional() },
+    {
+      env: envSourceSchema.optional(),
+      ecr: ecrSourceSchema.optional(),
+      ecrPublic: ecrPublicSourceSchema.optional(),
+    },
     {
       error: (issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown credentials source ${issue.keys.map((k) => `"${k}"`).join(', ')}; expected ${CREDENTIAL_FORMS}`
+          ? `unknown credentials source ${issue.keys.map((k) => `"${k}"`).join(', ')}${oneOf(['env', 'ecr', 'ecrPublic'], issue.keys[0])}; expected ${CREDENTIAL_FORMS}`
           : undefined,
     },
   )
   .superRefine((source, ctx) => {
     // An unknown key was reported already; "no source" would only repeat it.
-    if (Object.keys(source).length !== 1 && ctx.issues.length === 0) {
-      problem(ctx, `names no credentials source; expected ${CREDENTIAL_FORMS}`);
+    if (ctx.issues.length > 0) return;
+    const keys = Object.keys(source);
+    if (keys.length === 0) problem(ctx, `names no credentials source; expected ${CREDENTIAL_FORMS}`);
+    else if (keys.length > 1) {
+      problem(ctx, `names ${keys.length} credentials sources (${keys.join(', ')}); keep one`);
     }
   })
-  .transform((source): { env: EnvCredentials } => ({ env: source.env! }))
+  .transform((source): CredentialSourceConfig => {
+    if (source.ecr) return { ecr: source.ecr };
+    if (source.ecrPublic) return { ecrPublic: source.ecrPublic };
+    return { env: source.env! };
+  })
   .describe('Credentials from a named source.');
 
 const CREDENTIAL_NAMES = ['docker', 'anonymous'] as const;
@@ -151,7 +233,8 @@ const credentialsSchema = z
       z
         .enum(CREDENTIAL_NAMES)
         .describe(
-          '"docker": DOCKER_AUTH_CONFIG, docker config.json, podman auth.json (the default); "anonymous": none.',
+          '"docker": DOCKER_AUTH_CONFIG, docker config.json, podman auth.json, then what the platform ' +
+            'provides (an ECR token from the AWS SDK default chain for ECR hosts) (the default); "anonymous": none.',
         ),
       credentialSourceSchema,
     ],
@@ -242,6 +325,80 @@ const registryTypeSchema = z
       'self-hosted Harbor, Quay, zot, Artifactory, or an ECR VPC endpoint.',
   );
 
+export const TAG_MUTABILITY = ['immutable', 'mutable'] as const;
+/** What ECR Public's catalog accepts for architectures and operating systems. */
+export const CATALOG_ARCHITECTURES = ['ARM', 'ARM 64', 'x86', 'x86-64'] as const;
+export const CATALOG_OPERATING_SYSTEMS = ['Linux', 'Windows'] as const;
+
+const catalogDataSchema = z
+  .strictObject({
+    description: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('A short description shown in the ECR Public Gallery (at most 1024 characters).'),
+    aboutText: z
+      .string()
+      .max(10240)
+      .optional()
+      .describe('The "About" section of the gallery page, in Markdown (at most 10240 characters).'),
+    usageText: z
+      .string()
+      .max(10240)
+      .optional()
+      .describe('The "Usage" section of the gallery page, in Markdown (at most 10240 characters).'),
+    architectures: z
+      .array(z.enum(CATALOG_ARCHITECTURES))
+      .optional()
+      .describe('Architectures shown in the gallery: "ARM", "ARM 64", "x86", "x86-64".'),
+    operatingSystems: z
+      .array(z.enum(CATALOG_OPERATING_SYSTEMS))
+      .optional()
+      .describe('Operating systems shown in the gallery: "Linux", "Windows".'),
+  })
+  .describe('ECR Public only: the gallery catalog data a new repository gets.');
+
+const repositorySettingsSchema = z
+  .strictObject({
+    tagMutability: z
+      .enum(TAG_MUTABILITY)
+      .optional()
+      .describe(
+        'ECR only: "immutable" (a pushed tag can never move: the registry refuses it) or "mutable" ' +
+          '(ECR\'s default). ECR Public has none: use "overwrite": "never" there.',
+      ),
+    scanOnPush: z
+      .boolean()
+      .optional()
+      .describe('ECR only: scan every pushed image for vulnerabilities (basic scanning). Default false.'),
+    encryption: z
+      .union([
+        z.literal('AES256'),
+        z.strictObject({
+          kmsKey: z.string().min(1).describe('The KMS key ARN, ID or alias that encrypts the repository.'),
+        }),
+      ])
+      .optional()
+      .describe('ECR only: "AES256" (the default, S3-managed keys) or { "kmsKey": "arn:aws:kms:..." }.'),
+    catalogData: catalogDataSchema.optional(),
+  })
+  .describe('The settings a new repository is created with.');
+
+/** How new repositories are created; `true` in the config is {} (the registry's own defaults). */
+export type RepositorySettings = z.output<typeof repositorySettingsSchema>;
+
+const createRepositoriesSchema = z
+  .union([z.boolean(), repositorySettingsSchema], {
+    error: (issue) =>
+      `expected true, false, or { "tagMutability", "scanOnPush", "encryption", "catalogData" }, got ${describeValue(issue.input)}`,
+  })
+  .transform((value): RepositorySettings | false => (value === true ? {} : value))
+  .describe(
+    'ECR and ECR Public: create a target repository that does not exist yet (once per run, before the ' +
+      'first push), with these settings; true = the registry defaults. Needs ecr:CreateRepository or ' +
+      'ecr-public:CreateRepository.',
+  );
+
 export const registrySchema = z
   .strictObject({
     type: registryTypeSchema.optional(),
@@ -257,6 +414,22 @@ export const registrySchema = z
           'every mount with an upload session unless the account enabled blob mounting: set true then).',
       ),
     limits: limitsSchema.optional(),
+    createRepositories: createRepositoriesSchema.optional(),
+  })
+  .superRefine((registry, ctx) => {
+    // The ECR credential forms say what the registry is; a `type` that says otherwise is a mistake.
+    const credentials = registry.credentials;
+    if (typeof credentials !== 'object' || registry.type === undefined) return;
+    const implied = 'ecr' in credentials ? 'ecr' : 'ecrPublic' in credentials ? 'ecr-public' : undefined;
+    if (implied !== undefined && registry.type !== implied) {
+      const form = implied === 'ecr' ? 'ecr' : 'ecrPublic';
+      problem(
+        ctx,
+        `{ "${form}": ... } credentials are for an ${implied} registry, but "type" is "${registry.type}"; ` +
+          `set "type": "${implied}" or choose other credentials`,
+        ['credentials'],
+      );
+    }
   })
   .describe('Settings for one registry host.');
 
@@ -515,7 +688,7 @@ function normaliseTagRules(
   };
 }
 
-const tagRulesSchema = z
+export const tagRulesSchema = z
   .union([tagListSchema, tagRulesObjectSchema], {
     error: (issue) =>
       `expected a list of tags like ["1.2.3", "1.3.0"], or an object with list, include, exclude, semver, ` +
@@ -600,6 +773,12 @@ export const mirrorSchema = z
       .describe('Where to copy: one or more repositories or templates.'),
     tags: tagRulesSchema.optional(),
     ...policyShape,
+    createRepositories: createRepositoriesSchema
+      .optional()
+      .describe(
+        "Repository creation for this mirror's targets, instead of their registry's createRepositories " +
+          '(ECR and ECR Public).',
+      ),
   })
   .superRefine(checkTargets)
   .describe('One source repository and where its tags go.');

@@ -43,6 +43,10 @@ export interface DriftRow {
   missingReferrers?: string[];
   error?: string;
   errorKind?: string;
+  /** After a repair (check --fix): the state the row was in before it; `state` is the state after. */
+  fixedFrom?: DriftState;
+  /** The repair of this row failed: why. */
+  fixError?: string;
 }
 
 export interface CheckOptions {

@@ -18,6 +18,7 @@ import {
   AuthError,
   errorKind,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NotFoundError,
@@ -35,6 +36,7 @@ import { untilSettledOrCongested, type Watched } from './congestion.js';
 import type { EventSink } from './events.js';
 import { blobsBelow, filterRoot, loadGraph, type ManifestGraph, manifestDigests } from './graph.js';
 import type { BlobKnowledge } from './knowledge.js';
+import { writeManifest } from './manifest-write.js';
 import { ReferrerRun } from './referrer-run.js';
 import {
   discoverAtSource,
@@ -301,6 +303,7 @@ async function copyInto(
         r.status = 'kept';
         r.tagAction = 'keep';
         r.digest = head.digest;
+        r.refusedBy = 'overwrite-never';
         return;
       }
       r.tagAction = !head ? 'create' : head.digest === wanted ? 'none' : 'move';
@@ -377,9 +380,20 @@ async function copyInto(
       try {
         if (w.pushTag) await surveyTarget(w, graph!, ctx, verify);
         if (found && found.found.length > 0) await surveyReferrers(w, found, referrerGraph, ctx, verify);
-        // Registries that need a repository before the first write (ECR) get it now, once per run.
-        if (!options.dryRun && isLive(w)) {
-          if ((await ctx.store.ensureRepository?.(w.ref)) === 'created') w.result.repositoryCreated = true;
+        if (options.dryRun && isLive(w)) {
+          // A plan says which repositories a sync would create (it asks; it does not create).
+          if ((await ctx.store.repositoryState?.(w.ref)) === 'missing') w.result.repositoryCreated = true;
+        } else if (isLive(w) && (await ctx.store.ensureRepository?.(w.ref)) === 'created') {
+          // Registries that need a repository before the first write (ECR) get it now, once per run.
+          w.result.repositoryCreated = true;
+          ctx.onEvent?.({
+            type: 'write',
+            action: 'repository-create',
+            source: sourceName,
+            registry: w.ref.registry,
+            repository: w.ref.path,
+            settings: ctx.store.repositorySettings?.(w.ref) ?? '',
+          });
         }
       } catch (err) {
         // Errors of a survey are the target's; an interrupt is the image's (thrown once all have settled).
@@ -428,12 +442,13 @@ async function copyInto(
   const together = work.filter((w, k) => inTime[k] && isLive(w));
   transferBlobs(source, together, ctx);
   const pipelines = work.map((w, k): Promise<void> => {
-    if (inTime[k]) return isLive(w) ? pushManifests(w, graph, rootDigest, found, ctx) : Promise.resolve();
+    if (inTime[k])
+      return isLive(w) ? pushManifests(w, graph, rootDigest, found, ctx, overwrite) : Promise.resolve();
     return surveyed[k]!.then(() => {
       if (interrupted !== undefined) throw interrupted;
       if (!isLive(w)) return;
       transferBlobs(source, [w], ctx);
-      return pushManifests(w, graph, rootDigest, found, ctx);
+      return pushManifests(w, graph, rootDigest, found, ctx, overwrite);
     });
   });
   for (const p of pipelines) p.catch(() => {});
@@ -486,6 +501,7 @@ function planTransfers(work: TargetWork[], rootDigest: Digest, ctx: CopyContext)
           uploadedTo.has(registryKey))
       ) {
         w.result.blobsMounted++;
+        w.result.bytesMounted += desc.size;
       } else {
         w.result.blobsUploaded++;
         w.result.bytesUploaded += desc.size;
@@ -745,6 +761,7 @@ function transferClaimed(
   const mounted = (w: TargetWork, from?: string): BlobStart => {
     knowledge.markPresent(w.ref.registry, w.ref.path, desc.digest);
     w.result.blobsMounted++;
+    w.result.bytesMounted += desc.size;
     written(w, 'blob-mount', from);
     emit(w, 'mount');
     return { done: true, outcome: undefined };
@@ -1026,9 +1043,16 @@ async function pushManifests(
   rootDigest: Digest,
   found: SourceReferrers | undefined,
   ctx: CopyContext,
+  overwrite: OverwritePolicy,
 ): Promise<void> {
   const put = async (m: Manifest, selector: string, extra: WriteExtra = {}): Promise<void> => {
-    const pushed = await ctx.store.manifestPut(w.ref, selector, m.bytes, m.mediaType);
+    const pushed = await writeManifest(ctx.store, ctx.knowledge, {
+      repo: w.ref,
+      selector,
+      bytes: m.bytes,
+      mediaType: m.mediaType,
+      names: childrenOf(m).map((c) => c.digest),
+    });
     ctx.knowledge.markManifest(w.ref.registry, w.ref.path, m.digest);
     // Under a tag the registry names it by sha256 even when the source named it by sha512: the same
     // bytes either way, which is what counts.
@@ -1129,9 +1153,19 @@ async function pushManifests(
     if (w.referrers.length > 0) w.result.referrers = w.referrers.map(entryOf);
     if (found && listed.size > 0) await listReferrers(w, [...listed], found, ctx);
     if (w.pushTag && root && !(rootPushed && w.ref.tag === undefined)) {
-      await put(root, w.ref.tag ?? root.digest, {
-        ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
-      });
+      try {
+        await put(root, w.ref.tag ?? root.digest, {
+          ...(w.result.previousDigest !== undefined ? { previousDigest: w.result.previousDigest } : {}),
+        });
+      } catch (err) {
+        // The repository will not move the tag. With overwrite "never" that is what was wanted anyway.
+        if (!(err instanceof ImmutableTagError) || overwrite !== 'never') throw err;
+        w.result.status = 'kept';
+        w.result.tagAction = 'keep';
+        w.result.refusedBy = 'immutable-tags';
+        if (err.current !== undefined) w.result.digest = err.current as Digest;
+        return;
+      }
       if (w.ref.tag !== undefined) ctx.targetTags?.noteTag(w.ref, w.ref.tag);
       if (!rootPushed) w.result.manifestsPushed++;
     }
@@ -1142,6 +1176,7 @@ async function pushManifests(
     w.result.status = 'failed';
     w.result.error = formatError(onSide(err, 'target'));
     w.result.errorKind = errorKind(err);
+    if (err instanceof ImmutableTagError) w.result.refusedBy = 'immutable-tags';
   }
 }
 
@@ -1174,6 +1209,7 @@ async function listReferrers(
       subject,
       found.bySubject.get(subject) ?? [],
       found.fallbackIndex.get(subject),
+      ctx.knowledge,
     );
     for (const write of writes) {
       ctx.onEvent?.({

@@ -8,9 +8,12 @@ export type BlobAction = 'exists' | 'upload' | 'mount';
 /**
  * A change made on a target registry, emitted once the registry has confirmed it: what an audit log
  * records. `tag-move` carries the digest the tag pointed at before; `blob-mount` the repository the blob
- * was linked from; a referrer's manifest, cosign tag or fallback index carries the `subject` it is about.
+ * was linked from; a referrer's manifest, cosign tag or fallback index carries the `subject` it is about;
+ * `repository-create` (ECR) the settings the repository was created with.
  */
-export interface WriteEvent {
+export type WriteEvent = ContentWriteEvent | RepositoryCreateEvent;
+
+export interface ContentWriteEvent {
   type: 'write';
   action: 'blob-upload' | 'blob-mount' | 'manifest-put' | 'tag-create' | 'tag-move' | 'tag-rewrite';
   /** The source image this write is for. */
@@ -26,6 +29,17 @@ export interface WriteEvent {
   /** For a referrer (and a fallback referrers index): the manifest it refers to. */
   subject?: Digest;
   artifactType?: string;
+}
+
+export interface RepositoryCreateEvent {
+  type: 'write';
+  action: 'repository-create';
+  /** The source image whose copy created it. */
+  source: string;
+  registry: string;
+  repository: string;
+  /** What it was created with, in words ("immutable tags, scan on push, AES256 encryption"). */
+  settings: string;
 }
 
 export type CopyEvent =

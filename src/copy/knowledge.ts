@@ -1,6 +1,9 @@
 // What this run has learned about blobs on registries: where each digest is known to be present (so a
 // blob is handled once per target, and a second repository on the same registry mounts it), and which
-// transfers are under way (so two images sharing a layer do not upload it twice at the same time).
+// transfers are under way (so two images sharing a layer do not upload it twice at the same time). It also
+// knows which manifest writes are under way per repository: a registry that verifies what an index names
+// (distribution does) can find a manifest another image of the run is writing at that moment half
+// written, so a parent waits for the writes of what it names.
 //
 // Besides what this run saw, mount sources can come from outside it: repositories named on the command
 // line (`copy --mount-from`), tried first, and what earlier runs pushed (MountHints, the CLI's cache on
@@ -21,6 +24,7 @@ export class BlobKnowledge {
   private readonly present = new Map<string, Set<string>>();
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly refused = new Set<string>();
+  private readonly manifestWrites = new Map<string, Promise<unknown>>();
   private readonly hints: MountHints | undefined;
   /** Repositories to try a mount from first, per registry (`copy --mount-from`). */
   private readonly preferred = new Map<string, string[]>();
@@ -116,5 +120,26 @@ export class BlobKnowledge {
     });
     tracked.catch(() => {});
     this.inflight.set(key, tracked);
+  }
+
+  /** Record a manifest write to a repository; it is forgotten when it settles. */
+  writingManifest<T>(registry: string, repository: string, digest: Digest, write: Promise<T>): Promise<T> {
+    const key = `${registry}/${repository} ${digest}`;
+    const tracked = write.finally(() => {
+      if (this.manifestWrites.get(key) === tracked) this.manifestWrites.delete(key);
+    });
+    tracked.catch(() => {});
+    this.manifestWrites.set(key, tracked);
+    return write;
+  }
+
+  /** Resolves once no write of these manifests to this repository is under way (whatever its outcome). */
+  async manifestsSettled(registry: string, repository: string, digests: Iterable<Digest>): Promise<void> {
+    const pending: Promise<unknown>[] = [];
+    for (const d of digests) {
+      const p = this.manifestWrites.get(`${registry}/${repository} ${d}`);
+      if (p) pending.push(p.catch(() => {}));
+    }
+    await Promise.all(pending);
   }
 }

@@ -24,6 +24,8 @@ import {
   serverFilterFor,
 } from '../oci/referrers.js';
 import { formatRepository, type Repository, withTag } from '../reference/reference.js';
+import type { BlobKnowledge } from './knowledge.js';
+import { writeManifest } from './manifest-write.js';
 import type { ReferrerRun } from './referrer-run.js';
 import type { ReferrersAnswer, RegistryStore } from './store.js';
 
@@ -295,6 +297,7 @@ export async function mergeIntoFallbackIndex(
   subject: Digest,
   wanted: readonly Descriptor[],
   sourceIndex: Manifest | undefined,
+  knowledge?: BlobKnowledge,
 ): Promise<IndexWrite[]> {
   const tag = referrersTagFor(subject);
   const context = { registry: target.registry, repository: target.path, step: `referrers index ${tag}` };
@@ -322,7 +325,13 @@ export async function mergeIntoFallbackIndex(
       );
       const exact = sourceIndex !== undefined && merged.every((d) => sourceDigests.has(d.digest));
       const bytes = exact ? sourceIndex.bytes : buildReferrersIndex(merged);
-      const digest = await store.manifestPut(target, tag, bytes, OCI_INDEX);
+      const digest = await writeManifest(store, knowledge, {
+        repo: target,
+        selector: tag,
+        bytes,
+        mediaType: OCI_INDEX,
+        names: merged.map((d) => d.digest),
+      });
       await run.noteTag(target, tag);
       writes.push({
         tag,

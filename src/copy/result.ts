@@ -12,6 +12,8 @@ export type TargetStatus = 'copied' | 'up-to-date' | 'kept' | 'planned' | 'faile
 /** What happens to the target tag: created, moved from previousDigest, kept as it is, or nothing to do. */
 export type TagAction = 'create' | 'move' | 'keep' | 'none';
 
+export type RefusalRule = 'overwrite-never' | 'immutable-tags';
+
 export interface TargetResult {
   target: string;
   status: TargetStatus;
@@ -25,13 +27,25 @@ export interface TargetResult {
   blobsMounted: number;
   blobsExisting: number;
   bytesUploaded: number;
+  /** Bytes of the blobs mounted (or, in a plan, to be mounted): moved inside the registry, not sent. */
+  bytesMounted: number;
   manifestsPushed: number;
+  /** Plan only, set by the caller that looked: the target repository does not exist yet. */
+  newRepository?: boolean;
   /** Referrers (signatures, SBOMs, attestations, cosign tags) brought to the target; in a plan, to bring. */
   referrersCopied: number;
   /** Which: each with the manifest it refers to. Absent when none. */
   referrers?: ReferrerEntry[];
-  /** The target repository did not exist and was created for this copy (registries that need it: ECR). */
+  /**
+   * The target repository did not exist and was created for this copy (in a plan: would be created);
+   * registries that need it: ECR, ECR Public.
+   */
   repositoryCreated?: boolean;
+  /**
+   * The rule that left the target tag where it was: "overwrite-never" (the mirror's overwrite policy, status
+   * kept) or "immutable-tags" (the repository refused to move it: kept with overwrite "never", else failed).
+   */
+  refusedBy?: RefusalRule;
   error?: string;
   errorKind?: ErrorKind;
 }
@@ -70,6 +84,7 @@ export function newTargetResult(target: string): TargetResult {
     blobsMounted: 0,
     blobsExisting: 0,
     bytesUploaded: 0,
+    bytesMounted: 0,
     manifestsPushed: 0,
     referrersCopied: 0,
   };

@@ -178,7 +178,12 @@ export async function syncMirrors(
   specs: MirrorSpec[],
   ctx: CopyContext,
   images: Limiter,
-  options: { signal?: AbortSignal; onResolved?: (result: MirrorResult, jobs: number) => void } = {},
+  options: {
+    signal?: AbortSignal;
+    onResolved?: (result: MirrorResult, jobs: ImageJob[]) => void;
+    /** Awaited once every mirror is resolved, before the first image starts. */
+    beforeImages?: Promise<unknown>;
+  } = {},
 ): Promise<{ results: MirrorResult[]; jobs: number }> {
   const resolveLimit = pLimit(8);
   const resolved = await Promise.all(specs.map((spec) => resolveLimit(() => resolveMirror(spec, ctx))));
@@ -187,8 +192,9 @@ export async function syncMirrors(
   resolved.forEach((r, i) => {
     results.set(specs[i]!, r.result);
     jobs.push(...r.jobs);
-    options.onResolved?.(r.result, r.jobs.length);
+    options.onResolved?.(r.result, r.jobs);
   });
+  await options.beforeImages;
   await runJobs(jobs, results, ctx, images, options.signal);
   return { results: [...results.values()], jobs: jobs.length };
 }

@@ -52,6 +52,10 @@ export interface RegistryStore {
    * repositories created first). Resolves once it exists; "unmanaged" where the store does not create.
    */
   ensureRepository?(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'>;
+  /** Plans: whether a repository this store would create exists, without creating it. */
+  repositoryState?(repo: Repository): Promise<'exists' | 'missing' | 'unmanaged'>;
+  /** What a repository this store would create is created with, in words (for reports and the audit log). */
+  repositorySettings?(repo: Repository): string | undefined;
   /**
    * The referrers of `subject` through the registry's referrers API (every page). A registry found to
    * have no such API is not asked again: later calls answer `{ api: false }` at once. A store without

@@ -85,4 +85,13 @@ export class RoutedStore implements RegistryStore {
     if (repo.layout) return 'unmanaged';
     return (await this.registries.ensureRepository?.(repo)) ?? 'unmanaged';
   }
+
+  async repositoryState(repo: Repository): Promise<'exists' | 'missing' | 'unmanaged'> {
+    if (repo.layout) return 'unmanaged';
+    return (await this.registries.repositoryState?.(repo)) ?? 'unmanaged';
+  }
+
+  repositorySettings(repo: Repository): string | undefined {
+    return repo.layout ? undefined : this.registries.repositorySettings?.(repo);
+  }
 }

@@ -214,6 +214,14 @@ export class Authenticator {
   }
 
   /**
+   * Why there is no credential, when its provider found none and can say why (no AWS credentials for an
+   * ECR token); undefined otherwise, including before the provider was asked.
+   */
+  whyNoCredential(): string | undefined {
+    return this.credentials.missing?.();
+  }
+
+  /**
    * The repositories this run will use on this registry, with the actions it needs on each: a token is
    * asked for several at once (up to MAX_SCOPES_PER_TOKEN), so that a run over many repositories does
    * not fetch one token per repository, and a repository it writes to gets pull,push from its first

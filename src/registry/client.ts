@@ -9,6 +9,7 @@ import {
   DigestMismatchError,
   type ErrorContext,
   formatError,
+  ImmutableTagError,
   isAbort,
   isTransient,
   NetworkError,
@@ -194,7 +195,8 @@ export class RegistryClient {
   readonly transport: Transport;
   readonly profiles: RegistryProfiles;
   private readonly auths = new Map<string, Authenticator>();
-  private readonly repositories = new Map<string, Promise<'exists' | 'created' | 'unmanaged'>>();
+  private readonly repositories = new Map<string, Promise<'exists' | 'created'>>();
+  private readonly repositoryStates = new Map<string, Promise<'exists' | 'missing'>>();
   private readonly options: ClientOptions;
   readonly retryPolicy: RetryPolicy;
   /** Which registries have the referrers API, learned once each and kept in their profiles. */
@@ -347,7 +349,9 @@ export class RegistryClient {
       }
       await readCapped(res.body, 4096);
       if (replayable) {
-        if (authorization === undefined && changed) continue;
+        // Bounded like every re-authentication: a Basic registry asked without credentials answers 401
+        // each time, and "changed" stays true when nothing was sent.
+        if (authorization === undefined && changed && reauths++ < 2) continue;
         if (!o.noReauth) {
           if (changed && reauths++ < 2) continue;
           if (authorization !== undefined && !renewed && auth.renew()) {
@@ -371,11 +375,12 @@ export class RegistryClient {
     const source = await auth.describeCredentialSource();
     const insufficient = /insufficient_scope/.test(www ?? '');
     if (!hasCredential) {
+      const why = auth.whyNoCredential();
       return new AuthError(`authentication required: ${o.repo.registry} gives no anonymous access here`, {
         context: ctx,
-        hint:
-          this.profile(o.repo.registry).hints.noCredentials ??
-          'log in with docker login, or configure credentials for this registry',
+        hint: why
+          ? `${why}; ${this.noCredentialsHint(o.repo.registry)}`
+          : this.noCredentialsHint(o.repo.registry),
       });
     }
     if (insufficient || sent?.startsWith('Bearer ')) {
@@ -391,6 +396,14 @@ export class RegistryClient {
         context: ctx,
         hint: 'check the username and password',
       },
+    );
+  }
+
+  /** What to do when credentials are needed and none were found: the vendor's words when it has them. */
+  private noCredentialsHint(registry: string): string {
+    return (
+      this.profile(registry).hints.noCredentials ??
+      'log in with docker login, or configure credentials for this registry'
     );
   }
 
@@ -414,13 +427,25 @@ export class RegistryClient {
     const context: ErrorContext = { registry: o.repo.registry, repository: o.repo.path, step: o.step };
     const detail = summary ? `: ${summary}` : '';
     switch (classifyStatus(status, { codes })) {
-      case 'not-found':
-        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, { context });
-      case 'denied':
+      case 'not-found': {
+        // Registries that need a repository before the first push (ECR) say how to get one.
+        const hint = codes.includes('NAME_UNKNOWN')
+          ? this.profile(o.repo.registry).quirks.missingRepositoryHint
+          : undefined;
+        return new NotFoundError(`${what ?? 'not found'} (HTTP 404${detail})`, {
+          context,
+          ...(hint ? { hint } : {}),
+        });
+      }
+      case 'denied': {
+        // Refused to anonymous access: say why there were no credentials, when the provider knows.
+        const why = this.authenticator(o.repo.registry).whyNoCredential();
         return new PermissionError(`access denied (HTTP ${status}${detail})`, {
           context,
-          hint: this.deniedHint(o.repo.registry),
+          // Refused while anonymous because no credentials could be found: what to do about that.
+          hint: why ? `${why}; ${this.noCredentialsHint(o.repo.registry)}` : this.deniedHint(o.repo.registry),
         });
+      }
       default:
         return new RegistryError(`registry answered HTTP ${status}${detail}`, {
           context,
@@ -683,8 +708,27 @@ export class RegistryClient {
       action: 'manifestPut' as const,
     };
     const res = await this.call(o);
+    const algorithm = isDigest(selector) ? algorithmOf(selector) : 'sha256';
+    const computed = digestOf(bytes, algorithm);
     if (res.status !== 201 && res.status !== 200) {
       const err = await this.errorFor(res, o);
+      if (
+        err instanceof RegistryError &&
+        err.codes.includes('TAG_INVALID') &&
+        !isDigest(selector) &&
+        this.profile(repo.registry).quirks.tagImmutability
+      ) {
+        // An immutable tag (ECR) is refused even for the digest it already has: that is success. Any
+        // other digest means the tag would move, which the repository forbids.
+        const current = await this.manifestHead({ registry: repo.registry, path: repo.path, tag: selector });
+        if (current?.digest === computed) return computed;
+        throw new ImmutableTagError(selector, computed, current?.digest, {
+          context: { registry: repo.registry, repository: repo.path, step: o.step },
+          cause: err,
+          // The registry's own words ("TAG_INVALID: The image tag ... is immutable"), not a generic status.
+          detail: err.message.replace(/^registry answered HTTP \d+: /, ''),
+        });
+      }
       if (isDigest(selector) && algorithmOf(selector) !== 'sha256' && err instanceof RegistryError) {
         // distribution computes sha256 for every manifest and refuses any other name with DIGEST_INVALID.
         throw new RegistryError(
@@ -702,8 +746,6 @@ export class RegistryClient {
     drain(res.body);
     // A registry with the referrers API says so when it indexed the manifest's subject.
     if (header(res.headers, 'oci-subject')) this.referrersModes.learn(repo.registry, 'api');
-    const algorithm = isDigest(selector) ? algorithmOf(selector) : 'sha256';
-    const computed = digestOf(bytes, algorithm);
     const reported = header(res.headers, 'docker-content-digest');
     if (reported && isDigest(reported) && algorithmOf(reported) === algorithm && reported !== computed) {
       throw new DigestMismatchError(computed, reported, {
@@ -1203,19 +1245,43 @@ export class RegistryClient {
 
   /**
    * Make sure a target repository exists before the first write, on registries whose profile creates
-   * repositories (ECR with createRepositories). Once per repository per run; "unmanaged" elsewhere.
+   * repositories (ECR with createRepositories). Once per repository per run: "created" is answered to the
+   * first caller only (the one that reports and logs it), "exists" to the others; "unmanaged" elsewhere.
    */
   ensureRepository(repo: Repository): Promise<'exists' | 'created' | 'unmanaged'> {
+    const manager = this.profile(repo.registry).repositories;
+    if (!manager?.manages(repo.path)) return Promise.resolve('unmanaged');
     const key = `${repo.registry}/${repo.path}`;
-    let p = this.repositories.get(key);
+    const known = this.repositories.get(key);
+    if (known) return known.then((r) => (r === 'created' ? 'exists' : r));
+    const p = manager.ensure(repo.path, this.signal);
+    // A failure is not remembered: the next image tries again (the permission may have been granted).
+    p.catch(() => this.repositories.delete(key));
+    this.repositories.set(key, p);
+    return p;
+  }
+
+  /**
+   * Whether a target repository that this run would create exists, without creating it (plan, auth
+   * check); "unmanaged" where the profile creates no repositories. Asked once per repository per run.
+   */
+  repositoryState(repo: Repository): Promise<'exists' | 'missing' | 'unmanaged'> {
+    const manager = this.profile(repo.registry).repositories;
+    if (!manager?.manages(repo.path)) return Promise.resolve('unmanaged');
+    const key = `${repo.registry}/${repo.path}`;
+    let p = this.repositoryStates.get(key);
     if (!p) {
-      const manager = this.profile(repo.registry).repositories;
-      p = manager ? manager.ensure(repo.path, this.signal) : Promise.resolve('unmanaged' as const);
-      // A failure is not remembered: the next image tries again (the permission may have been granted).
-      p.catch(() => this.repositories.delete(key));
-      this.repositories.set(key, p);
+      p = manager.exists(repo.path, this.signal).then((yes) => (yes ? 'exists' : 'missing'));
+      p.catch(() => this.repositoryStates.delete(key));
+      this.repositoryStates.set(key, p);
     }
     return p;
+  }
+
+  /** What a repository this run would create is created with, in words; undefined when it creates none. */
+  repositorySettings(repo: Repository): string | undefined {
+    const manager = this.profile(repo.registry).repositories;
+    return manager?.manages(repo.path) ? manager.describeSettings(repo.path) : undefined;
   }
 
   /** Whether pull is granted: the first page of the tag list (reads nothing else). */

@@ -249,6 +249,42 @@ function describeNetworkError(err: unknown): string {
   }
 }
 
+/**
+ * The host name has no address (DNS says NXDOMAIN): a typo or a wrong host, which no retry will change.
+ * EAI_AGAIN (the resolver could not answer) may pass, and is retried like any network fault.
+ */
+function isUnresolvable(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return (e.code ?? e.cause?.code) === 'ENOTFOUND';
+}
+
+/** What to say to someone whose loopback registry serves HTTPS while we speak plain HTTP to it. */
+export function plainHttpHint(host: string): string {
+  return (
+    `${host} is spoken to in plain HTTP (the default for loopback hosts); if it serves HTTPS, give ` +
+    `--tls-verify ${host} (or --ca-file ${host}=FILE for a private CA), or "tls": "verify" for it in the config`
+  );
+}
+
+/**
+ * A TLS server that received plain HTTP: Go's (distribution, zot, Harbor) answers "400 Bad Request" with
+ * no headers at all and the body "Client sent an HTTP request to an HTTPS server."; a registry's own 400s
+ * carry a content type and a JSON error body.
+ */
+async function isHttpsAnsweringHttp(
+  req: TransportRequest,
+  url: URL,
+  res: TransportResponse,
+): Promise<boolean> {
+  if (url.protocol !== 'http:' || res.status !== 400) return false;
+  if (header(res.headers, 'content-type') !== undefined) return false;
+  if (req.method === 'HEAD') return true;
+  const text = await readCapped(res.body, 4096);
+  // The body is read: hand the caller a fresh stream with the same bytes.
+  res.body = Readable.from([Buffer.from(text)]);
+  return /HTTP request to an HTTPS server/i.test(text);
+}
+
 /** The server closed the connection without an HTTP answer: what a TLS server does with plain HTTP. */
 function isClosedBeforeAnswer(err: unknown): boolean {
   const e = err as { code?: string; cause?: { code?: string } };
@@ -390,11 +426,19 @@ export class Transport {
         if (timer?.expired) throw timer.error();
         // Our own verdicts (a redirect loop, a refused scheme) are answers of the registry, not faults.
         if (err instanceof RegmirrorError) throw err;
-        const canRetry = mayRetry && !isTlsError(err) && attempt < this.retryPolicy.attempts;
+        const canRetry =
+          mayRetry && !isTlsError(err) && !isUnresolvable(err) && attempt < this.retryPolicy.attempts;
         if (canRetry && Date.now() - started < this.retryPolicy.maxElapsedMs) {
           this.stats.retries++;
           await this.pause(retryDelay(this.retryPolicy, attempt, undefined), signal, req, timer);
           continue;
+        }
+        if (isUnresolvable(err)) {
+          throw new NetworkError(`cannot reach ${req.url.host}: DNS has no address for ${req.url.hostname}`, {
+            context: { registry: req.url.host },
+            cause: err,
+            hint: 'check the registry host name for a typo; not retried',
+          });
         }
         throw new NetworkError(`cannot reach ${req.url.host}: ${describeNetworkError(err)}`, {
           context: { registry: req.url.host },
@@ -402,9 +446,16 @@ export class Transport {
           hint: isTlsError(err)
             ? 'trust its CA: --ca-file HOST=FILE, or "tls": { "caFile": ... } for the registry in the config, or NODE_EXTRA_CA_CERTS'
             : req.url.protocol === 'http:' && isClosedBeforeAnswer(err)
-              ? `${req.url.host} is spoken to in plain HTTP (the default for loopback hosts); if it serves HTTPS, give it "tls": "verify" or a CA file in the config, or --ca-file HOST=FILE`
+              ? plainHttpHint(req.url.host)
               : 'check the host name, port, and that the registry is running',
         });
+      }
+      if (await isHttpsAnsweringHttp(req, res.url, res)) {
+        drain(res.body);
+        throw new NetworkError(
+          `cannot talk to ${res.url.host}: it answered plain HTTP with "400 Bad Request", as an HTTPS server does`,
+          { context: { registry: res.url.host }, hint: plainHttpHint(res.url.host) },
+        );
       }
       const hinted = req.onAnswer?.({ status: res.status, headers: res.headers });
       if (mayRetry && isRetryableStatus(res.status) && attempt < this.retryPolicy.attempts) {

@@ -49,6 +49,8 @@ export interface RunCliOptions {
   /** Default: the repository root. */
   cwd?: string;
   timeoutMs?: number;
+  /** Run this executable instead of `node bin/regmirror.js` (an installed package's `regmirror`). */
+  bin?: string;
 }
 
 export interface World {
@@ -111,7 +113,8 @@ function freshCacheHome(): string {
 }
 
 export function startCli(args: string[], opts: RunCliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+  const [command, argv] = opts.bin ? [opts.bin, args] : [process.execPath, [CLI_PATH, ...args]];
+  const child = spawn(command, argv, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', XDG_CACHE_HOME: freshCacheHome(), ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],

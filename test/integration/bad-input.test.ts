@@ -370,6 +370,20 @@ describe('bad input', { concurrency: 3 }, () => {
     assert.equal(await openHas('unreachable/app', 'v1'), false);
   });
 
+  test('registry host name that does not resolve', async () => {
+    // .invalid never resolves (RFC 6761). No retry can change that: the answer comes at once.
+    const res = await world.runCli(['copy', src, 'registry.example.invalid/dns/app', '--json']);
+    assert.equal(res.code, 1, res.stderr);
+    assert.ok(
+      res.stderr.includes(
+        'target registry registry.example.invalid: cannot reach registry.example.invalid: DNS has no address ' +
+          'for registry.example.invalid (check the registry host name for a typo; not retried)',
+      ),
+      res.stderr,
+    );
+    assert.equal((JSON.parse(res.stdout) as { retries: number }).retries, 0);
+  });
+
   test('HTTPS registry with an untrusted (self-signed) certificate', async (t) => {
     const https = await startHttpsRegistry();
     t.after(() => https.stop());

@@ -198,8 +198,10 @@ test('below a tenth of the quota, manifest GETs are spaced window/limit apart', 
   assert.equal(gets.length, image.manifests.length);
   const times = gets.map((r) => r.at).sort((a, b) => a - b);
   for (let i = 1; i < times.length; i++) {
+    // Spaced 2 s apart when released; measured at the proxy, an arrival can lag its release on a loaded
+    // machine, so the bound leaves room. Unpaced, these GETs come within a few milliseconds.
     assert.ok(
-      times[i]! - times[i - 1]! >= 1900,
+      times[i]! - times[i - 1]! >= 1500,
       `GETs ${i - 1} and ${i} only ${times[i]! - times[i - 1]!} ms apart`,
     );
   }

@@ -177,7 +177,7 @@ describe('a signed multi-arch image, sync to three targets without the referrers
       );
     }
     assert.equal(report.summary.referrersCopied, 18);
-    assert.match(res.stderr, /6 referrers to copy/);
+    assert.match(res.stderr, /copy 6 referrers/);
     assert.match(res.stderr, new RegExp(`\\+ application/spdx\\+json ${signed.sbom.digest}`));
     assert.match(res.stderr, new RegExp(`\\+ tag ${signatureTag(signed.image.digest)}`));
     for (const ep of [world.source, world.basic, world.open]) {

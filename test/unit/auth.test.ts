@@ -401,6 +401,7 @@ describe('copy command: exitCodeFor', () => {
     blobsMounted: 0,
     blobsExisting: 0,
     bytesUploaded: 0,
+    bytesMounted: 0,
     manifestsPushed: 0,
     referrersCopied: 0,
     ...extra,

@@ -210,16 +210,21 @@ describe('loadConfig: invalid content', () => {
       ...MINIMAL,
       registries: {
         'quay.io': { credentials: 'dockr' },
-        'public.ecr.aws': { credentials: { ecrPublic: {} } },
+        'public.ecr.aws': { credentials: { ecrpublic: {} } },
+        'gcr.io': { credentials: { gcloud: {} } },
       },
     });
     assert.match(
       message,
-      /registries\["quay\.io"\]\.credentials: unknown credentials source "dockr" \(did you mean "docker"\?\); expected "docker", "anonymous", or \{ "env": \{ "username": "VAR", "password": "VAR" \} \}/,
+      /registries\["quay\.io"\]\.credentials: unknown credentials source "dockr" \(did you mean "docker"\?\); expected "docker", "anonymous", \{ "env": \{ "username": "VAR", "password": "VAR" \} \}, \{ "ecr": \{\} \} or \{ "ecrPublic": \{\} \}/,
     );
     assert.match(
       message,
-      /registries\["public\.ecr\.aws"\]\.credentials\.ecrPublic: unknown credentials source "ecrPublic"/,
+      /registries\["public\.ecr\.aws"\]\.credentials\.ecrpublic: unknown credentials source "ecrpublic" \(did you mean "ecrPublic"\?\)/,
+    );
+    assert.match(
+      message,
+      /registries\["gcr\.io"\]\.credentials\.gcloud: unknown credentials source "gcloud"; expected/,
     );
   });
 

@@ -365,9 +365,14 @@ describe('copyImage with referrers', () => {
     const index = parseManifest(s.store.manifestBytes(TAG_SCHEMA, fallbackTag(s.image.root))!);
     assert.equal(index.kind, 'index');
     assert.deepEqual(index.kind === 'index' && index.manifests, [theirs.listed, s.sbom.listed]);
-    const writes = ctx.events.filter((e) => e.type === 'write' && e.tag === fallbackTag(s.image.root));
+    const writes = ctx.events.filter(
+      (e) => e.type === 'write' && e.action !== 'repository-create' && e.tag === fallbackTag(s.image.root),
+    );
     assert.deepEqual(
-      writes.map((e) => e.type === 'write' && [e.action, e.subject, e.previousDigest]),
+      writes.map(
+        (e) =>
+          e.type === 'write' && e.action !== 'repository-create' && [e.action, e.subject, e.previousDigest],
+      ),
       [['tag-move', s.image.root.desc.digest, digestOf(fallbackIndex([theirs.listed]))]],
     );
   });

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import type { ManifestInfo, ReferrersAnswer, RegistryStore, UploadSink } from '../../src/copy/store.js';
-import { NotFoundError } from '../../src/errors.js';
+import { ImmutableTagError, NotFoundError } from '../../src/errors.js';
 import { type Digest, digestOf, isDigest } from '../../src/oci/digest.js';
 import { type Manifest, parseManifest } from '../../src/oci/manifest.js';
 import { referrerDescriptor } from '../../src/oci/referrers.js';
@@ -60,6 +60,10 @@ export class MemoryStore implements RegistryStore {
   /** Registries that need a repository created before a push (ECR); the created ones are recorded. */
   readonly createsRepositories = new Set<string>();
   readonly createdRepositories: string[] = [];
+  /** Registries whose tags are immutable (ECR): moving a tag is refused, re-pushing its digest is fine. */
+  readonly immutableTags = new Set<string>();
+  /** Tags to refuse as immutable even though the store does not hold them ("registry/path:tag"): a race. */
+  readonly refuseTags = new Set<string>();
   /** blobGet streams are served in pieces of this many bytes (Infinity: one piece). */
   blobPieceSize = Number.POSITIVE_INFINITY;
   /** Fault injection: return an error to make that call fail (after it is counted). */
@@ -209,6 +213,15 @@ export class MemoryStore implements RegistryStore {
     for (const c of children) {
       if (!repo.manifests.has(c.digest)) throw new Error(`MANIFEST_UNKNOWN: child ${c.digest} in ${r.path}`);
     }
+    if (!isDigest(selector)) {
+      const current = repo.tags.get(selector);
+      const refused = this.refuseTags.has(`${r.registry}/${r.path}:${selector}`);
+      if (refused || (this.immutableTags.has(r.registry) && current !== undefined && current !== digest)) {
+        throw new ImmutableTagError(selector, digest, current, {
+          context: { registry: r.registry, repository: r.path, step: `manifest PUT ${selector}` },
+        });
+      }
+    }
     repo.manifests.set(digest, { bytes: Uint8Array.from(bytes), mediaType });
     if (!isDigest(selector)) repo.tags.set(selector, digest);
     if (m.subject && this.referrersApiRegistries.has(r.registry)) this.modes.learn(r.registry, 'api');
@@ -314,6 +327,18 @@ export class MemoryStore implements RegistryStore {
     if (this.createdRepositories.includes(key) || hasContent) return 'exists';
     this.createdRepositories.push(key);
     return 'created';
+  }
+
+  async repositoryState(r: Repository): Promise<'exists' | 'missing' | 'unmanaged'> {
+    if (!this.createsRepositories.has(r.registry)) return 'unmanaged';
+    const key = `${r.registry}/${r.path}`;
+    const held = this.repos.get(key);
+    const hasContent = held !== undefined && (held.blobs.size > 0 || held.manifests.size > 0);
+    return this.createdRepositories.includes(key) || hasContent ? 'exists' : 'missing';
+  }
+
+  repositorySettings(r: Repository): string | undefined {
+    return this.createsRepositories.has(r.registry) ? 'immutable tags' : undefined;
   }
 }
 

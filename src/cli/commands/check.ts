@@ -1,5 +1,6 @@
 // regmirror check: drift between sources and targets, for nightly jobs. Table, JSON or Markdown; exit 0
-// in sync, 1 on drift, 2 when the check itself could not run. --fix syncs exactly the rows that drifted.
+// in sync, 1 on drift, 2 when something could not be checked (trouble wins, as with diff). --fix syncs
+// exactly the rows that drifted, checks those rows again, and reports the state after the fix.
 
 import {
   type CheckOptions,
@@ -13,15 +14,18 @@ import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ImageResult } from '../../copy/result.js';
 import type { MirrorSpec } from '../../copy/run.js';
-import { UsageError } from '../../errors.js';
+import type { RegistryStore } from '../../copy/store.js';
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError } from '../../errors.js';
 import { recordBundle } from '../../layout/bundle.js';
-import { withDigest, withTag } from '../../reference/reference.js';
+import { formatRepository, type Repository, withDigest, withTag } from '../../reference/reference.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { openAuditLog } from '../audit.js';
-import { imageLine } from '../progress.js';
-import { exitCodeForMirrors } from '../report.js';
+import { imageLine } from '../describe.js';
+import { formatDuration, plural, shortDigest } from '../format.js';
+import { checkMetrics, checkMetricsFile, writeMetrics } from '../metrics.js';
 import { closeLayouts } from '../stores.js';
-import { renderRateLimits, table } from '../summary.js';
+import { renderRateLimits } from '../summary.js';
+import { outputWidth, renderTable as renderColumns } from '../table.js';
 import { VERSION } from '../version.js';
 import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
 
@@ -41,8 +45,15 @@ export function parseFailOn(text: string | undefined): DriftState[] {
     .map((s) => s.trim())
     .filter(Boolean);
   for (const s of states) {
+    if (s === 'error') {
+      throw new UsageError(
+        '--fail-on error: rows that could not be checked always make check exit 2; name drift states only',
+      );
+    }
     if (!DRIFT_STATES.includes(s as DriftState)) {
-      throw new UsageError(`--fail-on: unknown state "${s}" (states: ${DRIFT_STATES.join(', ')})`);
+      throw new UsageError(
+        `--fail-on: unknown state "${s}" (states: ${DRIFT_STATES.filter((d) => d !== 'error' && d !== 'ok').join(', ')})`,
+      );
     }
   }
   return states as DriftState[];
@@ -54,42 +65,68 @@ export function countStates(rows: DriftRow[]): Record<DriftState, number> {
   return counts;
 }
 
-/** 1 when a row is in a failing state; else 2 when some rows could not be checked; else 0. */
+/**
+ * diff's convention, trouble wins: 2 when a row could not be checked (or a repair failed), whatever
+ * else was found, so that a job treating 2 as "the check itself broke" never misses an unreachable
+ * registry behind some drift; else 1 when a row is in a failing state; else 0.
+ */
 export function checkExitCode(rows: DriftRow[], failOn: DriftState[]): number {
-  if (rows.some((r) => r.state !== 'error' && failOn.includes(r.state))) return 1;
-  if (rows.some((r) => r.state === 'error')) return failOn.includes('error') ? 1 : 2;
-  return 0;
+  if (rows.some((r) => r.state === 'error' || r.fixError !== undefined)) return EXIT_USAGE;
+  if (rows.some((r) => failOn.includes(r.state))) return EXIT_PARTIAL;
+  return EXIT_OK;
 }
 
-const short = (d: string | undefined) => (d ? d.slice(0, 19) : '-');
-
-/** What a row says beyond its state: the error, or what is missing (content below, referrers). */
-function detailOf(r: DriftRow): string {
-  if (r.error) return r.error;
+/** The detail column: what is missing, or what the fix did. Errors are listed in full under the table. */
+function detail(r: DriftRow): string {
+  if (r.fixError !== undefined) return `${r.fixedFrom}, fix failed`;
+  if (r.fixedFrom !== undefined)
+    return r.state === 'ok' ? `fixed, was ${r.fixedFrom}` : `still ${r.state} after --fix`;
+  if (r.state === 'error') return r.errorKind ?? 'error';
   return [...(r.missingContent ?? []), ...(r.missingReferrers ?? [])].join(', ');
 }
 
-export function renderTable(rows: DriftRow[]): string {
+/** "ok 15  missing 1  stale 2  extra 1  incomplete 0  error 0" */
+function countsLine(rows: DriftRow[]): string {
   const counts = countStates(rows);
-  const lines = [DRIFT_STATES.map((s) => `${s} ${counts[s]}`).join('  ')];
-  const diffs = rows.filter((r) => r.state !== 'ok');
-  if (diffs.length > 0) {
-    lines.push(
-      '',
-      table(
-        ['state', 'target', 'tag', 'source digest', 'target digest', 'detail'],
-        diffs.map((r) => [
-          r.state,
-          r.target,
-          r.tag,
-          short(r.sourceDigest),
-          short(r.targetDigest),
-          detailOf(r),
-        ]),
-      ),
-    );
+  return DRIFT_STATES.map((s) => `${s} ${counts[s]}`).join('  ');
+}
+
+export function renderTable(rows: DriftRow[], width?: number): string {
+  const lines = [countsLine(rows)];
+  const fixed = rows.filter((r) => r.fixedFrom !== undefined);
+  if (fixed.length > 0) {
+    const ok = fixed.filter((r) => r.state === 'ok').length;
+    lines.push(`after --fix: ${ok} of ${plural(fixed.length, 'drifted row')} fixed`);
+  }
+  const shown = rows.filter((r) => r.state !== 'ok' || r.fixedFrom !== undefined);
+  if (shown.length > 0) {
+    lines.push('', differences(shown, width));
+  }
+  const errors = rows.filter((r) => r.error !== undefined || r.fixError !== undefined);
+  if (errors.length > 0) {
+    lines.push('', 'errors:');
+    for (const r of errors) lines.push(`  ${r.target}:${r.tag}: ${r.fixError ?? r.error}`);
   }
   return lines.join('\n');
+}
+
+const hex12 = (d: string | undefined) => (d ? d.replace(/^[a-z0-9]+:/, '').slice(0, 12) : '-');
+
+/** The rows worth a line: every difference, and every row --fix worked on. */
+function differences(rows: DriftRow[], width?: number): string {
+  return renderColumns(
+    [
+      { header: 'state' },
+      { header: 'target', shrink: 'middle', min: 16 },
+      { header: 'tag', shrink: 'middle' },
+      { header: 'source' },
+      { header: 'target has' },
+      { header: 'detail', shrink: 'end', min: 18 },
+    ],
+    // Digests as 12 hex digits, as docker shows image IDs: enough to tell them apart, and the table fits.
+    rows.map((r) => [r.state, r.target, r.tag, hex12(r.sourceDigest), hex12(r.targetDigest), detail(r)]),
+    width,
+  );
 }
 
 /**
@@ -105,8 +142,14 @@ export function markdownCell(text: string): string {
 export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
   const counts = countStates(rows);
   const drift = rows.filter((r) => failOn.includes(r.state)).length;
+  const errors = counts.error + rows.filter((r) => r.fixError !== undefined).length;
+  const fixed = rows.filter((r) => r.fixedFrom !== undefined && r.state === 'ok').length;
+  const verdict = [
+    errors > 0 ? `${plural(errors, 'error')}` : undefined,
+    drift > 0 ? `${drift} drifted` : undefined,
+  ].filter(Boolean);
   const out: string[] = [
-    `## regmirror check: ${drift === 0 ? 'in sync' : `${drift} drifted`}`,
+    `## regmirror check: ${verdict.length > 0 ? verdict.join(', ') : 'in sync'}${fixed > 0 ? ` (${fixed} fixed)` : ''}`,
     '',
     DRIFT_STATES.filter((s) => counts[s] > 0)
       .map((s) => `**${s}** ${counts[s]}`)
@@ -132,52 +175,130 @@ export function renderMarkdown(rows: DriftRow[], failOn: DriftState[]): string {
       `| ${c.mirror} | ${c.target} | ${n('ok')} | ${n('missing')} | ${n('stale')} | ${n('extra')} | ${n('incomplete')} | ${n('error')} |`,
     );
   }
-  const diffs = rows.filter((r) => r.state !== 'ok');
+  const diffs = rows.filter((r) => r.state !== 'ok' || r.fixedFrom !== undefined);
   if (diffs.length > 0) {
     out.push('', '### Differences', '', '| state | target | tag | source digest | target digest | detail |');
     out.push('| --- | --- | --- | --- | --- | --- |');
     for (const r of diffs) {
-      const detail = markdownCell(detailOf(r));
+      const text = r.error ?? r.fixError ?? detail(r);
+      const cell = markdownCell(r.fixError !== undefined ? `${detail(r)}: ${text}` : text);
       out.push(
-        `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${short(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${short(r.targetDigest)}\`` : '-'} | ${detail} |`,
+        `| ${r.state} | ${r.target} | \`${r.tag}\` | ${r.sourceDigest ? `\`${shortDigest(r.sourceDigest)}\`` : '-'} | ${r.targetDigest ? `\`${shortDigest(r.targetDigest)}\`` : '-'} | ${cell} |`,
       );
     }
   }
   return out.join('\n');
 }
 
-/** Sync exactly the drifted rows: per mirror and tag, the targets that are missing, stale or incomplete. */
-async function fix(rows: DriftRow[], specs: MirrorSpec[], ctx: CopyContext): Promise<ImageResult[]> {
+/** One copy --fix made: a mirror's tag to the targets that drifted, and the rows it answers for. */
+interface Repair {
+  spec: MirrorSpec;
+  tag: string;
+  targets: Repository[];
+  rows: DriftRow[];
+  verify: boolean;
+  result?: ImageResult;
+}
+
+/** Group the drifted rows into copies: per mirror and tag, the targets that are missing, stale or incomplete. */
+function repairsFor(rows: DriftRow[], specs: MirrorSpec[]): Repair[] {
   const byName = new Map(specs.map((s) => [s.name, s]));
-  const groups = new Map<string, { spec: MirrorSpec; tag: string; targets: Set<string>; verify: boolean }>();
+  const groups = new Map<string, Repair>();
   for (const r of rows) {
     if (r.state !== 'missing' && r.state !== 'stale' && r.state !== 'incomplete') continue;
     const spec = byName.get(r.mirror)!;
     const key = `${r.mirror}\u0000${r.tag}`;
     let g = groups.get(key);
     if (!g) {
-      g = { spec, tag: r.tag, targets: new Set(), verify: false };
+      g = { spec, tag: r.tag, targets: [], rows: [], verify: false };
       groups.set(key, g);
     }
-    g.targets.add(r.target);
+    const target = spec.targets.find((t) => formatRepository(t) === r.target);
+    if (target && !g.targets.includes(target)) g.targets.push(target);
+    g.rows.push(r);
     // Content gone below a right tag (--deep) needs the walk that trusts nothing; missing referrers are
     // found and brought by an ordinary copy.
     if (r.state === 'incomplete' && (r.missingContent?.length ?? 0) > 0) g.verify = true;
   }
-  const limit = createLimiter(4);
-  return Promise.all(
-    [...groups.values()].map(({ spec, tag, targets, verify }) =>
-      limit(() => {
-        const pinned = spec.select([]).find((s) => s.tag === tag)?.digest;
-        const source = pinned ? { ...withDigest(spec.source, pinned), tag } : withTag(spec.source, tag);
-        const refs = spec.targets
-          .filter((t) => targets.has(`${t.registry}/${t.path}`))
-          .map((t) => withTag(t, tag));
+  // Targets in the mirror's order, so results line up with the config.
+  for (const g of groups.values())
+    g.targets.sort((a, b) => g.spec.targets.indexOf(a) - g.spec.targets.indexOf(b));
+  return [...groups.values()];
+}
+
+async function runRepairs(repairs: Repair[], ctx: CopyContext, images: number): Promise<void> {
+  const limit = createLimiter(images);
+  await Promise.all(
+    repairs.map((g) =>
+      limit(async () => {
+        const pinned = g.spec.select([]).find((s) => s.tag === g.tag)?.digest;
+        const source = pinned
+          ? { ...withDigest(g.spec.source, pinned), tag: g.tag }
+          : withTag(g.spec.source, g.tag);
         // Incomplete content sits under a tag that looks right: re-walk it and trust nothing.
-        const options = verify
-          ? { ...spec.options, overwrite: 'always' as const, verify: true }
-          : spec.options;
-        return copyImage(source, refs, ctx, options);
+        const options = g.verify
+          ? { ...g.spec.options, overwrite: 'always' as const, verify: true }
+          : g.spec.options;
+        g.result = await copyImage(
+          source,
+          g.targets.map((t) => withTag(t, g.tag)),
+          ctx,
+          options,
+        );
+      }),
+    ),
+  );
+}
+
+/** After the repairs: every repaired row checked again against what was pushed. */
+/**
+ * After the repairs: the repaired rows checked again, the way the check found them — the same code, on
+ * just those tags and targets, with fresh referrer state (the tag lists it read before are out of date
+ * now). A row whose repair failed keeps its state and says why.
+ */
+async function recheck(repairs: Repair[], store: RegistryStore, deep: boolean): Promise<void> {
+  const limit = createLimiter(4);
+  await Promise.all(
+    repairs.map((g) =>
+      limit(async () => {
+        const result = g.result!;
+        const again: Repair['rows'] = [];
+        for (const row of g.rows) {
+          row.fixedFrom = row.state;
+          const t = result.targets[g.targets.findIndex((x) => formatRepository(x) === row.target)];
+          const failure = t?.status === 'failed' ? (t.error ?? result.error) : result.error;
+          if (failure !== undefined || t === undefined) row.fixError = failure ?? 'not repaired';
+          else again.push(row);
+        }
+        if (again.length === 0) return;
+        const pinned = g.spec.select([]).find((s) => s.tag === g.tag && s.digest !== undefined);
+        const spec: MirrorSpec = {
+          ...g.spec,
+          targets: g.targets.filter((t) => again.some((r) => r.target === formatRepository(t))),
+          needsTagList: false,
+          select: () => [pinned ?? { tag: g.tag }],
+        };
+        const fresh = await checkMirror(spec, store, {
+          deep: deep || g.verify,
+          limit: createLimiter(16),
+          referrerRun: new ReferrerRun(),
+        });
+        for (const row of again) {
+          const now = fresh.find((r) => r.target === row.target && r.tag === row.tag);
+          if (!now) continue;
+          const { fixedFrom } = row;
+          for (const key of [
+            'sourceDigest',
+            'targetDigest',
+            'missingContent',
+            'missingReferrers',
+            'error',
+            'errorKind',
+          ] as const) {
+            delete row[key];
+          }
+          Object.assign(row, now, { fixedFrom });
+        }
       }),
     ),
   );
@@ -185,49 +306,72 @@ async function fix(rows: DriftRow[], specs: MirrorSpec[], ctx: CopyContext): Pro
 
 export async function runCheck(flags: CheckFlags, session: SyncSession): Promise<number> {
   const { out, signal } = session;
+  const started = Date.now();
   const format = flags.json ? 'json' : (flags.format ?? 'table');
   if (!['table', 'json', 'markdown'].includes(format)) {
     throw new UsageError(`--format: "${format}" is not one of table, json, markdown`);
   }
   const failOn = parseFailOn(flags.failOn);
-  const { filepath, mirrors, client, store, layouts } = await openConfigRun(flags, session);
+  const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
+  const { filepath, config, mirrors, client, store, layouts } = await openConfigRun(flags, session);
   let commit = false;
   try {
     const specs = specsFrom(mirrors, false);
     const referrerRun = new ReferrerRun();
     const options: CheckOptions = { deep: flags.deep ?? false, limit: createLimiter(16), referrerRun };
-    out.status(`checking ${mirrors.length} mirrors`);
+    out.status(`checking ${plural(mirrors.length, 'mirror')}`);
     const mirrorLimit = createLimiter(4);
     const rows = (
       await Promise.all(specs.map((s) => mirrorLimit(() => checkMirror(s, store, options))))
     ).flat();
     out.stop();
-    let code = checkExitCode(rows, failOn);
-    let fixed: ImageResult[] | undefined;
-    if (flags.fix && code === 1) {
-      const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
-      try {
-        const ctx: CopyContext = {
-          store,
-          knowledge: new BlobKnowledge(),
-          transfers: createLimiter(4),
-          ...(audit ? { onEvent: audit.onEvent } : {}),
-          referrerRun,
-        };
-        fixed = await fix(rows, specs, ctx);
-        if (!signal.aborted) {
-          await recordBundle(layouts, fixed, `regmirror ${VERSION}`);
-          commit = true;
+    const before = countStates(rows);
+    let repairs: Repair[] | undefined;
+    if (flags.fix) {
+      repairs = repairsFor(rows, specs);
+      const drifted = repairs.reduce((n, g) => n + g.rows.length, 0);
+      if (drifted === 0) out.info(`nothing to fix: ${countsLine(rows)}`);
+      else {
+        out.info(
+          `fixing ${plural(drifted, 'drifted row')} (${DRIFT_STATES.filter(
+            (s) => s !== 'ok' && s !== 'extra' && s !== 'error' && before[s] > 0,
+          )
+            .map((s) => `${before[s]} ${s}`)
+            .join(', ')}) with ${plural(repairs.length, 'copy', 'copies')}`,
+        );
+        const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
+        try {
+          const ctx: CopyContext = {
+            store,
+            knowledge: new BlobKnowledge(),
+            transfers: createLimiter(4),
+            ...(audit ? { onEvent: audit.onEvent } : {}),
+            referrerRun,
+          };
+          await runRepairs(repairs, ctx, flags.concurrency ?? config.defaults.concurrency);
+          if (!signal.aborted) {
+            await recordBundle(
+              layouts,
+              repairs.map((g) => g.result!),
+              `regmirror ${VERSION}`,
+            );
+            commit = true;
+          }
+        } finally {
+          audit?.close();
         }
-      } finally {
-        audit?.close();
+        for (const g of repairs) out.info(imageLine(g.result!, false));
+        await recheck(repairs, store, flags.deep ?? false);
+        const fixed = rows.filter((r) => r.fixedFrom !== undefined && r.state === 'ok').length;
+        out.info(
+          fixed === drifted
+            ? `fixed ${fixed} of ${plural(drifted, 'row')}; checked again, now: ${countsLine(rows)}`
+            : `fixed ${fixed} of ${plural(drifted, 'row')}; ${drifted - fixed} still drifted or failed: ${countsLine(rows)}`,
+        );
       }
-      for (const r of fixed) out.info(imageLine(r, false));
-      const fixCode = exitCodeForMirrors([{ images: fixed }]);
-      // Fixed drift is no drift; extras are never deleted, so they still count when asked for.
-      const remaining = rows.filter((r) => r.state === 'extra' || r.state === 'error');
-      code = fixCode !== 0 ? fixCode : checkExitCode(remaining, failOn);
     }
+    const code = signal.aborted ? EXIT_INTERRUPTED : checkExitCode(rows, failOn);
+    const { requests, retries } = client.transport.stats;
     const rateLimits = client.rateLimits();
     for (const line of renderRateLimits(rateLimits)) out.info(line);
     const report = {
@@ -237,15 +381,37 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
       deep: flags.deep ?? false,
       failOn,
       counts: countStates(rows),
+      ...(repairs ? { countsBefore: before } : {}),
       rows,
-      ...(fixed ? { fixed } : {}),
-      requests: client.transport.stats.requests,
+      ...(repairs ? { fixed: repairs.map((g) => g.result!).filter(Boolean) } : {}),
+      requests,
+      retries,
+      durationMs: Date.now() - started,
       rateLimits,
     };
     if (format === 'json') out.result(JSON.stringify(report, null, 2));
     else if (format === 'markdown') out.result(renderMarkdown(rows, failOn));
-    else out.result(renderTable(rows));
-    return signal.aborted ? 130 : code;
+    else out.result(renderTable(rows, outputWidth(process.stdout)));
+    out.info(
+      `${plural(rows.length, 'row')} checked in ${formatDuration(Date.now() - started)}, ${plural(requests, 'request')}`,
+    );
+    if (metrics) {
+      writeMetrics(
+        metrics,
+        checkMetrics(
+          rows,
+          (repairs ?? [])
+            .filter((g) => g.result)
+            .map((g) => ({
+              mirror: g.spec.name,
+              targets: g.targets.map(formatRepository),
+              result: g.result!,
+            })),
+          { code, requests, retries, durationMs: Date.now() - started, previous: metrics },
+        ),
+      );
+    }
+    return code;
   } finally {
     // A plan writes nothing and says nothing of archives; an interrupted run says which wait for the next.
     await (commit || signal.aborted ? closeLayouts(layouts, out, commit) : layouts.close(false)).finally(() =>

@@ -9,10 +9,10 @@ import type { ImageResult } from '../../copy/result.js';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { recordBundle } from '../../layout/bundle.js';
 import type { LayoutStore } from '../../layout/layout-store.js';
-import { shortDigest } from '../../oci/digest.js';
 import { splitRefName } from '../../reference/ref-name.js';
 import {
   formatReference,
+  formatRepository,
   isValidTag,
   layoutRepository,
   type Reference,
@@ -21,12 +21,16 @@ import {
   withTag,
 } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
+import type { CredentialSource } from '../../registry/credentials/types.js';
 import { createLimiter } from '../../registry/limiter.js';
 import { allOf, openAuditLog } from '../audit.js';
+import { askHidden, type CredsFlag, commandLineCredentials, readAllStdin } from '../credentials.js';
+import { describeTarget, filterNote } from '../describe.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
+import { checkMetricsFile, copyMetrics, writeMetrics } from '../metrics.js';
 import { MountCache, mountCachePath, saveMountCache } from '../mount-cache.js';
 import type { Output } from '../output.js';
-import { parseRef, parseRepo } from '../parse.js';
+import { type Note, parsePlatforms, parseRef, parseRepo } from '../parse.js';
 import { exitCodeForMirrors } from '../report.js';
 import { closeLayouts, openStores } from '../stores.js';
 import { renderRateLimits, renderThrottling } from '../summary.js';
@@ -38,7 +42,18 @@ const LARGE_BLOB = 16 * 1024 * 1024;
 export interface CopyFlags {
   json?: boolean;
   auditLog?: string;
+  metricsFile?: string;
+  /** A config whose registry settings (credentials, TLS, chunk sizes) the copy uses. */
+  config?: string;
   concurrency: number;
+  /** USER[:PASSWORD] for the source registry, and for the target registries. */
+  srcCreds?: string;
+  destCreds?: string;
+  /** Read the password the creds leave out from stdin. */
+  passwordStdin?: boolean;
+  /** Keep only these platforms of an index (a new index digest); default every platform. */
+  platform?: string[];
+  all?: boolean;
   debug?: boolean;
   /** Copy referrers (signatures, SBOMs, attestations, cosign tags) too; on unless --no-referrers. */
   referrers?: boolean;
@@ -49,12 +64,41 @@ export interface CopyFlags {
 }
 
 /**
+ * The credential sources --src-creds and --dest-creds make, per registry, with any missing password read
+ * from stdin (--password-stdin) or asked for on the terminal. Before the client exists: its profiles ask them.
+ */
+export async function copyCredentials(
+  src: string,
+  dsts: string[],
+  flags: Pick<CopyFlags, 'srcCreds' | 'destCreds' | 'passwordStdin'>,
+): Promise<Map<string, CredentialSource>> {
+  const source = parseRef(src, 'source');
+  const targets = resolveTargets(source, dsts);
+  const given: CredsFlag[] = [];
+  if (flags.srcCreds !== undefined)
+    given.push({ flag: '--src-creds', value: flags.srcCreds, registries: [source.registry] });
+  if (flags.destCreds !== undefined) {
+    given.push({
+      flag: '--dest-creds',
+      value: flags.destCreds,
+      registries: [...new Set(targets.map((t) => t.registry))],
+    });
+  }
+  const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  return commandLineCredentials(given, {
+    passwordStdin: flags.passwordStdin ?? false,
+    readStdin: () => readAllStdin(process.stdin),
+    ...(terminal ? { ask: (prompt: string) => askHidden(prompt, process.stdin, process.stderr) } : {}),
+  });
+}
+
+/**
  * Target references: a target without a tag takes the source's tag (or its digest). A layout target
  * without a name names the image after the source: "oci:out" gets "quay.io/acme/app:1.4.2".
  */
-export function resolveTargets(source: Reference, dsts: string[]): Reference[] {
+export function resolveTargets(source: Reference, dsts: string[], note?: Note): Reference[] {
   return dsts.map((d) => {
-    const ref = parseRef(d, 'target', null);
+    const ref = parseRef(d, 'target', null, note);
     if (ref.digest !== undefined) {
       throw new UsageError(
         `target "${d}" names a digest: give a repository or repository:tag (the digest is the source's)`,
@@ -104,46 +148,6 @@ export function exitCodeFor(results: ImageResult[]): number {
   return exitCodeForMirrors([{ images: results }]);
 }
 
-export function describeTarget(t: ImageResult['targets'][number]): string {
-  switch (t.status) {
-    case 'kept':
-      return `~ ${t.target} kept: the tag points at ${t.digest} (overwrite "never")`;
-    case 'planned': {
-      const tag =
-        t.tagAction === 'move'
-          ? `move the tag from ${t.previousDigest}`
-          : t.tagAction === 'none'
-            ? 'keep the tag (it is right)'
-            : 'create the tag';
-      const referrers = t.referrersCopied ? `, copy ${plural(t.referrersCopied, 'referrer')}` : '';
-      return `+ ${t.target} would ${tag}: upload ${t.blobsUploaded} blobs (${formatBytes(t.bytesUploaded)}), mount ${t.blobsMounted}, ${t.blobsExisting} already there, push ${t.manifestsPushed} manifests${referrers}${referrerLines(t)}`;
-    }
-    case 'up-to-date':
-      return `= ${t.target} already up to date`;
-    case 'failed':
-      return `✗ ${t.target}: ${t.error}`;
-    case 'copied': {
-      const parts = [`${t.blobsUploaded} blobs uploaded (${formatBytes(t.bytesUploaded)})`];
-      if (t.blobsMounted) parts.push(`${t.blobsMounted} mounted`);
-      if (t.blobsExisting) parts.push(`${t.blobsExisting} already there`);
-      parts.push(`${t.manifestsPushed} manifest${t.manifestsPushed === 1 ? '' : 's'}`);
-      if (t.referrersCopied) parts.push(plural(t.referrersCopied, 'referrer'));
-      const moved = t.previousDigest ? `, moved from ${t.previousDigest}` : '';
-      return `✓ ${t.target}: ${parts.join(', ')}${moved}`;
-    }
-  }
-}
-
-/** One line per referrer a plan would copy: what it is and what it refers to. */
-export function referrerLines(t: ImageResult['targets'][number]): string {
-  return (t.referrers ?? [])
-    .map(
-      (r) =>
-        `\n      + ${r.tag ? `tag ${r.tag}` : (r.artifactType ?? 'referrer')} ${r.digest} → ${shortDigest(r.subject)}`,
-    )
-    .join('');
-}
-
 export async function runCopy(
   src: string,
   dsts: string[],
@@ -152,12 +156,20 @@ export async function runCopy(
   out: Output,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
+  const note = (line: string) => out.info(line);
+  if (flags.all && flags.platform) {
+    throw new UsageError(
+      '--all and --platform contradict each other: --all keeps every platform (the default)',
+    );
+  }
+  const platforms = flags.platform ? parsePlatforms(flags.platform) : undefined;
+  const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
   const { store, layouts } = openStores(client, out, flags.debug);
   let source: Reference;
   let targets: Reference[];
   try {
-    source = await resolveLayoutSource(parseRef(src, 'source'), layouts);
-    targets = resolveTargets(source, dsts);
+    source = await resolveLayoutSource(parseRef(src, 'source', 'latest', note), layouts);
+    targets = resolveTargets(source, dsts, note);
     for (const t of targets) if (t.layout) await layouts.checkTarget(t);
   } catch (err) {
     await layouts.close(false);
@@ -210,7 +222,10 @@ export async function runCopy(
         onEvent: allOf(onEvent, audit?.onEvent),
         referrerRun: new ReferrerRun(),
       },
-      flags.referrers === false ? {} : { referrers: { cosignTags: true } },
+      {
+        ...(platforms ? { platforms } : {}),
+        ...(flags.referrers === false ? {} : { referrers: { cosignTags: true } }),
+      },
     );
     if (!client.signal?.aborted) await recordBundle(layouts, [result], `regmirror ${VERSION}`);
   } finally {
@@ -221,12 +236,27 @@ export async function runCopy(
   }
   out.stop();
   const code = exitCodeFor([result]);
+  const { requests, retries } = client.transport.stats;
   if (result.error) out.warn(`✗ ${result.source}: ${result.error}`);
   else out.info(`${result.source} (${result.digest})`);
   for (const t of result.targets) (t.status === 'failed' ? out.warn : out.info)(`  ${describeTarget(t)}`);
+  const filtered = filterNote(result);
+  if (filtered && !result.error) out.info(`  ${filtered}`);
   out.info(
-    `done in ${formatDuration(result.durationMs)}, ${client.transport.stats.requests} requests, ${client.transport.stats.retries} retries`,
+    `done in ${formatDuration(result.durationMs)}: ${plural(result.targets.length, 'target')}, ${plural(requests, 'request')}, ${plural(retries, 'retry')}`,
   );
+  if (metrics) {
+    writeMetrics(
+      metrics,
+      copyMetrics(formatRepository(source), targets.map(formatRepository), result, {
+        code,
+        requests,
+        retries,
+        durationMs: result.durationMs,
+        previous: metrics,
+      }),
+    );
+  }
   const rateLimits = client.rateLimits();
   for (const line of renderRateLimits(rateLimits)) out.info(line);
   const throttling = client.throttling();

@@ -1,17 +1,20 @@
-// regmirror inspect REF: the manifest tree: digests, media types, platforms, sizes.
+// regmirror inspect REF: the manifest tree (digests, media types, platforms, sizes), the exact manifest
+// bytes (--raw) or the image's config (--config); and regmirror digest REF.
 
 import { loadGraph, totalSize } from '../../copy/graph.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import { discoverAtSource, type FoundReferrer } from '../../copy/referrers.js';
 import type { RegistryStore } from '../../copy/store.js';
-import { NotFoundError } from '../../errors.js';
+import { DigestMismatchError, NotFoundError, UsageError } from '../../errors.js';
+import { algorithmOf, digestOf } from '../../oci/digest.js';
 import { childrenOf, type Descriptor, isAttestation, type Manifest } from '../../oci/manifest.js';
-import { formatPlatform } from '../../oci/platform.js';
+import { formatPlatform, type Platform, platformMatches } from '../../oci/platform.js';
 import { describeSelector, formatReference, type Reference, withDigest } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
+import { readAll } from '../../registry/transport.js';
 import { formatBytes, plural } from '../format.js';
 import type { Output } from '../output.js';
-import { parseRef } from '../parse.js';
+import { parsePlatforms, parseRef } from '../parse.js';
 import { openStores } from '../stores.js';
 import { resolveLayoutSource } from './copy.js';
 
@@ -119,70 +122,154 @@ function render(node: Node, indent: string, out: string[]): void {
   out.push(`${indent}total  ${formatBytes(node.contentSize!)} in ${plural(node.layers!.length, 'layer')}`);
 }
 
-export async function runInspect(
-  refText: string,
-  flags: { json?: boolean; debug?: boolean; referrers?: boolean },
-  client: RegistryClient,
-  out: Output,
-): Promise<number> {
-  const { store, layouts } = openStores(client, out, flags.debug);
-  try {
-    return await inspect(
-      await resolveLayoutSource(parseRef(refText, 'reference'), layouts),
-      flags,
-      store,
-      out,
-    );
-  } finally {
-    await layouts.close(false);
-  }
+export interface InspectFlags {
+  json?: boolean;
+  raw?: boolean;
+  config?: boolean;
+  platform?: string;
+  debug?: boolean;
+  /** Also show what refers to each manifest (signatures, SBOMs, attestations, cosign tags). */
+  referrers?: boolean;
 }
 
-async function inspect(
-  ref: Reference,
-  flags: { json?: boolean; referrers?: boolean },
-  store: RegistryStore,
-  out: Output,
-): Promise<number> {
+/** Config blobs are small JSON documents; anything far larger is not one. */
+const CONFIG_READ_LIMIT = 4 * 1024 * 1024;
+
+/** The manifest a reference names: HEAD first, so that a missing tag is a clear "not found". */
+async function resolveRoot(store: RegistryStore, ref: Reference): Promise<Manifest> {
   const head = await store.manifestHead(ref);
   if (!head) {
     throw new NotFoundError(`${describeSelector(ref)} not found`, {
       context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
     });
   }
-  const graph = await loadGraph(store, withDigest(ref, head.digest));
+  return store.manifestGet(withDigest(ref, head.digest));
+}
+
+/**
+ * The image manifest of one platform of an index: the one --platform names, or the only platform
+ * there is. An image manifest is its own answer (when it is of that platform, or none was asked).
+ */
+async function platformManifest(
+  store: RegistryStore,
+  ref: Reference,
+  root: Manifest,
+  wanted: Platform | undefined,
+  why: string,
+): Promise<Manifest> {
+  if (root.kind === 'image') return root;
+  const images = root.manifests.filter((d) => !isAttestation(d));
+  const available = images.map((d) => formatPlatform(d.platform)).join(', ');
+  const chosen = wanted
+    ? images.find((d) => platformMatches(d.platform, wanted))
+    : images.length === 1
+      ? images[0]
+      : undefined;
+  if (!chosen) {
+    throw new UsageError(
+      wanted
+        ? `${formatReference(ref)} has no ${formatPlatform(wanted)} image (platforms: ${available})`
+        : `${formatReference(ref)} is an index of ${images.length} platforms (${available}); ${why} needs --platform OS/ARCH`,
+    );
+  }
+  return store.manifestGet(withDigest(ref, chosen.digest));
+}
+
+/** Open the stores (registries and layouts), resolve the reference, run `fn`, close the layouts. */
+async function withSource<T>(
+  refText: string,
+  flags: { debug?: boolean },
+  client: RegistryClient,
+  out: Output,
+  fn: (ref: Reference, store: RegistryStore) => Promise<T>,
+): Promise<T> {
+  const { store, layouts } = openStores(client, out, flags.debug);
+  try {
+    const ref = await resolveLayoutSource(
+      parseRef(refText, 'reference', 'latest', (l) => out.info(l)),
+      layouts,
+    );
+    return await fn(ref, store);
+  } finally {
+    await layouts.close(false);
+  }
+}
+
+export async function runInspect(
+  refText: string,
+  flags: InspectFlags,
+  client: RegistryClient,
+  out: Output,
+): Promise<number> {
+  const given = [flags.json && '--json', flags.raw && '--raw'].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')} ask for two outputs; give one`);
+  const wanted = flags.platform !== undefined ? parsePlatforms([flags.platform])[0] : undefined;
+  return withSource(refText, flags, client, out, (ref, store) => inspect(ref, flags, wanted, store, out));
+}
+
+async function inspect(
+  ref: Reference,
+  flags: InspectFlags,
+  wanted: Platform | undefined,
+  store: RegistryStore,
+  out: Output,
+): Promise<number> {
+  const root = await resolveRoot(store, ref);
+  if (flags.config) {
+    const image = await platformManifest(store, ref, root, wanted, '--config');
+    if (image.kind !== 'image')
+      throw new UsageError(`${formatReference(ref)}: no image manifest to read a config from`);
+    const bytes = await readBlob(store, ref, image.config.digest, image.config.size);
+    if (flags.raw) out.resultBytes(bytes);
+    else {
+      let text = Buffer.from(bytes).toString('utf8');
+      try {
+        text = JSON.stringify(JSON.parse(text), null, 2);
+      } catch {
+        // Not JSON (an artifact's config can be anything): shown as it is.
+      }
+      out.result(text);
+    }
+    return 0;
+  }
+
+  const manifest = wanted ? await platformManifest(store, ref, root, wanted, '--platform') : root;
+  if (flags.raw) {
+    // Byte for byte, no newline added: `| sha256sum` must give the digest.
+    out.resultBytes(manifest.bytes);
+    return 0;
+  }
+  const shown = manifest === root ? ref : withDigest(ref, manifest.digest);
+  const graph = await loadGraph(store, withDigest(shown, manifest.digest), manifest);
   const tree = toNode(graph.root, graph.manifests);
   let found: FoundReferrer[] = [];
   if (flags.referrers) {
     const discovered = await discoverAtSource(
       store,
       new ReferrerRun(),
-      ref,
-      head.digest,
+      shown,
+      manifest.digest,
       async () => graph.order.map((m) => m.digest),
       { cosignTags: true },
     );
     found = discovered.found;
     attachReferrers(tree, found);
   }
-  const through =
-    store.referrersApi?.(ref.registry) === true ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
+  const api = store.referrersApi?.(ref.registry) === true;
   if (flags.json) {
     out.result(
       JSON.stringify(
         {
-          reference: formatReference(ref),
+          reference: formatReference(shown),
           ...tree,
-          ...(flags.referrers
-            ? { referrersFoundThrough: store.referrersApi?.(ref.registry) === true ? 'api' : 'tag-schema' }
-            : {}),
+          ...(flags.referrers ? { referrersFoundThrough: api ? 'api' : 'tag-schema' } : {}),
         },
         null,
         2,
       ),
     );
   } else {
-    const lines = [formatReference(ref)];
+    const lines = [formatReference(shown)];
     render(tree, '  ', lines);
     const platforms =
       graph.root.kind === 'index' ? graph.root.manifests.filter((d) => !isAttestation(d)).length : 1;
@@ -191,6 +278,7 @@ async function inspect(
       `  ${plural(platforms, 'platform')}${attestations ? `, ${plural(attestations, 'attestation')}` : ''}; ${plural(graph.order.length, 'manifest')} in all`,
     );
     if (flags.referrers) {
+      const through = api ? 'the referrers API' : 'fallback tags (sha256-<hex>)';
       lines.push(
         `  ${plural(found.length, 'referrer')} (← below what they refer to), found through ${through}`,
       );
@@ -198,4 +286,45 @@ async function inspect(
     out.result(lines.join('\n'));
   }
   return 0;
+}
+
+/** A small blob, whole, checked against its digest and size. */
+async function readBlob(store: RegistryStore, ref: Reference, digest: string, size: number): Promise<Buffer> {
+  if (size > CONFIG_READ_LIMIT) {
+    throw new UsageError(`the config blob ${digest} is ${formatBytes(size)}; too large to print`);
+  }
+  const body = await store.blobGet(ref, digest, size);
+  const bytes = await readAll(body, CONFIG_READ_LIMIT);
+  const actual = digestOf(bytes, algorithmOf(digest));
+  if (actual !== digest || bytes.byteLength !== size) {
+    throw new DigestMismatchError(digest, actual, {
+      context: { side: 'source', registry: ref.registry, repository: ref.path, step: 'blob GET' },
+    });
+  }
+  return bytes;
+}
+
+/** regmirror digest REF: the digest a reference resolves to (one HEAD), or of one platform's manifest. */
+export async function runDigest(
+  refText: string,
+  flags: { platform?: string; debug?: boolean },
+  client: RegistryClient,
+  out: Output,
+): Promise<number> {
+  const wanted = flags.platform !== undefined ? parsePlatforms([flags.platform])[0] : undefined;
+  return withSource(refText, flags, client, out, async (ref, store) => {
+    if (wanted === undefined) {
+      const head = await store.manifestHead(ref);
+      if (!head) {
+        throw new NotFoundError(`${describeSelector(ref)} not found`, {
+          context: { registry: ref.registry, repository: ref.path, step: 'manifest HEAD' },
+        });
+      }
+      out.result(head.digest);
+      return 0;
+    }
+    const root = await resolveRoot(store, ref);
+    out.result((await platformManifest(store, ref, root, wanted, '--platform')).digest);
+    return 0;
+  });
 }

@@ -6,29 +6,38 @@ import { expandLayoutMirror, type ResolvedConfig, type ResolvedMirror } from '..
 import { selectTags, type TagRules } from '../../config/tags.js';
 import { transferBudget } from '../../copy/budget.js';
 import type { CopyContext } from '../../copy/copy-image.js';
+import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
 import { ReferrerRun } from '../../copy/referrer-run.js';
 import type { ReferrerOptions } from '../../copy/referrers.js';
-import { type MirrorSpec, syncMirrors } from '../../copy/run.js';
+import { type MirrorResult, type MirrorSpec, syncMirrors } from '../../copy/run.js';
 import { TargetTags } from '../../copy/target-tags.js';
-import { UsageError } from '../../errors.js';
+import { errorKind, isAbort, UsageError } from '../../errors.js';
 import { recordBundle } from '../../layout/bundle.js';
 import type { LayoutStore } from '../../layout/layout-store.js';
 import type { RoutedStore } from '../../layout/routed-store.js';
 import { isReferrerTag } from '../../oci/referrers.js';
-import { formatRepository, isLayoutKey } from '../../reference/reference.js';
+import {
+  formatReference,
+  formatRepository,
+  isLayoutKey,
+  parseRepository,
+  type Repository,
+} from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createLimiter } from '../../registry/limiter.js';
 import type { TraceFn } from '../../registry/transport.js';
 import { type AuditLog, allOf, openAuditLog } from '../audit.js';
-import { formatBytes, formatDuration } from '../format.js';
+import { formatBytes, formatDuration, plural } from '../format.js';
+import { checkMetricsFile, syncMetrics, writeMetrics } from '../metrics.js';
 import { MountCache, mountCachePath, saveMountCache } from '../mount-cache.js';
 import { type Output, printNotice } from '../output.js';
 import { Progress } from '../progress.js';
-import { exitCodeForMirrors, type SyncReport, summarise } from '../report.js';
+import { exitCodeForMirrors, type Summary, type SyncReport, summarise } from '../report.js';
 import { type ClientFlags, createClient } from '../runtime.js';
 import { closeLayouts, openStores } from '../stores.js';
 import { renderRateLimits, renderSummary, renderThrottling } from '../summary.js';
+import { outputWidth } from '../table.js';
 import { VERSION } from '../version.js';
 
 export interface SyncFlags extends ClientFlags {
@@ -42,6 +51,42 @@ export interface SyncFlags extends ClientFlags {
   mountCache?: boolean;
   shard?: { index: number; count: number };
   auditLog?: string;
+  metricsFile?: string;
+}
+
+/**
+ * For a plan: which target repositories do not exist yet (a push would create them). One tag-list
+ * page per target repository; a registry that will not say (denied, unreachable) is not guessed at.
+ */
+export async function newRepositories(
+  client: RegistryClient,
+  mirrors: ResolvedMirror[],
+): Promise<Set<string>> {
+  const repos = new Map<string, Repository>();
+  // Layout targets are directories, made as they are written: nothing to ask.
+  for (const m of mirrors) for (const t of m.targets) if (!t.layout) repos.set(formatRepository(t), t);
+  const fresh = new Set<string>();
+  const limit = createLimiter(8);
+  await Promise.all(
+    [...repos].map(([name, repo]) =>
+      limit(async () => {
+        try {
+          // Where regmirror creates repositories itself (ECR), the registry's API says; elsewhere the
+          // first page of the tag list does (404 NAME_UNKNOWN: no such repository yet).
+          const state = await client.repositoryState(repo);
+          if (state !== 'unmanaged') {
+            if (state === 'missing') fresh.add(name);
+            return;
+          }
+          await client.checkPull(repo);
+        } catch (err) {
+          if (isAbort(err)) throw err;
+          if (errorKind(err) === 'not-found') fresh.add(name);
+        }
+      }),
+    ),
+  );
+  return fresh;
 }
 
 /** Whether tag selection needs the source's tag list (an explicit list alone does not). */
@@ -188,6 +233,7 @@ export async function runSync(
   const { out, signal } = session;
   const started = Date.now();
   const dryRun = command === 'plan' || Boolean(flags.dryRun);
+  const metrics = flags.metricsFile !== undefined ? checkMetricsFile(flags.metricsFile) : undefined;
   const { filepath, config, mirrors, client, store, layouts } = await openConfigRun(flags, session);
   let audit: AuditLog | undefined;
   let cache: MountCache | undefined;
@@ -195,6 +241,15 @@ export async function runSync(
   try {
     audit = dryRun ? undefined : await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
     const progress = new Progress(out, dryRun);
+    // A plan says which targets would land in a repository that does not exist yet.
+    let fresh = new Set<string>();
+    const repositoryOf = new Map<string, string>();
+    const markNew = (e: CopyEvent) => {
+      if (e.type !== 'image-done') return;
+      for (const t of e.result.targets) {
+        if (t.tagAction === 'create' && fresh.has(repositoryOf.get(t.target) ?? '')) t.newRepository = true;
+      }
+    };
     // Where earlier runs left blobs on these targets: mount sources to try (a plan counts only certain ones).
     cache =
       flags.mountCache === false || dryRun
@@ -212,11 +267,11 @@ export async function runSync(
         96 * 1024 * 1024,
         Math.max(2, 2 * (flags.concurrency ?? config.defaults.concurrency)),
       ),
-      onEvent: allOf(progress.onEvent, audit?.onEvent),
+      onEvent: allOf(dryRun ? markNew : undefined, progress.onEvent, audit?.onEvent),
       referrerRun: new ReferrerRun(),
       targetTags: new TargetTags(),
     };
-    out.status(`resolving tags of ${mirrors.length} mirrors`);
+    out.status(`resolving tags of ${plural(mirrors.length, 'mirror')}`);
     const specs = specsFrom(mirrors, dryRun);
     // The repositories of the run, for tokens that cover several at once. A plan writes nothing: it asks
     // for no more than pull anywhere.
@@ -228,6 +283,7 @@ export async function runSync(
         else client.willPush(t);
       }
     }
+    const newRepos = dryRun ? newRepositories(client, mirrors) : Promise.resolve(new Set<string>());
     let jobCount = 0;
     const { results: mirrorResults, jobs } = await syncMirrors(
       specs,
@@ -235,13 +291,19 @@ export async function runSync(
       createLimiter(flags.concurrency ?? config.defaults.concurrency),
       {
         signal,
-        onResolved: (r, n) => {
-          jobCount += n;
+        onResolved: (r, resolvedJobs) => {
+          jobCount += resolvedJobs.length;
           progress.setTotal(jobCount);
+          for (const job of resolvedJobs)
+            for (const t of job.targets) repositoryOf.set(formatReference(t), formatRepository(t));
           if (r.error) out.warn(`✗ ${r.name}: ${r.error}`);
         },
+        beforeImages: newRepos.then((names) => {
+          fresh = names;
+        }),
       },
     );
+    const newRepoNames = await newRepos;
     out.stop();
 
     if (!dryRun && !signal.aborted) {
@@ -255,9 +317,8 @@ export async function runSync(
     const code = signal.aborted ? 130 : exitCodeForMirrors(mirrorResults);
     const summary = summarise(mirrorResults, client.transport.stats);
     out.info('');
-    out.info(renderSummary(mirrorResults, dryRun));
+    out.info(renderSummary(mirrorResults, dryRun, outputWidth()));
     out.info('');
-    const verb = dryRun ? 'planned' : 'copied';
     if (signal.aborted) {
       const reported = mirrorResults.reduce((n, m) => n + m.images.length, 0);
       const cut = mirrorResults.reduce(
@@ -268,17 +329,49 @@ export async function runSync(
         `interrupted: ${reported - cut} of ${jobs} images finished, ${cut} stopped midway (no tag pushed for unfinished targets), ${jobs - reported} not started`,
       );
     }
+    // A plan lists every new repository below; a sync, the ones regmirror created before pushing.
+    const created = dryRun ? [] : createdRepositories(mirrorResults);
+    if (created.length > 0) {
+      out.info(
+        `${created.length} ${created.length === 1 ? 'repository' : 'repositories'} ${dryRun ? 'would be created' : 'created'}:`,
+      );
+      for (const name of created) {
+        const repo = parseRepository(name);
+        out.info(`  ${name} (${client.repositorySettings(repo) ?? 'registry defaults'})`);
+      }
+    }
     const failedMirrors = mirrorResults.filter((m) => m.error).length;
     if (failedMirrors > 0)
-      out.warn(`${failedMirrors} of ${mirrorResults.length} mirrors could not be resolved`);
-    out.info(
-      `${summary.images} images, ${summary.targets} targets: ${dryRun ? summary.planned : summary.copied} ${verb}, ${summary.upToDate} up to date, ${summary.kept} kept, ${summary.failed} failed; ` +
-        `${summary.blobsUploaded} blobs ${dryRun ? 'to upload' : 'uploaded'} (${formatBytes(summary.bytesUploaded)}), ${summary.blobsMounted} ${dryRun ? 'to mount' : 'mounted'}, ` +
-        `${summary.referrersCopied} referrers ${dryRun ? 'to copy' : 'copied'}; ` +
-        `${summary.requests} requests, ${summary.retries} retries, ${formatDuration(Date.now() - started)}`,
-    );
+      out.warn(`${failedMirrors} of ${plural(mirrorResults.length, 'mirror')} could not be resolved`);
+    if (dryRun && newRepoNames.size > 0) {
+      // Created by regmirror before the first push (with these settings), or by the push itself.
+      out.info(`${plural(newRepoNames.size, 'repository', 'repositories')} to create:`);
+      for (const name of [...newRepoNames].sort()) {
+        const settings = client.repositorySettings(parseRepository(name));
+        out.info(`  ${name} (${settings ?? 'by the first push'})`);
+      }
+    }
+    const filtered = mirrorResults.reduce((n, m) => n + m.images.filter((i) => i.filteredDigest).length, 0);
+    if (filtered > 0) {
+      out.info(
+        `${plural(filtered, 'image')} platform-filtered: the targets ${dryRun ? 'would get' : 'got'} new index digests, not the sources'`,
+      );
+    }
+    out.info(finalLine(summary, dryRun, Date.now() - started));
     const rateLimits = client.rateLimits();
     for (const line of renderRateLimits(rateLimits)) out.info(line);
+    if (metrics) {
+      writeMetrics(
+        metrics,
+        syncMetrics(mirrorResults, {
+          code,
+          requests: summary.requests,
+          retries: summary.retries,
+          durationMs: Date.now() - started,
+          previous: metrics,
+        }),
+      );
+    }
     const throttling = client.throttling();
     for (const line of renderThrottling(throttling)) out.warn(line);
     if (flags.json) {
@@ -307,6 +400,39 @@ export async function runSync(
       client.close(),
     );
   }
+}
+
+/** "24 images, 48 targets: 6 copied, 40 up to date, 2 failed; 12 blobs uploaded (1.2 GiB), 3 mounted; …" */
+export function finalLine(s: Summary, dryRun: boolean, ms: number): string {
+  const states = [
+    dryRun ? `${s.planned} to copy` : `${s.copied} copied`,
+    `${s.upToDate} up to date`,
+    ...(s.kept ? [`${s.kept} kept`] : []),
+    `${s.failed} failed`,
+  ];
+  const blobs = dryRun
+    ? `${plural(s.blobsUploaded, 'blob')} to upload (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} to mount (${formatBytes(s.bytesMounted)}), ${plural(s.referrersCopied, 'referrer')} to copy`
+    : `${plural(s.blobsUploaded, 'blob')} uploaded (${formatBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted (${formatBytes(s.bytesMounted)}), ${plural(s.referrersCopied, 'referrer')} copied`;
+  // Two lines: what happened to the tags, then what it took; one would not fit a terminal.
+  return (
+    `${plural(s.images, 'image')}, ${plural(s.targets, 'target')}: ${states.join(', ')}\n` +
+    `${blobs}; ${plural(s.requests, 'request')}, ${plural(s.retries, 'retry')}, ${formatDuration(ms)}`
+  );
+}
+
+/** Target repositories that were created (or, in a plan, would be), each once, sorted. */
+export function createdRepositories(mirrors: MirrorResult[]): string[] {
+  const names = new Set<string>();
+  for (const m of mirrors) {
+    for (const img of m.images) {
+      // Image targets are in the mirror's target order.
+      img.targets.forEach((t, i) => {
+        const repo = m.targets[i];
+        if (t.repositoryCreated && repo !== undefined) names.add(repo);
+      });
+    }
+  }
+  return [...names].sort();
 }
 
 /**

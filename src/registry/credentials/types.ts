@@ -17,4 +17,6 @@ export interface CredentialSource {
 export interface FoundCredential {
   credential: Credential;
   source: string;
+  /** Epoch milliseconds when it expires, for credentials an API issued (an ECR token); for auth check. */
+  expiresAt?: number;
 }

@@ -80,7 +80,12 @@ export function expiringProvider(
         );
       }
       const got = await cached.value;
-      return got ? { credential: got.credential, source: got.source } : undefined;
+      if (!got) return undefined;
+      return {
+        credential: got.credential,
+        source: got.source,
+        ...(got.expiresAt !== undefined ? { expiresAt: got.expiresAt } : {}),
+      };
     },
     renew() {
       cached = undefined;
@@ -114,6 +119,13 @@ export function firstOf(providers: readonly CredentialProvider[]): CredentialPro
     },
     get renewable() {
       return answered?.renewable ?? false;
+    },
+    missing() {
+      for (const p of providers) {
+        const why = p.missing?.();
+        if (why) return why;
+      }
+      return undefined;
     },
   };
 }

@@ -51,8 +51,16 @@ export interface RegistryQuirks extends StatusQuirks {
   mounts: boolean;
   /** Largest `n` the tag list accepts (ECR refuses more than 1000). */
   tagPageSize: number;
-  /** Tags can be made immutable on the server (ECR private): a moving tag is refused with TAG_INVALID. */
+  /**
+   * Tags can be made immutable on the server (ECR private): a moving tag is refused with TAG_INVALID, which
+   * the client then reports as an immutable tag (or, for the digest already there, as success).
+   */
   tagImmutability: boolean;
+  /**
+   * The registry does not create a repository on first push (ECR answers NAME_UNKNOWN): what to tell the
+   * user when a write meets a missing repository.
+   */
+  missingRepositoryHint?: string;
 }
 
 /** Credentials that may expire and be fetched again (ECR tokens last 12 h). */
@@ -66,6 +74,11 @@ export interface CredentialProvider {
   renew(): boolean;
   /** Whether renew() can bring a different credential (tokens from an API, credential helpers). */
   readonly renewable: boolean;
+  /**
+   * Why get() found nothing, when the provider can tell (no AWS credentials anywhere in the SDK's chain):
+   * said to the user when a registry then refuses anonymous access.
+   */
+  missing?(): string | undefined;
 }
 
 /** A line for the person running regmirror, printed as it happens (a quota running out). */
@@ -121,14 +134,20 @@ export interface PullQuota {
   report(): PullQuotaReport | undefined;
 }
 
-/** Creates repositories before the first push, on registries that need it (ECR, ECR Public). */
+/**
+ * Creates repositories before the first push, on registries that need it (ECR, ECR Public), for the
+ * repositories the config asks to create (createRepositories on the registry, or on a mirror for its
+ * targets).
+ */
 export interface RepositoryManager {
+  /** Whether this run creates `path` when it is missing. */
+  manages(path: string): boolean;
   /** Whether the repository exists (plan, auth check). */
   exists(path: string, signal?: AbortSignal): Promise<boolean>;
   /** Make sure it exists: describe, then create with the configured settings. */
   ensure(path: string, signal?: AbortSignal): Promise<'exists' | 'created'>;
-  /** What would be created, in words, for plan and auth check ("immutable tags, scan on push"). */
-  describeSettings(): string;
+  /** What `path` would be created with, in words, for plan, auth check and the audit log. */
+  describeSettings(path: string): string;
 }
 
 /** Settings of one registry as the user gave them (config `registries.<host>`, command-line flags). */
