@@ -229,7 +229,8 @@ async function tour(world: World): Promise<void> {
 
   step(
     'Run the same copy again',
-    'Nothing changed, so regmirror only compares digests (one HEAD per side) and uploads nothing.',
+    'Nothing changed, so regmirror only compares digests (a manifest HEAD per side, plus a referrers\n   ' +
+      'lookup per manifest for signatures added since) and uploads nothing.',
   );
   world.resetCounts();
   const again = await expectSuccess(
