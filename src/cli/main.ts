@@ -63,9 +63,10 @@ function globalOptions(program: Command): Command {
     )
     .option('--ca-file <host=file>', 'trust this CA file for a registry host (repeatable)', collect)
     .addOption(
-      new Option('--host-concurrency <n>', 'requests in flight per registry host (default: 8)').argParser(
-        (v) => parsePositiveInt(v, '--host-concurrency'),
-      ),
+      new Option(
+        '--host-concurrency <n>',
+        'requests in flight per registry host, a fixed bound (default: adaptive, 16 growing to 64)',
+      ).argParser((v) => parsePositiveInt(v, '--host-concurrency')),
     )
     .addOption(
       new Option(
@@ -295,7 +296,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
   const imagesOption = () =>
     new Option(
       '-c, --concurrency <n>',
-      "images in flight (default: the config's defaults.concurrency)",
+      "images in flight (default: the config's defaults.concurrency, else 16)",
     ).argParser((v) => parsePositiveInt(v, '--concurrency'));
   const writeOptions = (cmd: Command, when = '') =>
     cmd
@@ -396,7 +397,7 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
     ).addOption(
       new Option(
         '-c, --concurrency <n>',
-        "with --fix: images in flight (default: the config's defaults.concurrency)",
+        "with --fix: images in flight (default: the config's defaults.concurrency, else 16)",
       ).argParser((v) => parsePositiveInt(v, '--concurrency')),
     ),
     ' (with --fix)',
