@@ -404,7 +404,12 @@ export const registrySchema = z
     type: registryTypeSchema.optional(),
     credentials: credentialsSchema.optional(),
     tls: tlsSchema.optional(),
-    concurrency: positiveInt.optional().describe('Requests in flight to this registry at once.'),
+    concurrency: positiveInt
+      .optional()
+      .describe(
+        'Requests in flight to this registry at once, a fixed bound (default: adaptive, 16 growing to 64 while ' +
+          'the registry answers well, halved on 429/503). It can still shrink when the registry refuses.',
+      ),
     chunkSize: chunkSizeSchema.optional(),
     mounts: z
       .boolean()

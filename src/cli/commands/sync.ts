@@ -250,7 +250,8 @@ export async function runSync(
         if (t.tagAction === 'create' && fresh.has(repositoryOf.get(t.target) ?? '')) t.newRepository = true;
       }
     };
-    // Where earlier runs left blobs on these targets: mount sources to try (a plan counts only certain ones).
+    // Where earlier runs left blobs on these targets: mount sources to try (a plan reads no cache: it
+    // counts as mounts only what it knows of this run).
     cache =
       flags.mountCache === false || dryRun
         ? undefined
