@@ -186,10 +186,9 @@ export function buildProfiles(options: {
       ...(options.config?.limits ? { limits: options.config.limits } : {}),
     },
     credentialSources(registry) {
-      const name = normaliseRegistry(registry);
-      const fromCommandLine = given.get(name);
-      return [...(fromCommandLine ? [fromCommandLine] : []), ...(configured.get(name)?.sources ?? []), chain];
+      return [...(configured.get(normaliseRegistry(registry))?.sources ?? []), chain];
     },
+    givenCredentials: (registry) => given.get(normaliseRegistry(registry)),
   });
   // Every configured registry's profile now, before any request: the vendors check their settings as
   // they build (a setting the registry cannot honour is a config error, exit 2, nothing sent).

@@ -242,6 +242,42 @@ describe('credential providers', () => {
     assert.equal(await profiles.for('r.example').credentials.get(), undefined);
     assert.equal((await profiles.for('s.example').credentials.get())?.source, 'everything');
   });
+
+  it('credentials typed on the command line come first, before a vendor source and before anonymous', async () => {
+    let apiCalls = 0;
+    const typed = (r: string) => ({
+      description: `--dest-creds for ${r}`,
+      lookup: async () => ({ kind: 'basic' as const, username: 'AWS', password: 'typed' }),
+    });
+    const profiles = new RegistryProfiles({
+      vendors: VENDORS,
+      env: {},
+      settings: (r) =>
+        r === 'anon.example'
+          ? { registry: r, anonymous: true }
+          : r.endsWith('.amazonaws.com')
+            ? { registry: r, credentials: { ecr: { region: 'us-east-1' } } }
+            : undefined,
+      credentialSources: () => [
+        {
+          description: 'configured',
+          lookup: async () => {
+            apiCalls++;
+            return { kind: 'basic', username: 'u', password: 'p' };
+          },
+        },
+      ],
+      givenCredentials: (r) => (r === 'other.example' ? undefined : typed(r)),
+    });
+    const ecr = await profiles.for('123456789012.dkr.ecr.us-east-1.amazonaws.com').credentials.get();
+    assert.equal(ecr?.source, '--dest-creds for 123456789012.dkr.ecr.us-east-1.amazonaws.com');
+    assert.equal(
+      (await profiles.for('anon.example').credentials.get())?.source,
+      '--dest-creds for anon.example',
+    );
+    assert.equal(apiCalls, 0);
+    assert.equal((await profiles.for('other.example').credentials.get())?.source, 'configured');
+  });
 });
 
 describe('HTTP statuses, sorted in one place', () => {

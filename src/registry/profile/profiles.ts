@@ -39,6 +39,11 @@ export interface ProfileInputs {
   /** Credential sources for a registry, in order (configured ones, then docker's and podman's files). */
   credentialSources(registry: string): CredentialSource[];
   /**
+   * Credentials typed on the command line for this registry (copy --src-creds / --dest-creds): asked
+   * before anything configured, a vendor's credentials and `anonymous` included.
+   */
+  givenCredentials?(registry: string): CredentialSource | undefined;
+  /**
    * What applies to every registry whose settings do not say: the command line's --chunk-size and
    * --host-concurrency, the config's defaults.limits.
    */
@@ -143,7 +148,9 @@ export class RegistryProfiles {
 
     const fixedConcurrency = settings.concurrency ?? defaults.concurrency ?? vendor?.concurrency;
     let credentials: CredentialProvider;
-    if (settings.anonymous) credentials = NO_CREDENTIALS;
+    const typed = this.inputs.givenCredentials?.(registry);
+    if (typed) credentials = sourcesProvider([typed], host);
+    else if (settings.anonymous) credentials = NO_CREDENTIALS;
     else {
       const providers: CredentialProvider[] = [];
       const configured = vendor?.configuredCredentials?.(ctx);
