@@ -22,6 +22,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { DigestMismatchError, isAbort, RegmirrorError, UploadInterruptedError } from '../errors.js';
 import { algorithmOf, type Digest, Digester } from '../oci/digest.js';
+import { Signal } from '../signal.js';
 import type { UploadSink } from './store.js';
 
 /** How far (bytes) a streaming or chunking sink may fall behind the source before the source waits. */
@@ -42,28 +43,6 @@ export interface FanOut {
   outcomes: Promise<SinkOutcome>[];
   /** Settles once the source has been read to its end (or failed): no stream is open any more. */
   read: Promise<void>;
-}
-
-/** A promise that is resolved and replaced each time something changes. */
-class Signal {
-  private resolve!: () => void;
-  private promise!: Promise<void>;
-  constructor() {
-    this.reset();
-  }
-  private reset(): void {
-    this.promise = new Promise((r) => {
-      this.resolve = r;
-    });
-  }
-  wait(): Promise<void> {
-    return this.promise;
-  }
-  fire(): void {
-    const resolve = this.resolve;
-    this.reset();
-    resolve();
-  }
 }
 
 type SinkState = 'opening' | 'running' | 'done';

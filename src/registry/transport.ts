@@ -18,6 +18,7 @@ import {
   UntrustedError,
 } from '../errors.js';
 import { registryText } from '../sanitize.js';
+import { Signal } from '../signal.js';
 import { AdaptiveLimit, type RateAction, type RequestRates, type ThrottleStats } from './adaptive-limit.js';
 import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
@@ -695,27 +696,5 @@ class DeadlineTimer {
       context: { registry: this.url.host },
       hint: `the registry is too slow, stalls, or drips its answer; if it is only slow, raise ${this.deadline.setting} for it in the config`,
     });
-  }
-}
-
-/** A promise that is resolved and replaced each time something changes. */
-class Signal {
-  private resolve!: () => void;
-  private promise!: Promise<void>;
-  constructor() {
-    this.reset();
-  }
-  private reset(): void {
-    this.promise = new Promise((r) => {
-      this.resolve = r;
-    });
-  }
-  wait(): Promise<void> {
-    return this.promise;
-  }
-  fire(): void {
-    const resolve = this.resolve;
-    this.reset();
-    resolve();
   }
 }
