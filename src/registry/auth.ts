@@ -196,10 +196,12 @@ export class Authenticator {
     // token, which may serve the run's other repositories too, stays.
     if (options.keepToken) return changed;
     if (sentAuthorization?.startsWith('Bearer ')) {
+      // The token it carried is refused: gone from the cache, whether this answer removes it or a
+      // concurrent request's 401 already did (several requests leave with one token, which may expire on
+      // the way). Either way the retry asks for a fresh one; the caller bounds the retries.
       const sent = sentAuthorization.slice(7);
-      const before = this.tokens.length;
       this.tokens = this.tokens.filter((t) => t.token !== sent);
-      return changed || this.tokens.length < before;
+      return true;
     }
     return changed || sentAuthorization === undefined;
   }
