@@ -393,7 +393,11 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         )
         .addOption(shardOption())
         .option('--metrics-file <file>', 'write Prometheus metrics of the check to this file (atomically)')
-        .option('--fix', 'sync exactly the rows that drifted, then check them again'),
+        .option('--fix', 'sync exactly the rows that drifted, then check them again')
+        .option(
+          '--no-mount-cache',
+          'with --fix: neither use nor update the cache of where earlier runs left blobs',
+        ),
     ).addOption(
       new Option(
         '-c, --concurrency <n>',
@@ -418,6 +422,10 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
           if (o[key] !== undefined)
             throw new UsageError(`${flag} applies to check --fix only: without --fix, check writes nothing`);
         }
+        if (o.mountCache === false)
+          throw new UsageError(
+            '--no-mount-cache applies to check --fix only: without --fix, check writes nothing',
+          );
       }
       if (o.json && o.format !== undefined && o.format !== 'json')
         throw new UsageError(`--json and --format ${o.format} ask for two outputs; give one`);

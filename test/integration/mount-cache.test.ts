@@ -160,3 +160,41 @@ test('one token serves a copy between two repositories of one Bearer registry (p
     [[true, ['repository:cache/token:pull', 'repository:mirror/cache/token:pull,push']]],
   );
 });
+
+test('check --fix repairs with mounts from the cache too; --no-mount-cache without --fix is refused', async () => {
+  const fifth = ociImage({ seed: 'cache-fifth', layers: shared, layerCount: 1 });
+  await pushManifestTree(world.source.seedTarget, 'cache/fifth', fifth, 'v1');
+  const { writeFile } = await import('node:fs/promises');
+  const config = join(world.workDir, 'mount-cache-check.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      mirrors: [
+        {
+          source: `${world.source.host}/cache/fifth`,
+          targets: [`${world.basic.host}/cached/fifth`],
+          tags: ['v1'],
+        },
+      ],
+    }),
+  );
+  const env = { DOCKER_CONFIG: world.dockerConfigDir, HOME: world.homeDir, XDG_CACHE_HOME: cacheHome };
+
+  const refused = await runCli(['check', '--config', config, '--no-mount-cache'], { env });
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /--no-mount-cache applies to check --fix only/);
+
+  // The first test's copies left the shared layers on this registry, and the cache says where.
+  world.resetCounts();
+  const res = await runCli(['check', '--config', config, '--fix', '--json'], { env });
+  assert.equal(res.code, 0, res.stderr);
+  const report = JSON.parse(res.stdout) as { countsBefore: { missing: number }; counts: { ok: number } };
+  assert.equal(report.countsBefore.missing, 1);
+  assert.equal(report.counts.ok, 1);
+  assert.equal(mounts(201), shared.length, 'each shared layer mounted');
+  for (const layer of shared) assert.equal(sourceGets(layer.digest), 0, 'a mounted layer is not read');
+  const raw = await skopeoInspectRaw(`${world.basic.host}/cached/fifth:v1`, {
+    creds: world.basic.skopeoCreds,
+  });
+  assert.ok(raw.equals(fifth.bytes));
+});

@@ -23,11 +23,20 @@ import { openAuditLog } from '../audit.js';
 import { imageLine } from '../describe.js';
 import { formatDuration, plural, shortDigest } from '../format.js';
 import { checkMetrics, checkMetricsFile, writeMetrics } from '../metrics.js';
+import { saveMountCache } from '../mount-cache.js';
 import { closeLayouts } from '../stores.js';
 import { renderRateLimits } from '../summary.js';
 import { outputWidth, renderTable as renderColumns } from '../table.js';
 import { VERSION } from '../version.js';
-import { openConfigRun, type SyncFlags, type SyncSession, specsFrom, targetRegistries } from './sync.js';
+import {
+  openConfigRun,
+  openMountCache,
+  type SyncFlags,
+  type SyncSession,
+  specsFrom,
+  syncTransfers,
+  targetRegistries,
+} from './sync.js';
 
 export interface CheckFlags extends SyncFlags {
   deep?: boolean;
@@ -340,15 +349,18 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
             .join(', ')}) with ${plural(repairs.length, 'copy', 'copies')}`,
         );
         const audit = await openAuditLog(flags.auditLog, client, targetRegistries(mirrors));
+        const images = flags.concurrency ?? config.defaults.concurrency;
+        // Repairs copy as sync does: mounts from where earlier runs left blobs, transfers bounded by memory.
+        const cache = await openMountCache(flags, session, mirrors);
         try {
           const ctx: CopyContext = {
             store,
-            knowledge: new BlobKnowledge(),
-            transfers: createLimiter(4),
+            knowledge: new BlobKnowledge(cache ? { hints: cache } : {}),
+            transfers: syncTransfers(images),
             ...(audit ? { onEvent: audit.onEvent } : {}),
             referrerRun,
           };
-          await runRepairs(repairs, ctx, flags.concurrency ?? config.defaults.concurrency);
+          await runRepairs(repairs, ctx, images);
           if (!signal.aborted) {
             await recordBundle(
               layouts,
@@ -359,6 +371,7 @@ export async function runCheck(flags: CheckFlags, session: SyncSession): Promise
           }
         } finally {
           audit?.close();
+          await saveMountCache(cache, out);
         }
         for (const g of repairs) out.info(imageLine(g.result!, false));
         await recheck(repairs, store, flags.deep ?? false);

@@ -4,7 +4,7 @@ import picomatch from 'picomatch';
 import { loadConfig } from '../../config/load.js';
 import { expandLayoutMirror, type ResolvedConfig, type ResolvedMirror } from '../../config/resolve.js';
 import { selectTags, type TagRules } from '../../config/tags.js';
-import { transferBudget } from '../../copy/budget.js';
+import { type TransferBudget, transferBudget } from '../../copy/budget.js';
 import type { CopyContext } from '../../copy/copy-image.js';
 import type { CopyEvent } from '../../copy/events.js';
 import { BlobKnowledge } from '../../copy/knowledge.js';
@@ -225,6 +225,27 @@ export async function openConfigRun(
   return { filepath, config, mirrors, client, store, layouts };
 }
 
+/** The cache of where earlier runs left blobs on these mirrors' target registries; undefined with --no-mount-cache. */
+export async function openMountCache(
+  flags: Pick<SyncFlags, 'mountCache'>,
+  session: Pick<SyncSession, 'env'>,
+  mirrors: ResolvedMirror[],
+): Promise<MountCache | undefined> {
+  if (flags.mountCache === false) return undefined;
+  return MountCache.open(
+    mountCachePath(session.env),
+    targetRegistries(mirrors).filter((r) => !isLayoutKey(r)),
+  );
+}
+
+/**
+ * Blob transfers of a run over many images, bounded by the memory they hold (a small blob its size, a
+ * large one the window and a chunk): up to 96 MiB, and at most twice as many transfers as images in flight.
+ */
+export function syncTransfers(images: number): TransferBudget {
+  return transferBudget(96 * 1024 * 1024, Math.max(2, 2 * images));
+}
+
 export async function runSync(
   command: 'sync' | 'plan',
   flags: SyncFlags,
@@ -252,22 +273,11 @@ export async function runSync(
     };
     // Where earlier runs left blobs on these targets: mount sources to try (a plan reads no cache: it
     // counts as mounts only what it knows of this run).
-    cache =
-      flags.mountCache === false || dryRun
-        ? undefined
-        : await MountCache.open(
-            mountCachePath(session.env),
-            targetRegistries(mirrors).filter((r) => !isLayoutKey(r)),
-          );
+    cache = dryRun ? undefined : await openMountCache(flags, session, mirrors);
     const ctx: CopyContext = {
       store,
       knowledge: new BlobKnowledge(cache ? { hints: cache } : {}),
-      // Blob transfers bounded by the memory they hold (small blobs hold little, a large one a window):
-      // up to 96 MiB, and at most twice as many transfers as images in flight.
-      transfers: transferBudget(
-        96 * 1024 * 1024,
-        Math.max(2, 2 * (flags.concurrency ?? config.defaults.concurrency)),
-      ),
+      transfers: syncTransfers(flags.concurrency ?? config.defaults.concurrency),
       onEvent: allOf(dryRun ? markNew : undefined, progress.onEvent, audit?.onEvent),
       referrerRun: new ReferrerRun(),
       targetTags: new TargetTags(),
