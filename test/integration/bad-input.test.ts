@@ -6,15 +6,15 @@
 // its own and counts only requests for that repository.
 
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ALICE, BOB, type CliResult, READER, startWorld, type World } from '../harness/fixture.js';
 import { freePort } from '../harness/ports.js';
-import { runCommand } from '../harness/run-command.js';
 import { type SeededImage, seedImage } from '../harness/seed.js';
+import { makeTestCertificate } from '../harness/tls-cert.js';
 
 let world: World;
 let image: SeededImage;
@@ -99,56 +99,31 @@ interface HttpsRegistry {
  * registry's proxy, so that what gets through is counted there. Upload locations point back at itself.
  */
 async function startHttpsRegistry(): Promise<HttpsRegistry> {
-  const dir = join(world.workDir, 'tls');
-  await mkdir(dir, { recursive: true });
-  const keyFile = join(dir, 'key.pem');
-  const caFile = join(dir, 'ca.pem');
-  // An EC key: quick to make. The certificate is its own CA, valid for 127.0.0.1.
-  await runCommand('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    keyFile,
-    '-out',
-    caFile,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=regmirror test registry',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  ]);
+  const tls = await makeTestCertificate(join(world.workDir, 'tls'), 'regmirror test registry');
+  const caFile = tls.certFile;
   const upstream = new URL(world.open.url);
   let host = '';
-  const server: HttpsServer = createHttpsServer(
-    { key: await readFile(keyFile), cert: await readFile(caFile) },
-    (req, res) => {
-      const up = httpRequest(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: upstream.host },
-        },
-        (answer) => {
-          const headers = { ...answer.headers };
-          if (typeof headers.location === 'string') {
-            headers.location = headers.location.replace(`http://${upstream.host}`, `https://${host}`);
-          }
-          res.writeHead(answer.statusCode ?? 502, headers);
-          answer.pipe(res);
-        },
-      );
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    },
-  );
+  const server: HttpsServer = createHttpsServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    const up = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream.host },
+      },
+      (answer) => {
+        const headers = { ...answer.headers };
+        if (typeof headers.location === 'string') {
+          headers.location = headers.location.replace(`http://${upstream.host}`, `https://${host}`);
+        }
+        res.writeHead(answer.statusCode ?? 502, headers);
+        answer.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   host = `127.0.0.1:${(server.address() as { port: number }).port}`;
   return {
@@ -424,7 +399,7 @@ describe('bad input', { concurrency: 3 }, () => {
     );
 
     // The fix in the config, which the hint names: tls.caFile (relative to the config file).
-    const synced = await syncTo('tls-ca.json', 'tls/app', { caFile: 'tls/ca.pem' });
+    const synced = await syncTo('tls-ca.json', 'tls/app', { caFile: 'tls/cert.pem' });
     assert.equal(synced.code, 0, synced.stderr);
     assert.match(synced.stderr, /1 up to date/);
   });

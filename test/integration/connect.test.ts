@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ALICE, BOB, type CliResult, REPO_ROOT, startWorld, type World } from '../harness/fixture.js';
 import { type Registry, startRegistry } from '../harness/registry.js';
-import { runCommand } from '../harness/run-command.js';
 import { type SeededImage, seedImage } from '../harness/seed.js';
 import { skopeoInspectRaw } from '../harness/skopeo.js';
+import { makeTestCertificate } from '../harness/tls-cert.js';
 
 let world: World;
 let image: SeededImage;
@@ -42,30 +42,9 @@ describe('a loopback registry that serves HTTPS', () => {
   let caFile: string;
   let host: string;
   before(async () => {
-    const dir = join(world.workDir, 'tls');
-    await mkdir(dir, { recursive: true });
-    const key = join(dir, 'key.pem');
-    caFile = join(dir, 'cert.pem');
-    await runCommand('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      caFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=regmirror tls test',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
-    tlsRegistry = await startRegistry({ auth: 'none' }, { certificate: caFile, key });
+    const tls = await makeTestCertificate(join(world.workDir, 'tls'), 'regmirror tls test');
+    caFile = tls.certFile;
+    tlsRegistry = await startRegistry({ auth: 'none' }, { certificate: caFile, key: tls.keyFile });
     host = tlsRegistry.host;
   });
   after(async () => {

@@ -17,7 +17,6 @@ import {
   startHostileRegistry,
 } from '../harness/hostile-registry.js';
 import { runCliMeasured } from '../harness/measure.js';
-import { runCommand } from '../harness/run-command.js';
 import {
   descriptorOf,
   MediaType,
@@ -26,6 +25,7 @@ import {
   seedImage,
   seedLargeBlobImage,
 } from '../harness/seed.js';
+import { makeTestCertificate } from '../harness/tls-cert.js';
 
 let world: World;
 /** Basic auth, plain HTTP. */
@@ -47,36 +47,10 @@ const ALL_HOSTILE = () => [hb, hx, hi, hs, hsr];
 const RAW_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 const NASTY = '\u001b]0;pwned\u0007\u001b[2J\rforged: ✓ copied\b\b\u009b31m';
 
-async function makeCertificate(dir: string): Promise<{ key: Buffer; cert: Buffer; caFile: string }> {
-  await mkdir(dir, { recursive: true });
-  const keyFile = join(dir, 'key.pem');
-  const certFile = join(dir, 'ca.pem');
-  await runCommand('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=hostile registry',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  ]);
-  return { key: await readFile(keyFile), cert: await readFile(certFile), caFile: certFile };
-}
-
 before(async () => {
   world = await startWorld();
-  const tls = await makeCertificate(join(world.workDir, 'hostile-tls'));
-  caFile = tls.caFile;
+  const tls = await makeTestCertificate(join(world.workDir, 'hostile-tls'), 'hostile registry');
+  caFile = tls.certFile;
   [hb, hx, hi, hs, hsr] = await Promise.all([
     startHostileRegistry({ auth: 'basic' }),
     startHostileRegistry({ auth: 'bearer' }),
