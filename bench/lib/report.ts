@@ -5,7 +5,14 @@ import { type Check, checkLine } from './checks.js';
 import { type Counts, KINDS, type Kind } from './counts.js';
 import type { Diagnosis } from './diagnose.js';
 import { fmtMiB, fmtRatio, fmtSeconds, max, median, min } from './stats.js';
-import { medianOf, type Sample, type Settings, type Tool, type WorkloadResult } from './workloads.js';
+import {
+  floorSeconds,
+  medianOf,
+  type Sample,
+  type Settings,
+  type Tool,
+  type WorkloadResult,
+} from './workloads.js';
 
 export interface Machine {
   cpus: number;
@@ -92,6 +99,44 @@ function summaryTable(results: WorkloadResult[]): string {
     ],
     rows,
     [false, true, true, true, false, true, true, true],
+  );
+}
+
+function boundsTable(results: WorkloadResult[], cores: number): string {
+  const rows: string[][] = [];
+  for (const r of results) {
+    const rm = samplesOf(r, 'regmirror');
+    if (!(r.id in GOALS) || rm.length === 0) continue;
+    const cpu = (ss: Sample[], f: (s: Sample) => number) => (ss.length ? median(ss.map(f)).toFixed(2) : '–');
+    const sk = samplesOf(r, 'skopeo');
+    const split = (ss: Sample[]) =>
+      ss.length
+        ? `${cpu(ss, (s) => s.run.cpuSeconds)} / ${cpu(ss, (s) => s.run.lab.registries)} / ${cpu(ss, (s) => s.run.lab.proxies)}`
+        : '–';
+    const floor = floorSeconds(r, cores);
+    const skMedian = medianOf(r, 'skopeo');
+    rows.push([
+      r.id,
+      split(rm),
+      split(sk),
+      fmtSeconds(floor),
+      Number.isFinite(skMedian) ? fmtRatio(floor / skMedian) : '–',
+      fmtRatio(medianOf(r, 'regmirror') / skMedian),
+      GOALS[r.id]!,
+    ]);
+  }
+  return table(
+    [
+      'workload',
+      'CPU-s in regmirror’s runs: regmirror / registries / proxies',
+      'CPU-s in skopeo’s runs: skopeo / registries / proxies',
+      'floor: (registries + proxies) ÷ cores',
+      'floor ÷ skopeo',
+      'ratio',
+      'goal',
+    ],
+    rows,
+    [false, true, true, true, true, true, false],
   );
 }
 
@@ -293,6 +338,24 @@ export function renderPage(p: PageInput): string {
     'count every request at the source and the targets together, token requests included.',
     '',
   ];
+  const bounds = boundsTable(p.results, m.cpus);
+  if (bounds.split('\n').length > 2) {
+    lines.push(
+      '## What bounds the ratios on this machine',
+      '',
+      bounds,
+      '',
+      `CPU seconds (user + system, medians) spent during the timed runs by the tool, by the four registries (every`,
+      '`docker-registry` process, from `/proc`) and by the benchmark’s own process, which holds the counting proxies',
+      `and the token servers. All of them share the machine’s ${m.cpus} CPUs. The registries’ and proxies’ work is what`,
+      'answering regmirror’s requests costs, and those requests are at the floor of the protocol (see the request',
+      'tables). So even a tool that cost no CPU itself could not finish in less than the **floor**, and could not',
+      'reach a better ratio than **floor ÷ skopeo**. Where that is above the goal, the goal cannot be met on this',
+      'machine by any client of these registries. The floor is an estimate: the registries might do the same work for',
+      'a little less CPU with less competition for the cores.',
+      '',
+    );
+  }
   for (const r of p.results) {
     lines.push(`### ${r.id}: ${r.title}`, '');
     if (r.id === 'throttle') {

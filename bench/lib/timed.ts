@@ -1,8 +1,8 @@
 // Running a measured process: under GNU time (`/usr/bin/time -v`, for peak RSS and CPU seconds), with a
 // clean environment, a time limit, and a registry of running children so Ctrl-C can stop them.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -23,6 +23,71 @@ export interface TimedResult {
   endedAt: number;
   /** Share of the whole machine's CPU time that was busy during the run (all processes, from /proc/stat). */
   machineBusy: number;
+  /** CPU seconds the rest of the lab spent during the run. */
+  lab: LabCpu;
+}
+
+/**
+ * CPU seconds the lab spent during a run besides the tool: the registries (every docker-registry process)
+ * and the benchmark's own process, which holds the counting proxies and the token servers. Work any tool
+ * must cause (the registries answering its requests) and the instrument's share of the machine.
+ */
+export interface LabCpu {
+  registries: number;
+  proxies: number;
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+interface LabSnapshot {
+  registries: Map<number, number>;
+  bench: NodeJS.CpuUsage;
+}
+
+/** utime + stime (clock ticks) of every docker-registry process, by pid. */
+function registryTicks(): Map<number, number> {
+  const out = new Map<number, number>();
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (comm !== 'docker-registry') continue;
+      // Fields after "(comm) ": state is 0, utime is 11, stime is 12.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(pid), Number(f[11]) + Number(f[12]));
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+export function labSnapshot(): LabSnapshot {
+  return { registries: registryTicks(), bench: process.cpuUsage() };
+}
+
+/** The lab's CPU seconds since `before` (registries alive at both ends: none start or stop mid-run). */
+export function labCpuSince(before: LabSnapshot): LabCpu {
+  const after = registryTicks();
+  let ticks = 0;
+  for (const [pid, t] of after) {
+    const t0 = before.registries.get(pid);
+    if (t0 !== undefined) ticks += t - t0;
+  }
+  const bench = process.cpuUsage(before.bench);
+  return { registries: ticks / CLOCK_TICKS, proxies: (bench.user + bench.system) / 1e6 };
 }
 
 /** Busy and total jiffies of all CPUs together (first line of /proc/stat). */
@@ -76,6 +141,7 @@ export function timed(file: string, args: string[], opts: TimedOptions): Promise
   return new Promise((resolve, reject) => {
     const startedAt = Date.now();
     const jiffies = cpuJiffies();
+    const lab = labSnapshot();
     const t0 = process.hrtime.bigint();
     const child = spawn(TIME_BIN, ['-v', '-o', timeFile, file, ...args], {
       cwd: opts.cwd,
@@ -104,6 +170,7 @@ export function timed(file: string, args: string[], opts: TimedOptions): Promise
       const endedAt = Date.now();
       const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const machineBusy = busyShare(jiffies, cpuJiffies());
+      const labCpu = labCpuSince(lab);
       readFile(timeFile, 'utf8').then(
         (text) => {
           try {
@@ -118,6 +185,7 @@ export function timed(file: string, args: string[], opts: TimedOptions): Promise
               startedAt,
               endedAt,
               machineBusy,
+              lab: labCpu,
             });
           } catch (err) {
             reject(new Error(`${opts.label}: ${(err as Error).message}\nstderr: ${stderr.slice(-2000)}`));

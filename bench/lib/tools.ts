@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../test/harness/fixture.js';
 import type { Corpus } from './corpus.js';
 import { credsArg, freshHome, type Side, scratchDir } from './lab.js';
-import { type TimedResult, timed } from './timed.js';
+import { type LabCpu, type TimedResult, timed } from './timed.js';
 
 export const CLI = join(REPO_ROOT, 'bin', 'regmirror.js');
 export const PROBE = join(REPO_ROOT, 'bench', 'probe', 'undici-probe.mjs');
@@ -24,6 +24,8 @@ export interface ToolRun {
   endedAt: number;
   /** Share of the machine's CPU busy during the run (all processes; > 0.9 = the machine was the limit). */
   machineBusy: number;
+  /** CPU seconds the registries and the proxies spent during the run (all of its processes). */
+  lab: LabCpu;
   /** regmirror's --json report, when there is one. */
   report?: unknown;
   /** With --diagnose: the probe's JSON file and the CPU profile directory. */
@@ -62,6 +64,10 @@ function combine(runs: TimedResult[], problems: string[]): ToolRun {
     cpuSeconds: runs.reduce((n, r) => n + r.cpuSeconds, 0),
     startedAt: Math.min(...runs.map((r) => r.startedAt)),
     endedAt: Math.max(...runs.map((r) => r.endedAt)),
+    lab: {
+      registries: runs.reduce((n, r) => n + r.lab.registries, 0),
+      proxies: runs.reduce((n, r) => n + r.lab.proxies, 0),
+    },
     machineBusy:
       runs.reduce((n, r) => n + r.machineBusy * r.wallSeconds, 0) /
       Math.max(

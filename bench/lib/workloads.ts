@@ -438,6 +438,7 @@ async function curlFloor(
       maxRssKiB: Number.NaN,
       cpuSeconds: Number.NaN,
       machineBusy: Number.NaN,
+      lab: { registries: Number.NaN, proxies: Number.NaN },
       startedAt,
       endedAt: Date.now(),
     },
@@ -635,4 +636,13 @@ export function medianOf(
   pick = (s: Sample) => s.run.wallSeconds,
 ) {
   return median(r.samples.filter((s) => s.tool === tool && s.variant === variant).map(pick));
+}
+
+/**
+ * What bounds a ratio on this machine: the CPU the registries and the proxies spent in regmirror's runs
+ * must be spent by any tool that sends the same requests, and the machine has `cores` CPUs, so no tool
+ * sending them can finish sooner than (registries + proxies) ÷ cores.
+ */
+export function floorSeconds(r: WorkloadResult, cores: number): number {
+  return medianOf(r, 'regmirror', undefined, (s) => s.run.lab.registries + s.run.lab.proxies) / cores;
 }
