@@ -98,6 +98,7 @@ interface SavedRun {
   machine: Machine;
   settings: Omit<Settings, 'log'> & { log?: undefined };
   totalSeconds: number;
+  finishedAt: string;
   args: string[];
 }
 
@@ -219,6 +220,7 @@ async function main(): Promise<number> {
       machine: m,
       settings: { ...settings, log: undefined },
       totalSeconds,
+      finishedAt: new Date().toISOString(),
       args: process.argv.slice(2),
     };
     // The raw results beside the page: `--render` rewrites the page from them without running anything.

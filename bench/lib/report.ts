@@ -32,6 +32,8 @@ export interface PageInput {
   machine: Machine;
   settings: Settings;
   totalSeconds: number;
+  /** When the run ended (ISO 8601); `--render` shows the run's own time, not the time of rendering. */
+  finishedAt?: string;
   args: string[];
   svgName: string;
   previous: string;
@@ -315,7 +317,7 @@ export function renderPage(p: PageInput): string {
     '_Written by `bash bench/run.sh` (bench/main.ts); re-run it whenever performance changes. Numbers below',
     'come from the run described here, nothing is edited by hand except the analysis section._',
     '',
-    `- **Run**: ${new Date().toISOString()}, ${(p.totalSeconds / 60).toFixed(1)} minutes, \`bash bench/run.sh ${p.args.join(' ')}\`.`.replace(
+    `- **Run**: ${p.finishedAt ?? 'time not recorded'}, ${(p.totalSeconds / 60).toFixed(1)} minutes, \`bash bench/run.sh ${p.args.join(' ')}\`.`.replace(
       ' `.',
       '`.',
     ),
@@ -345,8 +347,8 @@ export function renderPage(p: PageInput): string {
       '',
       bounds,
       '',
-      `CPU seconds (user + system, medians) spent during the timed runs by the tool, by the four registries (every`,
-      '`docker-registry` process, from `/proc`) and by the benchmark’s own process, which holds the counting proxies',
+      `CPU seconds (user + system, medians) spent during the timed runs by the tool, by the four registries (the`,
+      '`docker-registry` processes the benchmark started, from `/proc`) and by the benchmark’s own process, which holds the counting proxies',
       `and the token servers. All of them share the machine’s ${m.cpus} CPUs. The registries’ and proxies’ work is what`,
       'answering regmirror’s requests costs, and those requests are at the floor of the protocol (see the request',
       'tables). So even a tool that cost no CPU itself could not finish in less than the **floor**, and could not',

@@ -28,8 +28,8 @@ export interface TimedResult {
 }
 
 /**
- * CPU seconds the lab spent during a run besides the tool: the registries (every docker-registry process)
- * and the benchmark's own process, which holds the counting proxies and the token servers. Work any tool
+ * CPU seconds the lab spent during a run besides the tool: the registries (the docker-registry processes
+ * the benchmark started) and the benchmark's own process, which holds the counting proxies and the token servers. Work any tool
  * must cause (the registries answering its requests) and the instrument's share of the machine.
  */
 export interface LabCpu {
@@ -50,7 +50,10 @@ interface LabSnapshot {
   bench: NodeJS.CpuUsage;
 }
 
-/** utime + stime (clock ticks) of every docker-registry process, by pid. */
+/**
+ * utime + stime (clock ticks) of the lab's registries, by pid: the docker-registry processes this process
+ * started (not other people's, on a shared machine).
+ */
 function registryTicks(): Map<number, number> {
   const out = new Map<number, number>();
   let pids: string[] = [];
@@ -64,8 +67,9 @@ function registryTicks(): Map<number, number> {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       if (comm !== 'docker-registry') continue;
-      // Fields after "(comm) ": state is 0, utime is 11, stime is 12.
+      // Fields after "(comm) ": state is 0, the parent's pid 1, utime 11, stime 12.
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) !== process.pid) continue;
       out.set(Number(pid), Number(f[11]) + Number(f[12]));
     } catch {
       // The process ended between the listing and the read.
