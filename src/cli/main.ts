@@ -341,6 +341,12 @@ export function buildProgram(session: Session, setCode: (code: number) => void):
         );
       if (o.dryRun && o.metricsFile !== undefined)
         throw new UsageError('--metrics-file with --dry-run: metrics describe a sync; run without --dry-run');
+      if (o.dryRun && o.chunkSize !== undefined)
+        throw new UsageError('--chunk-size with --dry-run: a dry run uploads nothing; run without --dry-run');
+      if (o.dryRun && o.mountCache === false)
+        throw new UsageError(
+          '--no-mount-cache with --dry-run: a dry run neither reads nor updates the mount cache',
+        );
     })
     .action(async (_o: unknown, cmd: Command) => syncRun('sync', cmd));
 

@@ -93,6 +93,16 @@ describe('a flag that a command would ignore is an error, before any request', (
       /--audit-log with --dry-run/,
     ],
     [
+      'sync --dry-run --chunk-size',
+      () => ['sync', '--dry-run', '--chunk-size', '8MiB'],
+      /--chunk-size with --dry-run: a dry run uploads nothing/,
+    ],
+    [
+      'sync --dry-run --no-mount-cache',
+      () => ['sync', '--dry-run', '--no-mount-cache'],
+      /--no-mount-cache with --dry-run/,
+    ],
+    [
       'check --audit-log without --fix',
       () => ['check', '--audit-log', 'a.jsonl'],
       /--audit-log applies to check --fix only/,
