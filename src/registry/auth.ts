@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { AuthError, type ErrorContext, RegmirrorError } from '../errors.js';
 import { registryText } from '../sanitize.js';
+import { SharedFetch } from '../shared-fetch.js';
 import type { FoundCredential } from './credentials/types.js';
 import { deadlineFor, type RegistryLimits, TOKEN_BODY_LIMIT } from './limits.js';
 import type { CredentialProvider } from './profile/profile.js';
@@ -91,7 +92,7 @@ export function scopesCover(held: Iterable<string>, wanted: string): boolean {
 export class Authenticator {
   private challenge: Challenge | undefined;
   private tokens: CachedToken[] = [];
-  private readonly pending = new Map<string, Promise<CachedToken>>();
+  private readonly pending = new Map<string, SharedFetch<CachedToken>>();
 
   /** The registry's base URL ("https://quay.io"): its origin owns the credentials. */
   private readonly base: URL;
@@ -282,22 +283,29 @@ export class Authenticator {
 
   private async tokenFor(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const key = [...scopes].sort().join(' ');
-    let p = this.pending.get(key);
-    if (!p) {
-      p = this.fetchRenewing(scopes, signal)
-        .catch((err: unknown) => {
-          // A fault on the way to the token server (a deadline, a refused redirect) is about this registry's
-          // token request, whatever host the transport was talking to.
-          if (err instanceof RegmirrorError && !(err instanceof AuthError)) {
-            err.context.registry = this.host;
-            err.context.step = 'token request';
-          }
-          throw err;
-        })
-        .finally(() => this.pending.delete(key));
-      this.pending.set(key, p);
+    let shared = this.pending.get(key);
+    // Callers of one scope set share one fetch, aborted only when all of them have aborted: the first
+    // caller's short timeout (an upload's cancel) must not fail every request waiting for the token.
+    if (!shared || shared.abandoned) {
+      const created: SharedFetch<CachedToken> = new SharedFetch((fetchSignal) =>
+        this.fetchRenewing(scopes, fetchSignal)
+          .catch((err: unknown) => {
+            // A fault on the way to the token server (a deadline, a refused redirect) is about this
+            // registry's token request, whatever host the transport was talking to.
+            if (err instanceof RegmirrorError && !(err instanceof AuthError)) {
+              err.context.registry = this.host;
+              err.context.step = 'token request';
+            }
+            throw err;
+          })
+          .finally(() => {
+            if (this.pending.get(key) === created) this.pending.delete(key);
+          }),
+      );
+      shared = created;
+      this.pending.set(key, shared);
     }
-    return p;
+    return shared.join(signal);
   }
 
   /** A token; when the realm refuses a renewable credential (an expired API token), once more with a fresh one. */

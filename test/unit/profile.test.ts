@@ -8,7 +8,7 @@ import { buildProfiles } from '../../src/cli/runtime.js';
 import { VENDORS } from '../../src/cloud/index.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { configSchema } from '../../src/config/schema.js';
-import { isTransient, RegistryError } from '../../src/errors.js';
+import { AbortedError, isTransient, RegistryError } from '../../src/errors.js';
 import {
   expiringProvider,
   firstOf,
@@ -200,6 +200,44 @@ describe('credential providers', () => {
     fail = false;
     assert.equal((await provider.get())?.source, 's');
     assert.equal(fetches, 2);
+  });
+
+  it("a shared fetch survives one caller's abort, and is aborted when every caller has aborted", async () => {
+    let fetches = 0;
+    let aborted = 0;
+    // An issuer (ECR's GetAuthorizationToken) that answers after 600 ms unless its signal aborts first.
+    const provider = expiringProvider(
+      (signal) =>
+        new Promise((resolve, reject) => {
+          const n = ++fetches;
+          const timer = setTimeout(
+            () =>
+              resolve({ credential: { kind: 'basic', username: 'AWS', password: `t${n}` }, source: 'api' }),
+            600,
+          );
+          signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            aborted++;
+            reject(new Error('fetch aborted'));
+          });
+        }),
+    );
+    const started = Date.now();
+    const short = provider.get(AbortSignal.timeout(100));
+    const patient = provider.get();
+    await assert.rejects(short, AbortedError);
+    assert.ok(Date.now() - started < 500, 'the aborted caller leaves at once');
+    assert.equal((await patient)?.source, 'api');
+    assert.equal(aborted, 0, 'the fetch the patient caller waits for was not aborted');
+    assert.equal(provider.renew(), true);
+    const first = provider.get(AbortSignal.timeout(100));
+    const second = provider.get(AbortSignal.timeout(150));
+    await assert.rejects(first, AbortedError);
+    await assert.rejects(second, AbortedError);
+    assert.equal(aborted, 1, 'nobody waits any more: the fetch is aborted');
+    const again = await provider.get();
+    assert.equal(again?.credential.kind === 'basic' && again.credential.password, 't3', 'a fresh fetch');
+    assert.equal(fetches, 3);
   });
 
   it('firstOf renews the provider that answered, and a file password is not renewable', async () => {

@@ -2,6 +2,7 @@
 // again when the registry says they have. This is the only cache of credentials in a run: the auth layer
 // asks the provider every time (cheap: it answers from its cache) instead of keeping its own copy.
 
+import { SharedFetch } from '../../shared-fetch.js';
 import { findCredential } from '../credentials/chain.js';
 import type { Credential, CredentialSource, FoundCredential } from '../credentials/types.js';
 import type { CredentialProvider } from './profile.js';
@@ -59,27 +60,37 @@ export function expiringProvider(
   fetch: (signal?: AbortSignal) => Promise<ExpiringCredential | undefined>,
   now: () => number = Date.now,
 ): CredentialProvider {
-  let cached: { value: Promise<ExpiringCredential | undefined>; renewAt: number } | undefined;
+  interface Entry {
+    value: SharedFetch<ExpiringCredential | undefined>;
+    renewAt: number;
+  }
+  let cached: Entry | undefined;
   return {
     async get(signal) {
-      if (!cached || now() >= cached.renewAt) {
+      // The fetch is aborted only when every caller waiting on it has aborted, not by the first one's signal.
+      if (!cached || now() >= cached.renewAt || cached.value.abandoned) {
         const fetchedAt = now();
-        const value = fetch(signal);
-        const entry = { value, renewAt: Number.POSITIVE_INFINITY };
+        const entry: Entry = {
+          value: new SharedFetch((fetchSignal) =>
+            fetch(fetchSignal).then(
+              (got) => {
+                if (got?.expiresAt !== undefined) {
+                  const lifetime = got.expiresAt - fetchedAt;
+                  entry.renewAt = got.expiresAt - renewalMargin(lifetime);
+                }
+                return got;
+              },
+              (err: unknown) => {
+                if (cached === entry) cached = undefined;
+                throw err;
+              },
+            ),
+          ),
+          renewAt: Number.POSITIVE_INFINITY,
+        };
         cached = entry;
-        value.then(
-          (got) => {
-            if (got?.expiresAt !== undefined) {
-              const lifetime = got.expiresAt - fetchedAt;
-              entry.renewAt = got.expiresAt - renewalMargin(lifetime);
-            }
-          },
-          () => {
-            if (cached === entry) cached = undefined;
-          },
-        );
       }
-      const got = await cached.value;
+      const got = await cached.value.join(signal);
       if (!got) return undefined;
       return {
         credential: got.credential,
