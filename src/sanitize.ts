@@ -56,3 +56,35 @@ export function registryText(text: string, max = 300): string {
 export function quoted(text: string, max = 140): string {
   return `"${registryText(text, max)}"`;
 }
+
+/**
+ * `text` (a server's answer to a request that carried `secrets`) with every occurrence of each secret
+ * replaced by REDACTED: as sent, and as a URL, an urlencoded form or a JSON string carries it (a realm
+ * may echo the form it was posted). `cut`: the text was cut short, so a tail that starts one of them goes
+ * too. Empty secrets are ignored.
+ */
+export function redactSecrets(text: string, secrets: readonly string[], cut = false): string {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (!secret) continue;
+    forms.add(secret);
+    forms.add(encodeURIComponent(secret));
+    forms.add(new URLSearchParams({ s: secret }).toString().slice(2));
+    forms.add(JSON.stringify(secret).slice(1, -1));
+  }
+  // Longest first: a secret's encoded form may contain another secret.
+  const longestFirst = [...forms].sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const form of longestFirst) out = out.split(form).join('REDACTED');
+  if (cut) {
+    for (const form of longestFirst) {
+      for (let n = Math.min(form.length - 1, out.length); n > 0; n--) {
+        if (out.endsWith(form.slice(0, n))) {
+          out = out.slice(0, -n);
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import { AuthError, type ErrorContext, RegmirrorError } from '../errors.js';
-import { registryText } from '../sanitize.js';
+import { redactSecrets, registryText } from '../sanitize.js';
 import { SharedFetch } from '../shared-fetch.js';
 import type { FoundCredential } from './credentials/types.js';
 import { deadlineFor, type RegistryLimits, TOKEN_BODY_LIMIT } from './limits.js';
@@ -50,6 +50,9 @@ const tokenResponseSchema = z.looseObject({
   issued_at: z.string().optional(),
   refresh_token: z.string().optional(),
 });
+
+/** What of a token server's error answer is read for its message (the hint shows 200 characters). */
+const ERROR_TEXT_BYTES = 512;
 
 /** Docker's default when a token response omits expires_in (Quay does). */
 const DEFAULT_TOKEN_LIFETIME_S = 60;
@@ -389,10 +392,18 @@ export class Authenticator {
       );
     }
     if (res.status !== 200) {
-      const text = await readCapped(res.body, 512);
+      const text = await readCapped(res.body, ERROR_TEXT_BYTES);
+      // A realm may echo what it was sent (`invalid_grant: refresh_token=...`): never into a message.
+      const secrets =
+        cred?.kind === 'basic'
+          ? [cred.password, Buffer.from(`${cred.username}:${cred.password}`).toString('base64')]
+          : cred?.kind === 'identity-token'
+            ? [cred.token]
+            : [];
+      const shown = redactSecrets(text, secrets, Buffer.byteLength(text) >= ERROR_TEXT_BYTES);
       throw new AuthError(`token server ${realmUrl.host} answered HTTP ${res.status}`, {
         context,
-        hint: registryText(text.trim(), 200) || undefined,
+        hint: registryText(shown.trim(), 200) || undefined,
       });
     }
     let body: z.infer<typeof tokenResponseSchema>;
