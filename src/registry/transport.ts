@@ -150,6 +150,11 @@ const MAX_REDIRECTS = 5;
 const ERROR_BODY_CAP = 64 * 1024;
 /** A body we do not want is read this far (to keep the connection) and then cut off. */
 const DRAIN_CAP = 64 * 1024;
+/**
+ * ...and for this long at most: no deadline watches it (a redirect's, a retried answer's), and one that
+ * drips would hold its connection, and Transport.close(), for as long as the server likes.
+ */
+const DRAIN_MS = 5_000;
 
 export function header(headers: ResponseHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -205,15 +210,21 @@ export async function readAll(body: Readable, limit: number): Promise<Buffer> {
 
 /**
  * Discard a body we do not need. A small one is read to its end so the connection can be reused; one
- * that goes on (a hostile registry's endless error page) is cut off.
+ * that goes on (a hostile registry's endless error page) or takes its time (one that drips) is cut off.
  */
 export function drain(body: Readable): void {
+  body.on('error', () => {});
+  if (body.destroyed) return;
+  const timer = setTimeout(() => body.destroy(), DRAIN_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  body.once('end', done);
+  body.once('close', done);
   let read = 0;
   body.on('data', (chunk: Buffer) => {
     read += chunk.byteLength;
     if (read > DRAIN_CAP) body.destroy();
   });
-  body.on('error', () => {});
   body.resume();
 }
 
