@@ -155,6 +155,8 @@ const DRAIN_CAP = 64 * 1024;
  * drips would hold its connection, and Transport.close(), for as long as the server likes.
  */
 const DRAIN_MS = 5_000;
+/** How long Transport.close() lets requests still in flight finish before it cuts them. */
+const CLOSE_GRACE_MS = 5_000;
 
 export function header(headers: ResponseHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -315,6 +317,8 @@ export class Transport {
   private readonly congestion = new Signal();
   private readonly agents = new Map<string, UndiciAgent>();
   private readonly limiters = new Map<string, AdaptiveLimit>();
+  /** Bodies not yet ended or destroyed: what close() cuts if they hold it up. */
+  private readonly bodies = new Set<Readable>();
   private readonly settingsFor: (host: string) => HostSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly trace: TraceFn | undefined;
@@ -605,13 +609,16 @@ export class Transport {
           ...(req.idleMs !== undefined ? { headersTimeout: req.idleMs, bodyTimeout: req.idleMs } : {}),
         });
         limiter.answered(res.statusCode);
+        const resBody = res.body as unknown as Readable;
+        this.bodies.add(resBody);
+        resBody.once('close', () => this.bodies.delete(resBody));
         this.trace?.({
           method: req.method,
           url: redactUrl(url),
           status: res.statusCode,
           ms: Date.now() - started,
         });
-        return { status: res.statusCode, headers: res.headers, url, body: res.body as unknown as Readable };
+        return { status: res.statusCode, headers: res.headers, url, body: resBody };
       } catch (err) {
         this.trace?.({
           method: req.method,
@@ -624,10 +631,26 @@ export class Transport {
     });
   }
 
+  /**
+   * Close the connections. undici's close waits for the requests in flight, bodies included: one still
+   * dripping (a body nobody reads) would keep the CLI from exiting, so after a grace time it is cut.
+   */
   async close(): Promise<void> {
     for (const l of this.limiters.values()) l.close();
-    await Promise.all([...this.agents.values()].map((a) => a.close().catch(() => {})));
+    const closed = Promise.all([...this.agents.values()].map((a) => a.close().catch(() => {})));
     this.agents.clear();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS);
+    });
+    if ((await Promise.race([closed, grace])) === 'late') {
+      for (const body of this.bodies) {
+        body.on('error', () => {});
+        body.destroy();
+      }
+      await closed;
+    }
+    clearTimeout(timer);
   }
 }
 

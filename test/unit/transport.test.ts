@@ -98,4 +98,14 @@ describe('bodies the transport discards', () => {
     const took = await within(t.close(), 2_000);
     assert.ok(took !== undefined, 'close() did not resolve');
   });
+
+  it('close() ends, within seconds, even with a body nobody reads still dripping', async () => {
+    const t = transport();
+    const res = await t.send({ method: 'GET', url: new URL(`${base}/endless`) });
+    assert.equal(res.status, 200);
+    // The body is left unread, with no deadline on it: only close() can end it.
+    const took = await within(t.close(), 12_000);
+    assert.ok(took !== undefined, 'close() did not resolve');
+    assert.ok(res.body.destroyed);
+  });
 });
