@@ -655,21 +655,60 @@ export class Transport {
 }
 
 /**
- * Query parameters that carry secrets or capabilities: signatures (S3, GCS, Azure, CloudFront), tokens,
- * Docker Hub's storage `verify=`, `ticket=`, distribution's signed upload `_state=`, sessions, codes.
+ * Query keys whose values are known to be harmless, and kept: the registry API's own (tag-list and
+ * referrers pages, mounts, upload digests, the token request's service and scope), and the algorithm,
+ * date and expiry of S3, GCS, CloudFront and Azure signed URLs (an expired one is worth seeing). Every
+ * other value is a secret until known otherwise: signatures and tokens come under any name (`hdnts`,
+ * `jwt`, `verify`, `_state`, ...).
  */
-const SECRET_QUERY_KEY =
-  /sig|signature|token|credential|key|auth|secret|policy|verify|ticket|state|session|password|passwd|code|nonce|hmac/i;
+const HARMLESS_QUERY_KEYS = new Set([
+  'n',
+  'last',
+  'digest',
+  'mount',
+  'from',
+  'artifactType',
+  'scope',
+  'service',
+  'X-Amz-Algorithm',
+  'X-Amz-Date',
+  'X-Amz-Expires',
+  'X-Goog-Algorithm',
+  'X-Goog-Date',
+  'X-Goog-Expires',
+  'Expires',
+  'se',
+  'st',
+  'sv',
+]);
 
-/** Storage redirects and upload locations carry signatures and capabilities in the query string: never print them. */
+/** A key printed with its value redacted; anything else (a bare token, an encoded name) is redacted whole. */
+const PLAIN_QUERY_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,39}$/;
+
+/**
+ * Storage redirects and upload locations carry signatures and capabilities in the query string: never
+ * print them. A URL for a message or the --debug trace: no user info, no fragment, and in the query
+ * (parameters split at "&" and ";") only the values of HARMLESS_QUERY_KEYS.
+ */
 export function redactUrl(url: URL): string {
   const u = new URL(url.href);
-  for (const key of [...u.searchParams.keys()]) {
-    if (SECRET_QUERY_KEY.test(key)) u.searchParams.set(key, 'REDACTED');
-  }
   u.username = '';
   u.password = '';
-  return u.href;
+  u.hash = '';
+  const query = u.search.slice(1);
+  if (!query) return u.href;
+  u.search = '';
+  const redacted = query
+    .split(/([&;])/)
+    .map((part, i) => {
+      if (i % 2 === 1 || part === '') return part; // a separator, or nothing between two
+      const eq = part.indexOf('=');
+      const key = eq < 0 ? part : part.slice(0, eq);
+      if (HARMLESS_QUERY_KEYS.has(key)) return part;
+      return eq >= 0 && PLAIN_QUERY_KEY.test(key) ? `${key}=REDACTED` : 'REDACTED';
+    })
+    .join('');
+  return `${u.href}?${redacted}`;
 }
 
 /**
