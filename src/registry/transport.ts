@@ -23,7 +23,7 @@ import { AdaptiveLimit, type RateAction, type RequestRates, type ThrottleStats }
 import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
-import { type Credentials, isHttpUrl, mayCarry } from './trust.js';
+import { type Credentials, isHttpUrl, mayCarry, unparsedUrlText } from './trust.js';
 
 /**
  * undici's index also loads fetch, WebSocket, EventSource and its mocks (~70 ms of every run's start);
@@ -530,7 +530,7 @@ export class Transport {
         next = new URL(location, url);
       } catch {
         throw new RegistryError(
-          `${url.host} redirected to something that is not a URL (${registryText(location, 200)})`,
+          `${url.host} redirected to something that is not a URL (${unparsedUrlText(location)})`,
           {
             context,
           },
