@@ -23,7 +23,7 @@ import { AdaptiveLimit, type RateAction, type RequestRates, type ThrottleStats }
 import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
-import { type Credentials, isHttpUrl, mayCarry } from './trust.js';
+import { type Credentials, isHttpUrl, mayCarry, unparsedUrlText } from './trust.js';
 
 /**
  * undici's index also loads fetch, WebSocket, EventSource and its mocks (~70 ms of every run's start);
@@ -150,6 +150,13 @@ const MAX_REDIRECTS = 5;
 const ERROR_BODY_CAP = 64 * 1024;
 /** A body we do not want is read this far (to keep the connection) and then cut off. */
 const DRAIN_CAP = 64 * 1024;
+/**
+ * ...and for this long at most: no deadline watches it (a redirect's, a retried answer's), and one that
+ * drips would hold its connection, and Transport.close(), for as long as the server likes.
+ */
+const DRAIN_MS = 5_000;
+/** How long Transport.close() lets requests still in flight finish before it cuts them. */
+const CLOSE_GRACE_MS = 5_000;
 
 export function header(headers: ResponseHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -205,15 +212,21 @@ export async function readAll(body: Readable, limit: number): Promise<Buffer> {
 
 /**
  * Discard a body we do not need. A small one is read to its end so the connection can be reused; one
- * that goes on (a hostile registry's endless error page) is cut off.
+ * that goes on (a hostile registry's endless error page) or takes its time (one that drips) is cut off.
  */
 export function drain(body: Readable): void {
+  body.on('error', () => {});
+  if (body.destroyed) return;
+  const timer = setTimeout(() => body.destroy(), DRAIN_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  body.once('end', done);
+  body.once('close', done);
   let read = 0;
   body.on('data', (chunk: Buffer) => {
     read += chunk.byteLength;
     if (read > DRAIN_CAP) body.destroy();
   });
-  body.on('error', () => {});
   body.resume();
 }
 
@@ -304,6 +317,8 @@ export class Transport {
   private readonly congestion = new Signal();
   private readonly agents = new Map<string, UndiciAgent>();
   private readonly limiters = new Map<string, AdaptiveLimit>();
+  /** Bodies not yet ended or destroyed: what close() cuts if they hold it up. */
+  private readonly bodies = new Set<Readable>();
   private readonly settingsFor: (host: string) => HostSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly trace: TraceFn | undefined;
@@ -515,7 +530,7 @@ export class Transport {
         next = new URL(location, url);
       } catch {
         throw new RegistryError(
-          `${url.host} redirected to something that is not a URL (${registryText(location, 200)})`,
+          `${url.host} redirected to something that is not a URL (${unparsedUrlText(location)})`,
           {
             context,
           },
@@ -594,13 +609,16 @@ export class Transport {
           ...(req.idleMs !== undefined ? { headersTimeout: req.idleMs, bodyTimeout: req.idleMs } : {}),
         });
         limiter.answered(res.statusCode);
+        const resBody = res.body as unknown as Readable;
+        this.bodies.add(resBody);
+        resBody.once('close', () => this.bodies.delete(resBody));
         this.trace?.({
           method: req.method,
           url: redactUrl(url),
           status: res.statusCode,
           ms: Date.now() - started,
         });
-        return { status: res.statusCode, headers: res.headers, url, body: res.body as unknown as Readable };
+        return { status: res.statusCode, headers: res.headers, url, body: resBody };
       } catch (err) {
         this.trace?.({
           method: req.method,
@@ -613,29 +631,84 @@ export class Transport {
     });
   }
 
+  /**
+   * Close the connections. undici's close waits for the requests in flight, bodies included: one still
+   * dripping (a body nobody reads) would keep the CLI from exiting, so after a grace time it is cut.
+   */
   async close(): Promise<void> {
     for (const l of this.limiters.values()) l.close();
-    await Promise.all([...this.agents.values()].map((a) => a.close().catch(() => {})));
+    const closed = Promise.all([...this.agents.values()].map((a) => a.close().catch(() => {})));
     this.agents.clear();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS);
+    });
+    if ((await Promise.race([closed, grace])) === 'late') {
+      for (const body of this.bodies) {
+        body.on('error', () => {});
+        body.destroy();
+      }
+      await closed;
+    }
+    clearTimeout(timer);
   }
 }
 
 /**
- * Query parameters that carry secrets or capabilities: signatures (S3, GCS, Azure, CloudFront), tokens,
- * Docker Hub's storage `verify=`, `ticket=`, distribution's signed upload `_state=`, sessions, codes.
+ * Query keys whose values are known to be harmless, and kept: the registry API's own (tag-list and
+ * referrers pages, mounts, upload digests, the token request's service and scope), and the algorithm,
+ * date and expiry of S3, GCS, CloudFront and Azure signed URLs (an expired one is worth seeing). Every
+ * other value is a secret until known otherwise: signatures and tokens come under any name (`hdnts`,
+ * `jwt`, `verify`, `_state`, ...).
  */
-const SECRET_QUERY_KEY =
-  /sig|signature|token|credential|key|auth|secret|policy|verify|ticket|state|session|password|passwd|code|nonce|hmac/i;
+const HARMLESS_QUERY_KEYS = new Set([
+  'n',
+  'last',
+  'digest',
+  'mount',
+  'from',
+  'artifactType',
+  'scope',
+  'service',
+  'X-Amz-Algorithm',
+  'X-Amz-Date',
+  'X-Amz-Expires',
+  'X-Goog-Algorithm',
+  'X-Goog-Date',
+  'X-Goog-Expires',
+  'Expires',
+  'se',
+  'st',
+  'sv',
+]);
 
-/** Storage redirects and upload locations carry signatures and capabilities in the query string: never print them. */
+/** A key printed with its value redacted; anything else (a bare token, an encoded name) is redacted whole. */
+const PLAIN_QUERY_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,39}$/;
+
+/**
+ * Storage redirects and upload locations carry signatures and capabilities in the query string: never
+ * print them. A URL for a message or the --debug trace: no user info, no fragment, and in the query
+ * (parameters split at "&" and ";") only the values of HARMLESS_QUERY_KEYS.
+ */
 export function redactUrl(url: URL): string {
   const u = new URL(url.href);
-  for (const key of [...u.searchParams.keys()]) {
-    if (SECRET_QUERY_KEY.test(key)) u.searchParams.set(key, 'REDACTED');
-  }
   u.username = '';
   u.password = '';
-  return u.href;
+  u.hash = '';
+  const query = u.search.slice(1);
+  if (!query) return u.href;
+  u.search = '';
+  const redacted = query
+    .split(/([&;])/)
+    .map((part, i) => {
+      if (i % 2 === 1 || part === '') return part; // a separator, or nothing between two
+      const eq = part.indexOf('=');
+      const key = eq < 0 ? part : part.slice(0, eq);
+      if (HARMLESS_QUERY_KEYS.has(key)) return part;
+      return eq >= 0 && PLAIN_QUERY_KEY.test(key) ? `${key}=REDACTED` : 'REDACTED';
+    })
+    .join('');
+  return `${u.href}?${redacted}`;
 }
 
 /**

@@ -34,6 +34,20 @@ export function isHttpUrl(url: URL): boolean {
   return url.protocol === 'http:' || url.protocol === 'https:';
 }
 
+/**
+ * Text that should have been a URL and does not parse (a Location with a port out of range), for a
+ * message: quoted, only what precedes its query or fragment, and without user info. The rest is never
+ * shown: a signed storage URL keeps its signature and token there, and redactUrl cannot take it apart.
+ */
+export function unparsedUrlText(text: string, max = 200): string {
+  const end = text.search(/[?#]/);
+  const shown = (end < 0 ? text : text.slice(0, end)).replace(
+    /^([A-Za-z][A-Za-z0-9+.-]*:)?\/\/[^/]*@/,
+    '$1//',
+  );
+  return `${quoted(shown, max)}${end < 0 ? '' : ' (the rest not shown)'}`;
+}
+
 /** The rule itself: may credentials owned by `owner` be sent with a request to `url`? */
 export function mayCarry(url: URL, owner: Origin): boolean {
   // Different scheme or port is a different origin: this also rules out HTTPS → HTTP.
@@ -59,7 +73,9 @@ export function checkRealm(realm: string | undefined, registryBase: URL, context
   try {
     url = new URL(realm);
   } catch {
-    throw new AuthError(`registry ${registry} sent an invalid token realm ${quoted(realm)}`, { context });
+    throw new AuthError(`registry ${registry} sent an invalid token realm ${unparsedUrlText(realm)}`, {
+      context,
+    });
   }
   if (!isHttpUrl(url)) {
     throw new AuthError(
@@ -95,7 +111,7 @@ export function checkUploadLocation(
   try {
     url = new URL(location, answeredBy);
   } catch {
-    throw new UntrustedError(`the upload Location ${quoted(location)} is not a URL`, { context });
+    throw new UntrustedError(`the upload Location ${unparsedUrlText(location)} is not a URL`, { context });
   }
   if (url.origin !== registryOrigin || !isHttpUrl(url)) {
     throw new UntrustedError(

@@ -309,6 +309,57 @@ describe('redactUrl', () => {
     redactUrl(url);
     assert.equal(url.searchParams.get('token'), 'abc');
   });
+
+  it('redacts the value of every query key it does not know to be harmless, whatever its name', () => {
+    assert.equal(
+      redactUrl(new URL('https://cdn.example/b?hdnts=exp=1700000000~acl=/*~hmac=0123abcd')),
+      'https://cdn.example/b?hdnts=REDACTED',
+    );
+    assert.equal(
+      redactUrl(new URL('https://cdn.example/b?jwt=eyJhbGciOiJIUzI1NiJ9.e30.c2ln&x=1')),
+      'https://cdn.example/b?jwt=REDACTED&x=REDACTED',
+    );
+  });
+
+  it('redacts a bare token, a key that is no plain name, and parameters after a ";"', () => {
+    assert.equal(
+      redactUrl(new URL('https://cdn.example/b?eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl')),
+      'https://cdn.example/b?REDACTED',
+    );
+    assert.equal(redactUrl(new URL('https://cdn.example/b?abc123')), 'https://cdn.example/b?REDACTED');
+    assert.equal(
+      redactUrl(new URL('https://cdn.example/b?%74oken=s3cret&a.b=c')),
+      'https://cdn.example/b?REDACTED&REDACTED',
+    );
+    assert.equal(
+      redactUrl(new URL('https://cdn.example/b?p=1;token=s3cret')),
+      'https://cdn.example/b?p=REDACTED;token=REDACTED',
+    );
+    assert.equal(
+      redactUrl(new URL('https://r.example/v2/a/tags/list?n=10;token=s3cret')),
+      'https://r.example/v2/a/tags/list?n=10;token=REDACTED',
+    );
+  });
+
+  it('drops the fragment', () => {
+    assert.equal(
+      redactUrl(new URL('https://cdn.example/b?n=1#access_token=s3cret')),
+      'https://cdn.example/b?n=1',
+    );
+    assert.equal(redactUrl(new URL('https://cdn.example/b#s3cret')), 'https://cdn.example/b');
+  });
+
+  it('keeps what a --debug trace of registry traffic needs: pages, mounts, digests, scopes', () => {
+    for (const url of [
+      'https://r.example/v2/a/tags/list?n=1000&last=v1.2',
+      'https://r.example/v2/a/blobs/uploads/?mount=sha256:abc&from=b/c',
+      'https://r.example/v2/a/blobs/uploads/u1?digest=sha256:abc',
+      'https://r.example/v2/a/referrers/sha256:abc?artifactType=application/vnd.dev.sigstore.bundle.v0.3%2Bjson',
+      'https://auth.example/token?service=r.example&scope=repository:a:pull,push&scope=repository:b:pull',
+    ]) {
+      assert.equal(redactUrl(new URL(url)), url);
+    }
+  });
 });
 
 describe('parseSize', () => {

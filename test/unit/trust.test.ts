@@ -106,7 +106,37 @@ describe('the credential rule (trust.ts)', () => {
       );
     }
   });
+
+  it('prints only what precedes the query of a Location or realm that is not a URL: no signature, no token', () => {
+    const answered = new URL('https://registry.example:5000/v2/a/blobs/uploads/');
+    assert.throws(
+      () => checkUploadLocation(SIGNED_BAD_PORT, answered, registry, {}),
+      (e: unknown) =>
+        e instanceof UntrustedError &&
+        e.message ===
+          'the upload Location "https://bucket.s3.example:99999/b" (the rest not shown) is not a URL' &&
+        !/SIGSECRET|STSSECRET/.test(e.message),
+    );
+    assert.throws(
+      () => checkUploadLocation('https://user:pw@h:99999/u#frag-secret', answered, registry, {}),
+      (e: unknown) =>
+        e instanceof UntrustedError &&
+        e.message === 'the upload Location "https://h:99999/u" (the rest not shown) is not a URL',
+    );
+    assert.throws(
+      () => checkRealm(SIGNED_BAD_PORT, new URL('https://registry.example'), {}),
+      (e: unknown) =>
+        e instanceof AuthError &&
+        /invalid token realm "https:\/\/bucket\.s3\.example:99999\/b" \(the rest not shown\)$/.test(
+          e.message,
+        ),
+    );
+  });
 });
+
+/** A signed storage URL whose port is out of range: `new URL` throws on it. */
+const SIGNED_BAD_PORT =
+  'https://bucket.s3.example:99999/b?X-Amz-Signature=SIGSECRET&X-Amz-Security-Token=STSSECRET';
 
 describe('the transport asks the rule for every hop', () => {
   // Two origins on loopback: 127.0.0.1 redirects, 127.0.0.2 is "storage".
@@ -133,6 +163,7 @@ describe('the transport asks the rule for every hop', () => {
       if (url.pathname === '/to-storage') res.writeHead(302, { location: `${storageUrl}/blob` }).end();
       else if (url.pathname === '/loop') res.writeHead(302, { location: '/loop' }).end();
       else if (url.pathname === '/file') res.writeHead(302, { location: 'file:///etc/passwd' }).end();
+      else if (url.pathname === '/bad-port') res.writeHead(302, { location: SIGNED_BAD_PORT }).end();
       else if (url.pathname === '/slow') {
         res.writeHead(200, { 'content-length': '100' });
         res.write('x');
@@ -196,6 +227,21 @@ describe('the transport asks the rule for every hop', () => {
     );
     assert.equal(t.stats.retries, 0);
     assert.equal(seen.length, 2);
+    await t.close();
+  });
+
+  it('prints only what precedes the query of a redirect that is not a URL: no signature, no token', async () => {
+    const t = transport();
+    await assert.rejects(
+      t.send({ method: 'GET', url: new URL(`${registryUrl}/bad-port`) }),
+      (e: unknown) =>
+        e instanceof Error &&
+        e.name === 'RegistryError' &&
+        /redirected to something that is not a URL \("https:\/\/bucket\.s3\.example:99999\/b" \(the rest not shown\)\)$/.test(
+          e.message,
+        ) &&
+        !/SIGSECRET|STSSECRET|X-Amz/.test(e.message),
+    );
     await t.close();
   });
 
