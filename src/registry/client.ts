@@ -86,7 +86,15 @@ import {
   type TransportRequest,
   type TransportResponse,
 } from './transport.js';
-import { checkUploadLocation, isHttpUrl, mayAdoptChallenge, mayCarry, type Origin } from './trust.js';
+import {
+  checkUploadLocation,
+  downgrades,
+  isHttpUrl,
+  mayAdoptChallenge,
+  mayCarry,
+  type Origin,
+  withoutQuery,
+} from './trust.js';
 
 /** Something worth telling the user that is not an error (a tag skipped because its name is invalid). */
 export interface ClientWarning {
@@ -940,6 +948,18 @@ export class RegistryClient {
           `the tag list's next-page Link is a ${registryText(next.protocol)} URL; only http and https are followed`,
           {
             context,
+          },
+        );
+      }
+      // The page that answered came over HTTPS whenever the registry is HTTPS (redirects and Links never
+      // leave it): a next page on plain HTTP would cross the network in clear text, where anyone on the
+      // way could add or hide tags.
+      if (downgrades(res.url, next)) {
+        throw new UntrustedError(
+          `the tag list's next-page Link leads from HTTPS to plain HTTP (${registryText(withoutQuery(next), 200)}); refused: the page would travel in clear text`,
+          {
+            context,
+            hint: 'the registry is misconfigured (or not the registry you think): its tag-list Links must stay on HTTPS',
           },
         );
       }
