@@ -862,7 +862,9 @@ export class RegistryClient {
       filtered &&= applied.includes('artifactType');
       const next = nextLink(header(res.headers, 'link'), res.url);
       if (!next || seen.has(next.href)) break;
-      if (next.origin !== res.url.origin) {
+      // Compared with the registry's origin, not the URL that answered: a referrers GET redirected to a
+      // storage host does not make that host's Links the registry's.
+      if (next.origin !== this.registryOrigin(repo.registry)) {
         // Our credentials belong to this registry: a page elsewhere is not fetched with them.
         throw new RegistryError(`the referrers list links to another host (${next.host})`, { context });
       }
