@@ -86,7 +86,15 @@ import {
   type TransportRequest,
   type TransportResponse,
 } from './transport.js';
-import { checkUploadLocation, isHttpUrl, mayAdoptChallenge, mayCarry, type Origin } from './trust.js';
+import {
+  checkUploadLocation,
+  downgrades,
+  isHttpUrl,
+  mayAdoptChallenge,
+  mayCarry,
+  type Origin,
+  withoutQuery,
+} from './trust.js';
 
 /** Something worth telling the user that is not an error (a tag skipped because its name is invalid). */
 export interface ClientWarning {
@@ -294,7 +302,7 @@ export class RegistryClient {
       let res: TransportResponse;
       let authorization: string | undefined;
       let changed = false;
-      let foreignChallenge = false;
+      let foreign = false;
       try {
         authorization = ours ? await auth.authorize(o.scopes, signal) : undefined;
         res = await this.transport.send({
@@ -312,27 +320,20 @@ export class RegistryClient {
           onAnswer: o.onAnswer,
           onRetry: o.onRetry,
         });
-        // A 401 from anywhere but the registry itself (a storage host behind a redirect, a Link target)
-        // is not the registry's challenge: never adopted, never answered with the registry's credentials.
-        if (res.status === 401 && !mayAdoptChallenge(res.url, origin)) foreignChallenge = true;
+        // An answer from anywhere but the registry itself (a storage host behind a redirect, a Link
+        // target) says nothing about the registry's credentials: its 401 is not the registry's challenge
+        // (never adopted, never answered with them), its 403 does not mean they expired.
+        foreign = !mayAdoptChallenge(res.url, origin);
         // Learn the challenge before letting requests that waited for this first answer go.
-        else if (res.status === 401)
+        if (res.status === 401 && !foreign)
           changed = auth.unauthorized(header(res.headers, 'www-authenticate'), authorization, {
             keepToken: o.noReauth === true,
           });
       } finally {
         firstContact?.();
       }
-      if (foreignChallenge) {
-        drain(res.body);
-        throw new UntrustedError(
-          `${registryText(res.url.origin)} (not the registry: ${url.origin === res.url.origin ? 'a link it gave' : 'reached by a redirect'}) answered 401 and asked for credentials; ${o.repo.registry}'s credentials go only to ${origin} and its own token realm`,
-          {
-            context,
-            status: 401,
-            hint: 'the registry sent this request to a host that wants credentials of its own; report it to the registry operator',
-          },
-        );
+      if (foreign && (res.status === 401 || res.status === 403)) {
+        throw await this.foreignRefusal(res, url, origin, o.repo.registry, context);
       }
       const verdict = classifyStatus(res.status, { quirks, renewable: auth.renewable });
       if (verdict !== 'reauth') return res;
@@ -362,6 +363,43 @@ export class RegistryClient {
       }
       throw await this.unauthorizedError(o, auth, authorization, www);
     }
+  }
+
+  /**
+   * A 401 or 403 from a host that is not the registry (a storage host behind a redirect, a Link target):
+   * the 401 is not the registry's challenge, the 403 not its word that the credential expired. An error
+   * naming that host (without the URL's query: signatures), and the registry's credentials untouched.
+   */
+  private async foreignRefusal(
+    res: TransportResponse,
+    url: URL,
+    origin: Origin,
+    registry: string,
+    context: ErrorContext,
+  ): Promise<RegistryError> {
+    const where = `${registryText(res.url.origin)} (not the registry: ${url.origin === res.url.origin ? 'a link it gave' : 'reached by a redirect'})`;
+    if (res.status === 401) {
+      drain(res.body);
+      return new UntrustedError(
+        `${where} answered 401 and asked for credentials; ${registry}'s credentials go only to ${origin} and its own token realm`,
+        {
+          context,
+          status: 401,
+          hint: 'the registry sent this request to a host that wants credentials of its own; report it to the registry operator',
+        },
+      );
+    }
+    // A plain failure of this request (an expired presigned link, a clock off): never a reason to drop
+    // the registry's tokens and fetch its credential again.
+    const { summary } = summariseErrorBody(await readCapped(res.body, 4096));
+    return new RegistryError(
+      `${where} refused ${registryText(withoutQuery(res.url), 200)} with HTTP ${res.status}${summary ? `: ${summary}` : ''}`,
+      {
+        context,
+        status: res.status,
+        hint: "the registry sent this request to another host, which refused it: an expired storage link, or this machine's clock is off; if it persists, report it to the registry operator",
+      },
+    );
   }
 
   private async unauthorizedError(
@@ -854,7 +892,9 @@ export class RegistryClient {
       filtered &&= applied.includes('artifactType');
       const next = nextLink(header(res.headers, 'link'), res.url);
       if (!next || seen.has(next.href)) break;
-      if (next.origin !== res.url.origin) {
+      // Compared with the registry's origin, not the URL that answered: a referrers GET redirected to a
+      // storage host does not make that host's Links the registry's.
+      if (next.origin !== this.registryOrigin(repo.registry)) {
         // Our credentials belong to this registry: a page elsewhere is not fetched with them.
         throw new RegistryError(`the referrers list links to another host (${next.host})`, { context });
       }
@@ -940,6 +980,18 @@ export class RegistryClient {
           `the tag list's next-page Link is a ${registryText(next.protocol)} URL; only http and https are followed`,
           {
             context,
+          },
+        );
+      }
+      // The page that answered came over HTTPS whenever the registry is HTTPS (redirects and Links never
+      // leave it): a next page on plain HTTP would cross the network in clear text, where anyone on the
+      // way could add or hide tags.
+      if (downgrades(res.url, next)) {
+        throw new UntrustedError(
+          `the tag list's next-page Link leads from HTTPS to plain HTTP (${registryText(withoutQuery(next), 200)}); refused: the page would travel in clear text`,
+          {
+            context,
+            hint: 'the registry is misconfigured (or not the registry you think): its tag-list Links must stay on HTTPS',
           },
         );
       }

@@ -10,8 +10,9 @@
 //   never answered with the registry's credentials and never adopted.
 // - A Location or Link on another origin is followed without credentials (redirects, tag-list pages), or
 //   refused (upload sessions: the blob and the session would go to a host the user never named).
-// - Never from HTTPS to HTTP: a redirect from HTTPS to plain HTTP is refused, and an HTTPS registry's
-//   token realm on plain HTTP is refused (it would carry the credentials in clear text).
+// - Never from HTTPS to HTTP: a redirect or a tag list's next-page Link from HTTPS to plain HTTP is
+//   refused, and an HTTPS registry's token realm on plain HTTP is refused (it would carry the
+//   credentials in clear text).
 // - Only http: and https: URLs are ever requested (no file:, data:, ...).
 
 import { AuthError, type ErrorContext, UntrustedError } from '../errors.js';
@@ -52,6 +53,16 @@ export function unparsedUrlText(text: string, max = 200): string {
 export function mayCarry(url: URL, owner: Origin): boolean {
   // Different scheme or port is a different origin: this also rules out HTTPS → HTTP.
   return isHttpUrl(url) && url.origin === owner;
+}
+
+/** Whether going from `from` to `to` leaves HTTPS for plain HTTP (what travelled encrypted would not). */
+export function downgrades(from: URL, to: URL): boolean {
+  return from.protocol === 'https:' && to.protocol === 'http:';
+}
+
+/** A URL for a message: scheme, host, port and path, without the query (signatures, capabilities). */
+export function withoutQuery(url: URL): string {
+  return `${url.origin}${url.pathname}`;
 }
 
 /** Whether a 401 challenge from `responseUrl` may teach the registry at `registryOrigin` how to log in. */

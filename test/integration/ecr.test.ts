@@ -6,11 +6,13 @@
 
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { syncReportSchema } from '../../src/cli/report.js';
 import { type EcrStandIn, keyringOf, type Refusal, startEcrStandIn } from '../harness/ecr-stand-in.js';
 import { type CliResult, runCli } from '../harness/fixture.js';
+import { closeServer, listen } from '../harness/http-server.js';
 import { type RegistryProxy, startProxy } from '../harness/proxy.js';
 import { type Registry, startRegistry } from '../harness/registry.js';
 import {
@@ -847,6 +849,64 @@ describe('ECR as a source: blob GETs redirected to storage', () => {
     );
     const raw = await skopeoInspectRaw(`${source.host}/from-ecr/big:1.0.0`);
     assert.ok(raw.equals(big.manifest.bytes));
+  });
+
+  test('a 403 from the storage host fails the blob with that host named; the ECR token is not renewed for it', async () => {
+    resetAll();
+    ecr.createRepository('expired/link');
+    await seedImage(new SeedClient({ url: ecrUpstream.url }), 'expired/link', '1.0.0', 'oci-image');
+    // S3 answering a presigned link that expired (or a clock off): 403, not ECR's "token expired".
+    const s3Requests: Array<{ path: string; hasAuthorization: boolean }> = [];
+    const s3 = createServer((req, res) => {
+      s3Requests.push({ path: req.url ?? '', hasAuthorization: req.headers.authorization !== undefined });
+      const body =
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>';
+      res.writeHead(403, { 'content-type': 'application/xml', 'content-length': String(body.length) });
+      res.end(body);
+    });
+    const port = await listen(s3, '127.0.0.2');
+    ecrProxy.settings.fault = (r) =>
+      r.kind === 'blob' && r.method === 'GET' && r.repo === 'expired/link'
+        ? {
+            status: 307,
+            headers: {
+              location: `http://127.0.0.2:${port}/expired-link/${r.path.split('/').pop()}?X-Amz-Expires=60&X-Amz-Signature=SECRET-SIGNATURE`,
+            },
+            body: '',
+          }
+        : undefined;
+    try {
+      const file = await config('expired-link.json', {
+        registries: registries(),
+        mirrors: [{ source: `${source.host}/org/worker`, targets: [`${source.host}/unused/worker`] }],
+      });
+      const res = await cli([
+        'copy',
+        '--config',
+        file,
+        `${ecr.registryHost}/expired/link:1.0.0`,
+        `${source.host}/from-ecr/expired-link`,
+      ]);
+      // The foreign 403 did not touch the registry's credential: one token for the run, none refused.
+      assert.equal(apiCalls(ecr, 'GetAuthorizationToken').length, 1, 'GetAuthorizationToken again');
+      assert.deepEqual(refusalsOf(ecr, 'expired-token'), []);
+      assert.equal(res.code, 1, res.stderr);
+      assert.ok(s3Requests.length >= 1, 'the storage host was asked');
+      assert.ok(
+        s3Requests.every((r) => !r.hasAuthorization),
+        'no Authorization to the storage host',
+      );
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `blob GET sha256:[0-9a-f]{64}: http://127\\.0\\.0\\.2:${port} \\(not the registry: reached by a redirect\\) refused http://127\\.0\\.0\\.2:${port}/expired-link/sha256:[0-9a-f]{64} with HTTP 403: AccessDenied Request has expired`,
+        ),
+      );
+      assert.ok(!res.stderr.includes('SECRET-SIGNATURE'), 'the signature is shown');
+    } finally {
+      ecrProxy.settings.fault = undefined;
+      await closeServer(s3);
+    }
   });
 });
 

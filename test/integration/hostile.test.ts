@@ -255,6 +255,21 @@ describe('hostile registries', { concurrency: 1 }, () => {
     }
   });
 
+  test('finding 2b (HTTPS): a tag-list Link from HTTPS to plain HTTP is refused, not followed', async () => {
+    hs.serve('f2/link-downgrade', { tags: ['v1'], linkElsewhere: ['planted'] });
+    const mark = hs.records.length;
+    const res = await cli(['tags', '--ca-file', `${hs.host}=${caFile}`, `${hs.host}/f2/link-downgrade`]);
+    assert.equal(requestsAt(hs, 'third', undefined, mark), 0, 'the plain-HTTP page was asked for');
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(
+      res.stderr,
+      /registry 127\.0\.0\.1:\d+, repository f2\/link-downgrade, tag list: the tag list's next-page Link leads from HTTPS to plain HTTP \(http:\/\/127\.0\.0\.3:\d+\/v2\/f2\/link-downgrade\/tags\/list\); refused/,
+    );
+    assert.ok(!res.stderr.includes('last=x'), `the Link's query is shown: ${res.stderr}`);
+    assert.ok(!res.stdout.includes('planted'), res.stdout);
+    assert.deepEqual(leaks(hs, mark), []);
+  });
+
   // ---- finding 3 ---------------------------------------------------------------------------------
 
   test("finding 3: a storage host's challenge is never adopted; no credential reaches the realm it names", async () => {

@@ -49,7 +49,14 @@ let withoutApi: Awaited<ReturnType<typeof serve>>;
 let elsewhere: Awaited<ReturnType<typeof serve>>;
 
 before(async () => {
-  elsewhere = await serve((_req, _url, res) => json(res, 200, index([])));
+  elsewhere = await serve((_req, url, res) => {
+    // A storage host that a referrers GET was redirected to, linking on to a page of its own.
+    if (url.pathname === `/v2/redirected/referrers/${SUBJECT}` && !url.searchParams.has('page')) {
+      json(res, 200, index([desc(1, 'a/b')]), { link: `<${url.pathname}?page=1>; rel="next"` });
+      return;
+    }
+    json(res, 200, index([]));
+  });
   withApi = await serve((req, url, res) => {
     if (url.pathname === `/v2/app/referrers/${SUBJECT}`) {
       const filtered: Record<string, string> = url.searchParams.has('artifactType')
@@ -71,6 +78,12 @@ before(async () => {
       json(res, 200, index([desc(1, 'a/b')]), {
         link: `<http://${elsewhere.host}/v2/evil/referrers/${SUBJECT}?page=1>; rel="next"`,
       });
+      return;
+    }
+    if (url.pathname === `/v2/redirected/referrers/${SUBJECT}`) {
+      res
+        .writeHead(302, { location: `http://${elsewhere.host}${url.pathname}`, 'content-length': '0' })
+        .end();
       return;
     }
     if (url.pathname === `/v2/missing/referrers/${SUBJECT}`) {
@@ -140,6 +153,25 @@ describe('RegistryClient.referrers', () => {
       return true;
     });
     assert.deepEqual(elsewhere.log, []);
+    await c.close();
+  });
+
+  it("does not follow a Link on the host a redirect led to: the registry's origin decides, not where it sent us", async () => {
+    const c = client();
+    elsewhere.log.length = 0;
+    await assert.rejects(
+      c.referrers({ registry: withApi.host, path: 'redirected' }, SUBJECT),
+      (err: unknown) => {
+        assert.ok(err instanceof RegistryError);
+        assert.match(err.message, new RegExp(`links to another host \\(${elsewhere.host}\\)`));
+        return true;
+      },
+    );
+    assert.deepEqual(
+      elsewhere.log,
+      [`GET /v2/redirected/referrers/${SUBJECT}`],
+      'only the redirect was followed',
+    );
     await c.close();
   });
 
