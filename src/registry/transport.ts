@@ -317,8 +317,11 @@ export class Transport {
   private readonly congestion = new Signal();
   private readonly agents = new Map<string, UndiciAgent>();
   private readonly limiters = new Map<string, AdaptiveLimit>();
-  /** Bodies not yet ended or destroyed: what close() cuts if they hold it up. */
-  private readonly bodies = new Set<Readable>();
+  /**
+   * Bodies not yet closed: what close() cuts if they hold it up. Weak: a body nobody consumed must stay
+   * collectable (undici then releases its request), not be kept alive by this list.
+   */
+  private readonly bodies = new Set<WeakRef<Readable>>();
   private readonly settingsFor: (host: string) => HostSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly trace: TraceFn | undefined;
@@ -610,8 +613,9 @@ export class Transport {
         });
         limiter.answered(res.statusCode);
         const resBody = res.body as unknown as Readable;
-        this.bodies.add(resBody);
-        resBody.once('close', () => this.bodies.delete(resBody));
+        const ref = new WeakRef(resBody);
+        this.bodies.add(ref);
+        resBody.once('close', () => this.bodies.delete(ref));
         this.trace?.({
           method: req.method,
           url: redactUrl(url),
@@ -644,9 +648,10 @@ export class Transport {
       timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS);
     });
     if ((await Promise.race([closed, grace])) === 'late') {
-      for (const body of this.bodies) {
-        body.on('error', () => {});
-        body.destroy();
+      for (const ref of this.bodies) {
+        const body = ref.deref();
+        body?.on('error', () => {});
+        body?.destroy();
       }
       await closed;
     }
