@@ -23,7 +23,7 @@ import { AdaptiveLimit, type RateAction, type RequestRates, type ThrottleStats }
 import { defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryDelay, sleep } from './retry.js';
 import { isRetryableStatus } from './status.js';
 import { connectOptions, type TlsMode } from './tls.js';
-import { type Credentials, isHttpUrl, mayCarry, unparsedUrlText } from './trust.js';
+import { type Credentials, downgrades, isHttpUrl, mayCarry, unparsedUrlText } from './trust.js';
 
 /**
  * undici's index also loads fetch, WebSocket, EventSource and its mocks (~70 ms of every run's start);
@@ -545,7 +545,7 @@ export class Transport {
           { context },
         );
       }
-      if (url.protocol === 'https:' && next.protocol === 'http:') {
+      if (downgrades(url, next)) {
         throw new RegistryError(
           `refusing to follow a redirect from HTTPS to plain HTTP (${registryText(redactUrl(next), 200)})`,
           { context },
