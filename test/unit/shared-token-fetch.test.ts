@@ -8,8 +8,8 @@ import { createServer } from 'node:http';
 import { describe, it } from 'node:test';
 import { AbortedError } from '../../src/errors.js';
 import { Authenticator } from '../../src/registry/auth.js';
-import { sourcesProvider } from '../../src/registry/profile/credential-provider.js';
 import { Transport } from '../../src/registry/transport.js';
+import { basicLogin } from '../harness/basic-login.js';
 import { closeServer, listen } from '../harness/http-server.js';
 
 const SCOPES = ['repository:a/b:pull'];
@@ -33,15 +33,7 @@ async function slowRealm(delayMs: number) {
   });
   const port = await listen(server, '127.0.0.1');
   const transport = new Transport({ settings: () => ({ tls: 'disabled', concurrency: 4 }) });
-  const login = sourcesProvider(
-    [
-      {
-        description: 'a docker login',
-        lookup: async () => ({ kind: 'basic', username: 'u', password: 'p' }),
-      },
-    ],
-    'registry.test',
-  );
+  const login = basicLogin('registry.test');
   const auth = new Authenticator('registry.test', transport, login);
   auth.unauthorized(
     `Bearer realm="http://127.0.0.1:${port}/token",service="registry.test",scope="${SCOPES[0]}"`,

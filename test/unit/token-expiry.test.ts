@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { describe, it } from 'node:test';
 import { Authenticator } from '../../src/registry/auth.js';
-import { sourcesProvider } from '../../src/registry/profile/credential-provider.js';
 import { Transport } from '../../src/registry/transport.js';
+import { basicLogin } from '../harness/basic-login.js';
 import { closeServer, listen } from '../harness/http-server.js';
 
 describe('a token that expires under concurrent requests', () => {
@@ -22,15 +22,7 @@ describe('a token that expires under concurrent requests', () => {
     const port = await listen(server, '127.0.0.1');
     const realm = `http://127.0.0.1:${port}/token`;
     const transport = new Transport({ settings: () => ({ tls: 'disabled', concurrency: 4 }) });
-    const login = sourcesProvider(
-      [
-        {
-          description: 'a docker login',
-          lookup: async () => ({ kind: 'basic', username: 'u', password: 'p' }),
-        },
-      ],
-      'registry.test',
-    );
+    const login = basicLogin('registry.test');
     const auth = new Authenticator('registry.test', transport, login);
     try {
       const challenge = `Bearer realm="${realm}",service="registry.test",scope="repository:a/b:pull"`;

@@ -11,9 +11,9 @@ import { buildProfiles } from '../../src/cli/runtime.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { configSchema } from '../../src/config/schema.js';
 import { Authenticator } from '../../src/registry/auth.js';
-import { sourcesProvider } from '../../src/registry/profile/credential-provider.js';
 import { chunkSizeFor } from '../../src/registry/profile/profile.js';
 import { Transport } from '../../src/registry/transport.js';
+import { basicLogin } from '../harness/basic-login.js';
 import { closeServer, listen } from '../harness/http-server.js';
 
 let dir: string;
@@ -143,15 +143,7 @@ describe('Quay: tokens without expires_in', () => {
   async function tokensOver(expiresIn: number | undefined, steps: number[]): Promise<number[]> {
     const r = await realm(expiresIn);
     const transport = new Transport({ settings: () => ({ tls: 'disabled', concurrency: 2 }) });
-    const robot = sourcesProvider(
-      [
-        {
-          description: 'test',
-          lookup: async () => ({ kind: 'basic', username: 'acme+mirrorbot', password: 'x' }),
-        },
-      ],
-      'quay.test',
-    );
+    const robot = basicLogin('quay.test', 'acme+mirrorbot', 'x', 'test');
     const auth = new Authenticator('quay.test', transport, robot);
     auth.unauthorized(`Bearer realm="${r.url}",service="quay.test"`, undefined);
     const counts: number[] = [];
