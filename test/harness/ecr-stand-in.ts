@@ -8,7 +8,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import { closeServer, listen } from './http-server.js';
+import { closeServer, forwardableHeaders, listen } from './http-server.js';
 import { MANIFEST_ACCEPT } from './oci-builders.js';
 
 /**
@@ -155,18 +155,6 @@ const PUBLIC_TARGET = 'SpencerFrontendService';
 const PUBLIC_REGION = 'us-east-1';
 const MAX_API_BODY = 1024 * 1024;
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
 function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -294,14 +282,6 @@ interface UploadSession {
   parts: number[];
   /** The Range ECR keeps answering: the end of the first chunk. */
   stuckRange?: string;
-}
-
-function forwardable(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name) && name !== 'authorization') out[name] = value;
-  }
-  return out;
 }
 
 function registryError(res: ServerResponse, method: string, status: number, code: string, message: string) {
@@ -682,38 +662,31 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
   function authorized(req: IncomingMessage, res: ServerResponse, path: string, write: boolean): boolean {
     const method = req.method ?? 'GET';
     const header = req.headers.authorization;
+    /** ECR's 401 with its Basic challenge. */
+    const challengeBasic = (reason: 'no-credentials' | 'unknown-token'): false => {
+      refuse(reason, req, path);
+      res.setHeader('www-authenticate', `Basic realm="http://${registryHost}/",service="ecr.amazonaws.com"`);
+      registryError(res, method, 401, 'UNAUTHORIZED', 'Not Authorized');
+      return false;
+    };
+    /** An expired token: 403 DENIED and no challenge, as both flavours answer. */
+    const expired = (): false => {
+      refuse('expired-token', req, path);
+      registryError(
+        res,
+        method,
+        403,
+        'DENIED',
+        'Your authorization token has expired. Reauthenticate and try again.',
+      );
+      return false;
+    };
     if (flavour === 'ecr') {
       const basic = basicPassword(header);
-      if (!basic) {
-        refuse('no-credentials', req, path);
-        res.setHeader(
-          'www-authenticate',
-          `Basic realm="http://${registryHost}/",service="ecr.amazonaws.com"`,
-        );
-        registryError(res, method, 401, 'UNAUTHORIZED', 'Not Authorized');
-        return false;
-      }
+      if (!basic) return challengeBasic('no-credentials');
       const state = basic.user === 'AWS' ? validToken(basic.password) : 'unknown';
-      if (state === 'expired') {
-        refuse('expired-token', req, path);
-        registryError(
-          res,
-          method,
-          403,
-          'DENIED',
-          'Your authorization token has expired. Reauthenticate and try again.',
-        );
-        return false;
-      }
-      if (state === 'unknown') {
-        refuse('unknown-token', req, path);
-        res.setHeader(
-          'www-authenticate',
-          `Basic realm="http://${registryHost}/",service="ecr.amazonaws.com"`,
-        );
-        registryError(res, method, 401, 'UNAUTHORIZED', 'Not Authorized');
-        return false;
-      }
+      if (state === 'expired') return expired();
+      if (state === 'unknown') return challengeBasic('unknown-token');
       return true;
     }
     const bearer = header?.toLowerCase().startsWith('bearer ')
@@ -728,17 +701,7 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
       registryError(res, method, 401, 'UNAUTHORIZED', 'Not Authorized');
       return false;
     }
-    if (Date.now() >= (bearer.from?.expiresAt ?? bearer.expiresAt)) {
-      refuse('expired-token', req, path);
-      registryError(
-        res,
-        method,
-        403,
-        'DENIED',
-        'Your authorization token has expired. Reauthenticate and try again.',
-      );
-      return false;
-    }
+    if (Date.now() >= (bearer.from?.expiresAt ?? bearer.expiresAt)) return expired();
     if (write && !bearer.from) {
       refuse('anonymous-write', req, path);
       registryError(res, method, 403, 'DENIED', 'Not Authorized');
@@ -763,7 +726,7 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
       rewrite?: (status: number, headers: OutgoingHttpHeaders) => number;
     } = {},
   ): void {
-    const headers = forwardable(req.headers);
+    const headers = forwardableHeaders(req.headers, ['authorization']);
     if (opts.body) headers['content-length'] = String(opts.body.length);
     const up = httpRequest({
       host: upstream.hostname,
@@ -775,7 +738,7 @@ export async function startEcrStandIn(options: EcrStandInOptions): Promise<EcrSt
       agent,
     });
     up.on('response', (upRes) => {
-      const out = forwardable(upRes.headers);
+      const out = forwardableHeaders(upRes.headers, ['authorization']);
       const status = opts.rewrite ? opts.rewrite(upRes.statusCode ?? 502, out) : (upRes.statusCode ?? 502);
       record.status = status;
       res.writeHead(status, out);

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
 
 /** Starts listening on host:0 (or the given port) and resolves with the port the kernel picked. */
 export function listen(server: Server, host: string, port = 0): Promise<number> {
@@ -29,4 +29,26 @@ export function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/** Headers that belong to one connection, never forwarded by a proxy (RFC 9110 7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** A request's headers as a proxy forwards them: without hop-by-hop ones and without `drop`. */
+export function forwardableHeaders(headers: IncomingHttpHeaders, drop: string[] = []): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name) && !drop.includes(name)) out[name] = value;
+  }
+  return out;
 }

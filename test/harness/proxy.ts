@@ -12,7 +12,7 @@ import {
 } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { closeServer, listen } from './http-server.js';
+import { closeServer, forwardableHeaders, listen } from './http-server.js';
 import { makeTempDir, removeDir } from './temp-dir.js';
 
 /**
@@ -109,18 +109,6 @@ export interface RegistryProxy {
   stop(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
 /** The storage host is another loopback address so that "same host" checks by clients really differ. */
 const STORAGE_HOST = '127.0.0.2';
 
@@ -141,14 +129,6 @@ export function classifyPath(path: string): { kind: RequestKind; repo?: string }
     if (repo !== undefined) return { kind, repo };
   }
   return { kind: 'other' };
-}
-
-function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  }
-  return out;
 }
 
 function drain(req: IncomingMessage): Promise<void> {

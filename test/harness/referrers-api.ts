@@ -9,7 +9,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { closeServer, listen } from './http-server.js';
+import { closeServer, forwardableHeaders, listen } from './http-server.js';
 import type { Descriptor } from './oci-builders.js';
 
 /**
@@ -43,17 +43,10 @@ export interface ReferrersApiOptions {
   announceSubject?: boolean;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 const NAME = '([a-z0-9]+(?:[._/-][a-z0-9]+)*)';
 const REFERRERS = new RegExp(`^/v2/${NAME}/referrers/(sha256:[a-f0-9]{64})$`);
 const MANIFEST = new RegExp(`^/v2/${NAME}/manifests/([^/]+)$`);
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-
-function forwardable(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-  return out;
-}
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -151,7 +144,7 @@ export async function startReferrersApi(
       ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
     });
     if (probe.status !== 200) {
-      send(res, probe.status, forwardable(probe.headers), probe.body);
+      send(res, probe.status, forwardableHeaders(probe.headers), probe.body);
       return;
     }
     let list = index.get(repo)?.get(digest) ?? [];
@@ -174,8 +167,8 @@ export async function startReferrersApi(
 
   async function manifestPut(req: IncomingMessage, res: ServerResponse, repo: string, path: string) {
     const body = await readBody(req);
-    const answer = await upstreamCall('PUT', path, forwardable(req.headers), body);
-    const headers = forwardable(answer.headers);
+    const answer = await upstreamCall('PUT', path, forwardableHeaders(req.headers), body);
+    const headers = forwardableHeaders(answer.headers);
     if (answer.status === 201) {
       const contentType = req.headers['content-type'];
       const subject = record(repo, body, Array.isArray(contentType) ? contentType[0] : contentType);
@@ -191,7 +184,7 @@ export async function startReferrersApi(
     path: string,
     ref: string,
   ) {
-    const answer = await upstreamCall('DELETE', path, forwardable(req.headers));
+    const answer = await upstreamCall('DELETE', path, forwardableHeaders(req.headers));
     if (answer.status === 202) {
       for (const [subject, list] of index.get(repo) ?? []) {
         index.get(repo)!.set(
@@ -200,7 +193,7 @@ export async function startReferrersApi(
         );
       }
     }
-    send(res, answer.status, forwardable(answer.headers), answer.body);
+    send(res, answer.status, forwardableHeaders(answer.headers), answer.body);
   }
 
   function forward(req: IncomingMessage, res: ServerResponse) {
@@ -209,11 +202,11 @@ export async function startReferrersApi(
       port: upstream.port,
       method: req.method,
       path: req.url,
-      headers: forwardable(req.headers),
+      headers: forwardableHeaders(req.headers),
       agent,
     });
     up.on('response', (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, forwardable(upRes.headers));
+      res.writeHead(upRes.statusCode ?? 502, forwardableHeaders(upRes.headers));
       pipeline(upRes, res).catch(() => {});
     });
     up.on('error', () => res.destroy());

@@ -18,6 +18,11 @@ let world: World;
 let env: Record<string, string>;
 /** Calls the token registry a Docker Hub: its profile gets the pull quota. */
 let hubConfig: string;
+
+/** `regmirror copy --config CONFIG SOURCE TARGET ...extra` with the Docker Hub test's environment. */
+function hubCopy(source: string, target: string, extra: string[] = [], config = hubConfig) {
+  return world.runCli(['copy', '--config', config, source, target, ...extra], { env });
+}
 const images = new Map<string, SeededImage>();
 
 before(async () => {
@@ -147,17 +152,7 @@ describe('a sync from a Docker Hub source', () => {
     world.source.proxy.settings.fault = dockerHub(quota);
     const again = await world.runCli(['sync', '--config', hubConfig, '--json'], { env });
     const check = await world.runCli(['check', '--config', hubConfig, '--json'], { env });
-    const copy = await world.runCli(
-      [
-        'copy',
-        '--config',
-        hubConfig,
-        `${world.source.host}/hub/app:1.0`,
-        `${world.open.host}/hub/app`,
-        '--json',
-      ],
-      { env },
-    );
+    const copy = await hubCopy(`${world.source.host}/hub/app:1.0`, `${world.open.host}/hub/app`, ['--json']);
     world.clearFaults();
     assert.equal(again.code, 0, again.stderr);
     assert.equal(check.code, 0, check.stderr);
@@ -180,17 +175,7 @@ test('below a tenth of the quota, manifest GETs are spaced window/limit apart', 
   const quota: Quota = { limit: 10, window: 20, remaining: 1, spend: false };
   world.resetCounts();
   world.source.proxy.settings.fault = dockerHub(quota);
-  const res = await world.runCli(
-    [
-      'copy',
-      '--config',
-      hubConfig,
-      `${world.source.host}/hub/paced:1.0`,
-      `${world.open.host}/hub/paced`,
-      '--json',
-    ],
-    { env },
-  );
+  const res = await hubCopy(`${world.source.host}/hub/paced:1.0`, `${world.open.host}/hub/paced`, ['--json']);
   world.clearFaults();
   assert.equal(res.code, 0, res.stderr);
   const gets = manifestGets(world.source.proxy.requests);
@@ -241,17 +226,9 @@ describe('a 429 from the quota', () => {
   async function copyThrough(headers: Record<string, string>, target: string) {
     world.resetCounts();
     world.source.proxy.settings.fault = firstGetRefused(headers);
-    const res = await world.runCli(
-      [
-        'copy',
-        '--config',
-        hubConfig,
-        `${world.source.host}/hub/throttled:1.0`,
-        `${world.open.host}/${target}`,
-        '--json',
-      ],
-      { env },
-    );
+    const res = await hubCopy(`${world.source.host}/hub/throttled:1.0`, `${world.open.host}/${target}`, [
+      '--json',
+    ]);
     world.clearFaults();
     assert.equal(res.code, 0, res.stderr);
     const gets = manifestGets(world.source.proxy.requests);
@@ -308,32 +285,16 @@ describe('a 429 from the quota', () => {
           }
         : undefined;
     // --retries 0: the 429 is final at once (the retry path is the tests above).
-    const withReset = await world.runCli(
-      [
-        'copy',
-        '--config',
-        hubConfig,
-        `${world.source.host}/hub/throttled:1.0`,
-        `${world.open.host}/hub/gone`,
-        '--retries',
-        '0',
-      ],
-      { env },
-    );
+    const withReset = await hubCopy(`${world.source.host}/hub/throttled:1.0`, `${world.open.host}/hub/gone`, [
+      '--retries',
+      '0',
+    ]);
     world.source.proxy.settings.fault = (req) =>
       req.kind === 'manifest' && req.method === 'GET' ? { status: 429 } : undefined;
-    const noReset = await world.runCli(
-      [
-        'copy',
-        '--config',
-        hubConfig,
-        `${world.source.host}/hub/throttled:1.0`,
-        `${world.open.host}/hub/gone`,
-        '--retries',
-        '1',
-      ],
-      { env },
-    );
+    const noReset = await hubCopy(`${world.source.host}/hub/throttled:1.0`, `${world.open.host}/hub/gone`, [
+      '--retries',
+      '1',
+    ]);
     // A spell of 429s longer than the manifest request's deadline: still named as the quota's doing.
     world.source.proxy.settings.fault = (req) =>
       req.kind === 'manifest' && req.method === 'GET'
@@ -354,17 +315,11 @@ describe('a 429 from the quota', () => {
         mirrors: [{ source: `${world.source.host}/hub/app`, targets: [`${world.open.host}/hub/app`] }],
       }),
     );
-    const outlasted = await world.runCli(
-      [
-        'copy',
-        '--config',
-        shortDeadline,
-        `${world.source.host}/hub/throttled:1.0`,
-        `${world.open.host}/hub/gone`,
-        '--retries',
-        '10',
-      ],
-      { env },
+    const outlasted = await hubCopy(
+      `${world.source.host}/hub/throttled:1.0`,
+      `${world.open.host}/hub/gone`,
+      ['--retries', '10'],
+      shortDeadline,
     );
     world.clearFaults();
     assert.equal(outlasted.code, 1, outlasted.stderr);
